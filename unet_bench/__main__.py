@@ -1,0 +1,5 @@
+import sys
+
+from unet_bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,53 @@
+"""The `unet-bench` command: one sub-command module per job, all sharing one error policy.
+
+Any mistake in what the user asked for (a `BenchError`, or a bad argument) prints one line on stderr and
+exits with status 2, without a traceback. Each module in `COMMANDS` adds its sub-commands with
+``register(subparsers)`` and points them at a function ``(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from unet_bench.cli import models_cmd
+from unet_bench.errors import BenchError
+
+COMMANDS = [models_cmd]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="unet-bench",
+        description="The original UNet and its variants: what each design choice costs and buys.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    subparsers.required = True
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BenchError as error:
+        sys.stderr.write(f"unet-bench {args.command}: error: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"unet-bench {args.command}: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

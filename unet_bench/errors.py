@@ -1,0 +1,21 @@
+"""User-facing errors.
+
+Anything a user can get wrong (a variant name, a config key, an input size, an experiment file) raises a
+subclass of :class:`BenchError`. Its message is one line that says what was wrong and what would be
+valid; the CLI prints exactly that line and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class BenchError(ValueError):
+    """A mistake in what the user asked for, with a one-line message naming the valid choices."""
+
+
+class InvalidInputSizeError(BenchError):
+    """An input size the network cannot take (raised before any convolution runs)."""
+
+
+def choices(values) -> str:
+    """Format the valid choices for an error message: ``'a', 'b', 'c'``."""
+    return ", ".join(repr(v) for v in values)

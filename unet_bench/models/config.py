@@ -1,0 +1,135 @@
+"""`UNetConfig`: every design factor of a UNet in one frozen, hashable object.
+
+The defaults are the network of Ronneberger et al. (2015). A variant is this config with fields changed,
+so an ablation is a diff of configs, and a results record can store the whole network as a plain dict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+from unet_bench.errors import BenchError, choices
+
+PADDINGS = ("valid", "same")
+UPSAMPLES = ("transposed", "bilinear", "nearest", "pixelshuffle")
+SKIPS = ("concat", "add", "none")
+NORMS = ("none", "batch", "instance", "group")
+ACTIVATIONS = ("relu", "leaky_relu", "gelu")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Every factor of the network; defaults are the paper's.
+
+    Args:
+        in_channels: channels of the input image (paper: 1, grey-scale EM).
+        num_classes: channels of the 1x1 head (paper: 2, cell / border-and-background).
+        depth: number of 2x2 max-poolings (paper: 4, so five resolution levels).
+        base_width: channels at the first level, doubled at every pooling (paper: 64 → 1024).
+        padding: ``valid`` = unpadded 3x3 convs (each loses 2 px); ``same`` = zero-padded by 1.
+        upsample: ``transposed`` = 2x2 stride-2 up-conv (paper); ``bilinear`` / ``nearest`` = x2
+            interpolation then a 1x1 conv C → C/2; ``pixelshuffle`` = 1x1 conv C → 2C then PixelShuffle(2).
+        skip: ``concat`` = centre-crop the encoder map and concatenate it (paper); ``add`` = crop and add
+            (both C/2 channels); ``none`` = no skip connections.
+        norm: normalisation after each 3x3 conv, before the activation.
+        norm_groups: groups for ``norm="group"`` (gcd with the channel count, so any width works).
+        activation: non-linearity after each 3x3 conv (``leaky_relu`` uses slope 0.01).
+        dropout: drop probability at the end of the contracting path (after the bottleneck convs);
+            the paper uses dropout there, 0 disables it.
+        bias: whether the 3x3 convs carry a bias (the up-convs and the head always do).
+    """
+
+    in_channels: int = 1
+    num_classes: int = 2
+    depth: int = 4
+    base_width: int = 64
+    padding: str = "valid"
+    upsample: str = "transposed"
+    skip: str = "concat"
+    norm: str = "none"
+    norm_groups: int = 32
+    activation: str = "relu"
+    dropout: float = 0.0
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("padding", PADDINGS),
+            ("upsample", UPSAMPLES),
+            ("skip", SKIPS),
+            ("norm", NORMS),
+            ("activation", ACTIVATIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise BenchError(f"{name}={getattr(self, name)!r} is not valid; choose one of {choices(allowed)}")
+        for name in ("in_channels", "num_classes", "depth", "base_width", "norm_groups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise BenchError(f"{name}={value!r} is not valid; it must be a positive integer")
+        if self.base_width % 2:
+            raise BenchError(f"base_width={self.base_width} is not valid; it must be even (up-convs halve it)")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise BenchError(f"dropout={self.dropout!r} is not valid; it must be a number in [0, 1)")
+        if not isinstance(self.bias, bool):
+            raise BenchError(f"bias={self.bias!r} is not valid; it must be true or false")
+
+    def widths(self) -> list[int]:
+        """Channels per level, from the first level down to the bottleneck (paper: 64 ... 1024)."""
+        return [self.base_width * 2**level for level in range(self.depth + 1)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of every field (what results records store)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UNetConfig:
+        """Build from a dict; unknown keys are refused with the list of valid ones."""
+        check_keys(data)
+        return cls(**data)
+
+    def replace(self, **overrides: Any) -> UNetConfig:
+        """A copy with some fields changed; unknown keys are refused with the list of valid ones."""
+        check_keys(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def diff(self, other: UNetConfig) -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ: ``{name: (self's value, other's value)}``."""
+        return {
+            f.name: (getattr(self, f.name), getattr(other, f.name))
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        }
+
+
+FIELD_NAMES = tuple(f.name for f in fields(UNetConfig))
+
+
+def check_keys(data: dict[str, Any]) -> None:
+    """Refuse keys that are not config fields, naming the valid ones."""
+    unknown = [key for key in data if key not in FIELD_NAMES]
+    if unknown:
+        raise BenchError(f"unknown config key {unknown[0]!r}; valid keys are {choices(FIELD_NAMES)}")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``["depth=3", "norm=batch"]`` (command-line ``--set``) into typed config overrides."""
+    types = {f.name: type(getattr(UNetConfig(), f.name)) for f in fields(UNetConfig)}
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise BenchError(f"override {item!r} is not KEY=VALUE (e.g. depth=3)")
+        check_keys({key: None})
+        kind = types[key]
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError
+                overrides[key] = text.lower() in ("true", "1")
+            else:
+                overrides[key] = kind(text)
+        except ValueError:
+            raise BenchError(f"override {item!r}: {key} takes a {kind.__name__}") from None
+    return overrides

@@ -1,0 +1,187 @@
+"""Which input sizes a UNet can take, what comes out, and what each output pixel sees.
+
+Every 3x3 valid conv loses 2 px, every 2x2 pool halves (and must see an even size so that the decoder's
+crop stays centred), every up-sampling doubles. Tracing one spatial dimension through the network is
+exact and cheap, so height and width are checked independently (non-square inputs work).
+For the paper network: valid inputs are 16k + 124 (k ≥ 4) and output = input − 184.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from unet_bench.errors import InvalidInputSizeError
+from unet_bench.models.config import UNetConfig
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Sizes of one spatial dimension through the network."""
+
+    encoder: tuple[int, ...]  # after each encoder level's double conv (the skip sources)
+    bottleneck: int  # after the bottleneck's double conv
+    upsampled: tuple[int, ...]  # after each up-sampling, deepest first
+    decoder: tuple[int, ...]  # after each decoder level's double conv, deepest first; the last is the output
+
+    @property
+    def output(self) -> int:
+        return self.decoder[-1]
+
+
+def _conv_loss(cfg: UNetConfig) -> int:
+    """Pixels lost per 3x3 conv."""
+    return 2 if cfg.padding == "valid" else 0
+
+
+@functools.lru_cache(maxsize=4096)
+def trace(cfg: UNetConfig, size: int) -> Trace | None:
+    """Sizes through the network for one input dimension, or None if the size is not valid."""
+    loss = 2 * _conv_loss(cfg)
+    encoder = []
+    n = size
+    for _ in range(cfg.depth):
+        n -= loss
+        if n < 2 or n % 2:
+            return None
+        encoder.append(n)
+        n //= 2
+    n -= loss
+    if n < 1:
+        return None
+    bottleneck = n
+    upsampled, decoder = [], []
+    for skip in reversed(encoder):
+        n *= 2
+        if cfg.skip != "none" and (skip < n or (skip - n) % 2):
+            return None
+        upsampled.append(n)
+        n -= loss
+        if n < 1:
+            return None
+        decoder.append(n)
+    return Trace(tuple(encoder), bottleneck, tuple(upsampled), tuple(decoder))
+
+
+def is_valid_size(cfg: UNetConfig, size: int) -> bool:
+    """True if an input of this size (one dimension) passes through the network exactly."""
+    return isinstance(size, int) and size > 0 and trace(cfg, size) is not None
+
+
+def output_size(cfg: UNetConfig, size: int | tuple[int, int]) -> int | tuple[int, int]:
+    """Output size for an input size (an int, or a (height, width) pair checked independently)."""
+    if isinstance(size, tuple):
+        check_input_size(cfg, *size)
+        return tuple(trace(cfg, s).output for s in size)  # type: ignore[union-attr, return-value]
+    check_input_size(cfg, size, size)
+    return trace(cfg, size).output  # type: ignore[union-attr]
+
+
+def valid_sizes(cfg: UNetConfig, lo: int = 1, hi: int = 1024) -> list[int]:
+    """All valid input sizes in [lo, hi]."""
+    return [s for s in range(max(lo, 1), hi + 1) if trace(cfg, s) is not None]
+
+
+def nearest_valid_sizes(cfg: UNetConfig, size: int) -> tuple[int | None, int | None]:
+    """The nearest valid size at or below, and at or above, ``size`` (None where there is none)."""
+    period = 2**cfg.depth
+    below = next((s for s in range(size, max(size - period, 0), -1) if is_valid_size(cfg, s)), None)
+    above = next((s for s in range(max(size, 1), size + 16 * period) if is_valid_size(cfg, s)), None)
+    return below, above
+
+
+def smallest_valid_size(cfg: UNetConfig) -> int:
+    """The smallest input the network can take."""
+    return nearest_valid_sizes(cfg, 1)[1]  # type: ignore[return-value]
+
+
+def input_size_for_output(cfg: UNetConfig, out: int) -> int:
+    """The input size that yields exactly ``out`` output pixels (for fair comparisons across variants)."""
+    size = out + size_loss(cfg)
+    if not is_valid_size(cfg, size):
+        outs = [s - size_loss(cfg) for s in nearest_valid_sizes(cfg, size) if s is not None]
+        raise InvalidInputSizeError(f"no input gives an output of {out} px; the nearest reachable outputs are {outs}")
+    return size
+
+
+def size_loss(cfg: UNetConfig) -> int:
+    """input − output for any valid input (184 for the paper network, 0 when padded)."""
+    s = smallest_valid_size(cfg)
+    return s - trace(cfg, s).output  # type: ignore[union-attr]
+
+
+def describe_invalid(cfg: UNetConfig, size: int) -> str:
+    """'the nearest valid sizes are 556 and 572' — the second half of an invalid-size message."""
+    below, above = nearest_valid_sizes(cfg, size)
+    near = [s for s in (below, above) if s is not None]
+    if not near:
+        return "no size near it is valid"
+    if len(near) == 1:
+        return f"the nearest valid size is {near[0]}"
+    return f"the nearest valid sizes are {near[0]} and {near[1]}"
+
+
+def check_input_size(cfg: UNetConfig, height: int, width: int) -> None:
+    """Raise `InvalidInputSizeError` naming the bad dimension and the nearest valid sizes."""
+    for name, size in (("height", height), ("width", width)):
+        if not is_valid_size(cfg, size):
+            first = smallest_valid_size(cfg)
+            period = 2**cfg.depth
+            raise InvalidInputSizeError(
+                f"input {name} {size} is not valid for this UNet (valid sizes are {first}, {first + period}, "
+                f"{first + 2 * period}, ... every {period}); {describe_invalid(cfg, size)}"
+            )
+
+
+# --- receptive field ------------------------------------------------------------------------------------
+
+
+def _back_conv(cfg: UNetConfig, a: int, b: int) -> tuple[int, int]:
+    """Input interval of a 3x3 conv for output interval [a, b] (same-padding ignores the border)."""
+    return (a, b + 2) if cfg.padding == "valid" else (a - 1, b + 1)
+
+
+def _back_upsample(cfg: UNetConfig, a: int, b: int) -> tuple[int, int]:
+    """Coarse-map interval that fine-map interval [a, b] of a x2 up-sampling reads."""
+    if cfg.upsample == "bilinear":  # align_corners=False: pixel o reads floor((o-0.5)/2) and the next one
+        return (a - 0.5) // 2, (b - 0.5) // 2 + 1  # type: ignore[return-value]
+    return a // 2, b // 2  # transposed 2x2/2, nearest and pixel shuffle read one coarse pixel
+
+
+def input_interval(cfg: UNetConfig, size: int, a: int, b: int | None = None) -> tuple[int, int]:
+    """Input pixels [lo, hi] (one dimension) that output pixels [a, b] depend on, for an input of ``size``.
+
+    Exact interval arithmetic over the network's graph: the decoder is walked down collecting what each
+    skip reads, then the encoder is walked up taking the hull of the skip and the deeper path.
+    """
+    b = a if b is None else b
+    t = trace(cfg, size)
+    if t is None:
+        check_input_size(cfg, size, size)
+    assert t is not None
+    skip_reads: list[tuple[int, int] | None] = []
+    for level in range(cfg.depth):  # decoder, shallowest first
+        a, b = _back_conv(cfg, *_back_conv(cfg, a, b))
+        up = t.upsampled[cfg.depth - 1 - level]
+        offset = (t.encoder[level] - up) // 2
+        skip_reads.append((a + offset, b + offset) if cfg.skip != "none" else None)
+        a, b = _back_upsample(cfg, a, b)
+    a, b = _back_conv(cfg, *_back_conv(cfg, a, b))  # bottleneck
+    for level in reversed(range(cfg.depth)):  # encoder, deepest first
+        a, b = 2 * a, 2 * b + 1  # 2x2 max-pool
+        read = skip_reads[level]
+        if read is not None:
+            a, b = min(a, read[0]), max(b, read[1])
+        a, b = _back_conv(cfg, *_back_conv(cfg, a, b))
+    return max(int(a), 0), min(int(b), size - 1)  # zero padding and interpolation clamp at the border
+
+
+def receptive_field(cfg: UNetConfig) -> int:
+    """Largest number of input pixels (one dimension) that a single output pixel depends on."""
+    period = 2**cfg.depth
+    size = nearest_valid_sizes(cfg, smallest_valid_size(cfg) + 64 * period)[1]  # wider than any field
+    assert size is not None
+    out = trace(cfg, size).output  # type: ignore[union-attr]
+    centre = out // 2  # far from the border, so no interval is clamped
+    spans = [input_interval(cfg, size, o) for o in range(centre, min(centre + period, out))]
+    return max(hi - lo + 1 for lo, hi in spans)
