@@ -1,0 +1,168 @@
+"""The two plain types every part of the pipeline shares: a `Case` (what to measure) and a `Record`
+(what was measured).
+
+The spec expands an experiment file into cases; `unet_bench.measure.measure(case)` turns one case into one
+record; the runner appends ``record.to_dict()`` as a JSON line; the results loader flattens those lines
+into a DataFrame. Keys are documented field by field below: they are the project's data interface, so a
+key is added, never renamed. Units are in the names (``_bytes``, ``_ms``, ``_s``, ``_per_s``).
+Sizes are square: ``input_size`` is the side in pixels (the geometry handles non-square inputs; cases
+don't need them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+MODES = ("counts", "infer", "train", "quality")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("fp32", "bf16", "fp16")
+STATUSES = ("ok", "oom", "error", "skipped")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement to make: a network, an input, a mode and the execution options."""
+
+    variant: str  # registered variant name
+    overrides: tuple[tuple[str, Any], ...] = ()  # config fields changed on top of the variant, sorted
+    mode: str = "counts"  # counts | infer | train | quality
+    device: str = "cpu"  # cpu | cuda
+    batch: int = 1
+    input_size: int = 572  # side of the square input, pixels
+    dtype: str = "fp32"  # fp32 | bf16 | fp16 (bf16/fp16 run under autocast)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile (compile time reported apart from the timing)
+    tf32: bool = True  # CUDA: allow TF32 in convs/matmuls (PyTorch's cuDNN default); False = IEEE fp32
+    cudnn_benchmark: bool = False
+    threads: int | None = None  # intra-op threads; None = every core torch sees
+    repeat: int = 0  # index of this repeat of the same case (each repeat is its own record)
+    min_run_time_s: float = 1.0  # time budget for the timed blocks of one measurement
+    seeds: int = 3  # quality mode: number of training seeds
+
+    def overrides_dict(self) -> dict[str, Any]:
+        return dict(self.overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["overrides"] = self.overrides_dict()
+        return data
+
+    @property
+    def case_id(self) -> str:
+        """Stable id of this case (repeat included): what `--resume` matches on."""
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name for progress bars and logs."""
+        extra = ",".join(f"{k}={v}" for k, v in self.overrides)
+        name = f"{self.variant}[{extra}]" if extra else self.variant
+        opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        return f"{name} {self.mode} {self.device} b{self.batch} {self.input_size}px {'/'.join(opts)} #{self.repeat}"
+
+
+@dataclass
+class Record:
+    """One measured case. Missing measurements are None (a counts-only case has no latency)."""
+
+    # --- what was measured ---
+    variant: str
+    mode: str
+    device: str
+    batch: int
+    input_size: int  # side of the square input, pixels
+    output_size: int | None = None  # side of the square output, pixels (smaller than the input for valid convs)
+    dtype: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    tf32: bool | None = None  # None on CPU
+    cudnn_benchmark: bool | None = None  # None on CPU
+    threads: int | None = None
+    repeat: int = 0
+    case_id: str = ""
+    suite: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the full UNetConfig.to_dict()
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    # --- outcome ---
+    status: str = "ok"  # ok | oom | error | skipped
+    message: str = ""  # why, for anything but ok
+    timestamp: str = ""  # ISO 8601, UTC, when the measurement finished
+    duration_s: float | None = None  # wall time of the whole measurement
+
+    # --- counts (per image of the batch unless stated) ---
+    params: int | None = None
+    params_trainable: int | None = None
+    macs: int | None = None  # forward multiply-accumulates of convs and transposed convs, per image
+    flops: int | None = None  # 2 x macs: forward FLOPs of convs and transposed convs, per image
+    flops_scope: str = ""  # which ops macs/flops cover, in words
+    other_flops: int | None = None  # forward FLOPs outside convs (interpolation, norms, ...), per image
+    train_flops: int | None = None  # forward + backward FLOPs of one training step, counted, per image
+    macs_per_output_pixel: float | None = None
+
+    # --- timing ---
+    latency_ms_median: float | None = None  # per batch
+    latency_ms_iqr: float | None = None
+    latency_ms_p25: float | None = None
+    latency_ms_p75: float | None = None
+    latency_n: int | None = None  # number of timed measurements behind the median
+    images_per_s: float | None = None
+    output_mpix_per_s: float | None = None  # output megapixels per second (all classes count once)
+    achieved_flops_per_s: float | None = None
+    peak_flops_per_s: float | None = None  # the device ceiling used for peak_fraction
+    peak_fraction: float | None = None  # achieved / peak
+    warmup_s: float | None = None  # warm-up (incl. cuDNN autotune) excluded from timing
+    compile_s: float | None = None  # torch.compile time, excluded from timing
+
+    # --- memory (per batch) ---
+    peak_mem_bytes: int | None = None
+    peak_mem_method: str = ""  # how peak_mem_bytes was measured
+    saved_activation_bytes: int | None = None  # bytes autograd saved for backward (train)
+    param_bytes: int | None = None
+    grad_bytes: int | None = None
+    optimizer_bytes: int | None = None
+    predicted_peak_bytes: int | None = None
+    peak_mem_ratio: float | None = None  # measured / predicted
+
+    # --- quality (mode="quality") ---
+    dice_mean: float | None = None
+    dice_std: float | None = None
+    iou_mean: float | None = None
+    iou_std: float | None = None
+    quality_seeds: int | None = None
+    train_time_s: float | None = None
+    train_steps: int | None = None
+
+    # --- context ---
+    env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)
+    extra: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping (per-stage params, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        """Build from a dict; keys this version does not know go to ``extra`` rather than failing."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        unknown = {k: v for k, v in data.items() if k not in names}
+        record = cls(**known)
+        record.extra.update(unknown)
+        return record
+
+    @classmethod
+    def for_case(cls, case: Case, **values: Any) -> Record:
+        """A record that identifies ``case``; measured values are passed as keywords."""
+        return cls(
+            variant=case.variant, mode=case.mode, device=case.device, batch=case.batch,
+            input_size=case.input_size, dtype=case.dtype, channels_last=case.channels_last,
+            compile=case.compile, tf32=case.tf32 if case.device == "cuda" else None,
+            cudnn_benchmark=case.cudnn_benchmark if case.device == "cuda" else None,
+            threads=case.threads, repeat=case.repeat, case_id=case.case_id,
+            overrides=case.overrides_dict(), **values,
+        )
