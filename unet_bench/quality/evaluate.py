@@ -1,0 +1,127 @@
+"""`evaluate_quality(cfg)`: train one variant with several seeds on the same data and score it.
+
+Every variant is trained on tiles with the same *output* size (``tile_out``), so each step supervises the
+same number of pixels whatever the variant loses to valid convolutions; a valid-conv variant pays for its
+lost border with larger input tiles, which shows up as training time. Validation images are segmented by
+overlap-tile inference (`tiling.predict_tiled`) with the training tile, and scored by Dice and IoU of the
+object class, pooled over the validation split.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from unet_bench.errors import BenchError
+from unet_bench.models.config import UNetConfig
+from unet_bench.models.geometry import check_input_size, nearest_valid_sizes, output_size, size_loss
+from unet_bench.models.unet import UNet
+from unet_bench.quality.data import SegmentationSet, Split
+from unet_bench.quality.metrics import dice, iou
+from unet_bench.quality.synthetic import synthetic_task
+from unet_bench.quality.tiling import predict_tiled
+from unet_bench.quality.train import TrainSettings, train
+
+
+def training_tile(cfg: UNetConfig, tile_out: int) -> int:
+    """The smallest valid input tile whose output is at least ``tile_out`` px."""
+    if tile_out < 1:
+        raise BenchError(f"tile_out={tile_out} is not valid; it must be a positive number of pixels")
+    above = nearest_valid_sizes(cfg, tile_out + size_loss(cfg))[1]
+    assert above is not None  # valid sizes repeat every 2^depth px, so one lies above any size
+    return above
+
+
+def default_halo(cfg: UNetConfig, tile_in: int) -> int:
+    """Output px dropped per tile side at inference: 0 for valid convs (nothing they output saw the
+    tile's edge), a quarter of the tile's output for padded ones (whose edges saw zero padding)."""
+    return 0 if size_loss(cfg) else output_size(cfg, tile_in) // 4
+
+
+def segment(model: UNet, data: SegmentationSet, *, tile_in: int, halo: int, batch: int) -> list[np.ndarray]:
+    """Predicted class maps of every image in ``data`` (overlap-tile inference, eval mode)."""
+    model.eval()
+    return [predict_tiled(model, image, tile_in=tile_in, halo=halo, batch=batch).argmax(0).numpy()
+            for image in data.images]
+
+
+def _std(values: list[float]) -> float:
+    """Sample std (n − 1): the spread a user should expect from another seed; 0 for one seed."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def evaluate_quality(
+    cfg: UNetConfig, *, seeds: int = 3, steps: int = 300, batch: int = 4, tile_out: int = 64,
+    tile_in: int | None = None, halo: int | None = None, optimizer: str = "sgd", lr: float | None = None,
+    weight_map: bool = True, data: Split | None = None, device: str = "cpu",
+) -> dict[str, Any]:
+    """Train ``cfg`` with seeds 0 … seeds−1 and score each model on the validation split.
+
+    Args:
+        seeds: number of training seeds (initial weights, tiles, flips); the data is the same for all.
+        steps, batch, optimizer, lr, weight_map: see `TrainSettings`.
+        tile_out: output side of a training tile; the input is the smallest valid tile giving at least that.
+        tile_in: the input tile side instead (must be valid for ``cfg``); overrides ``tile_out``.
+        halo: output px dropped per tile side at inference; None = `default_halo`.
+        data: train/validation images; None = ``synthetic_task(0)`` (16 + 8 images of 128 px).
+        device: ``cpu`` or ``cuda``.
+
+    Returns:
+        ``Record`` fields — dice_mean, dice_std, iou_mean, iou_std (sample std over seeds), quality_seeds,
+        train_time_s (mean wall time to train one model), train_steps — and ``extra``: the per-seed values,
+        the loss at the start and end of training, the Dice of the best constant prediction, and the
+        settings used. ``Record.for_case(case, **result)`` takes it as it is.
+    """
+    if seeds < 1:
+        raise BenchError(f"seeds={seeds} is not valid; train at least one seed")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError("device='cuda' is not available here; use device='cpu'")
+    settings = TrainSettings(steps=steps, batch=batch, optimizer=optimizer, lr=lr, weight_map=weight_map)
+    if tile_in is None:
+        tile_in = training_tile(cfg, tile_out)
+    check_input_size(cfg, tile_in, tile_in)
+    halo = default_halo(cfg, tile_in) if halo is None else halo
+    data = synthetic_task(0) if data is None else data
+    dices, ious, times, loss_start, loss_end = [], [], [], [], []
+    start = time.perf_counter()
+    for seed in range(seeds):
+        result = train(cfg, data.train, tile_in=tile_in, seed=seed, settings=settings, device=device)
+        preds = segment(result.model, data.val, tile_in=tile_in, halo=halo, batch=batch)
+        dices.append(dice(preds, data.val.masks))
+        ious.append(iou(preds, data.val.masks))
+        times.append(result.time_s)
+        tenth = max(1, steps // 10)
+        loss_start.append(float(np.mean(result.losses[:tenth])))
+        loss_end.append(float(np.mean(result.losses[-tenth:])))
+    return {
+        "dice_mean": statistics.fmean(dices),
+        "dice_std": _std(dices),
+        "iou_mean": statistics.fmean(ious),
+        "iou_std": _std(ious),
+        "quality_seeds": seeds,
+        "train_time_s": statistics.fmean(times),
+        "train_steps": steps,
+        "extra": {
+            "dice_per_seed": dices,
+            "iou_per_seed": ious,
+            "train_time_s_per_seed": times,
+            "loss_start_per_seed": loss_start,  # mean loss over the first tenth of the steps
+            "loss_end_per_seed": loss_end,  # ... and over the last tenth
+            "dice_all_foreground": dice([np.ones_like(m) for m in data.val.masks], data.val.masks),
+            "quality_total_s": time.perf_counter() - start,
+            "tile_in": tile_in,
+            "tile_out": output_size(cfg, tile_in),
+            "infer_halo": halo,
+            "batch": batch,
+            "optimizer": optimizer,
+            "lr": settings.learning_rate,
+            "momentum": settings.momentum if optimizer == "sgd" else None,
+            "weight_map": weight_map,
+            "train_images": len(data.train),
+            "val_images": len(data.val),
+        },
+    }
