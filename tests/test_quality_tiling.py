@@ -18,6 +18,7 @@ def single_pass(model: UNet, image: np.ndarray, tile_in: int, halo: int) -> torc
     return out[:, halo : halo + image.shape[1], halo : halo + image.shape[2]]
 
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 IMAGE = np.random.default_rng(0).normal(size=(1, 100, 90)).astype(np.float32)
 
 

@@ -13,6 +13,7 @@ from unet_bench.quality.train import TileSampler, TrainSettings, train
 from unet_bench.record import Case, Record
 
 TINY = {"depth": 2, "base_width": 4}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
