@@ -2,14 +2,15 @@
 
 import numpy as np
 import pytest
+import torch
 
 from unet_bench.errors import BenchError
-from unet_bench.models import get_config
+from unet_bench.models import UNet, get_config
 from unet_bench.models.geometry import output_size
 from unet_bench.quality.data import SegmentationSet, Split, standardize
 from unet_bench.quality.evaluate import evaluate_quality, training_tile
 from unet_bench.quality.synthetic import synthetic_set, synthetic_task
-from unet_bench.quality.train import TileSampler, TrainSettings, train
+from unet_bench.quality.train import TileSampler, TrainSettings, paper_init, train
 from unet_bench.record import Case, Record
 
 TINY = {"depth": 2, "base_width": 4}
@@ -66,6 +67,18 @@ def test_targets_are_the_window_under_the_output(variant):
     assert (weights == 1).all()
 
 
+def test_paper_init_draws_std_sqrt_2_over_inputs_per_output_unit():
+    model = UNet(get_config("paper", base_width=16))
+    paper_init(model)
+    conv = model.downs[3][1][0]  # 3x3 conv, 128 -> 256 channels: N = 9 * 128
+    up = model.ups[0].up  # 2x2 stride-2 up-conv, 256 -> 128: each output sees N = 256 inputs
+    for layer, n in ((conv, 9 * 128), (up, 256)):
+        assert layer.weight.std().item() == pytest.approx((2 / n) ** 0.5, rel=0.02)
+        assert not layer.bias.any()
+    default = UNet(get_config("paper", base_width=16)).downs[3][1][0].weight.std().item()
+    assert default < 0.5 * (2 / (9 * 128)) ** 0.5  # torch's default is far smaller: why the paper's matters
+
+
 def test_training_is_deterministic_per_seed(tiny_task):
     cfg = get_config("batchnorm", **TINY)
     settings = TrainSettings(steps=3, batch=2)
@@ -81,5 +94,15 @@ def test_bad_settings_and_divergence_are_one_line_errors(tiny_task):
         evaluate_quality(cfg, tile_in=70, data=tiny_task)
     with pytest.raises(BenchError, match="smaller than the 96 px output tile"):
         evaluate_quality(cfg, tile_out=96, data=tiny_task)
+    with pytest.raises(BenchError, match="in_channels=3, num_classes=2 cannot train"):
+        evaluate_quality(cfg.replace(in_channels=3), data=tiny_task)
     with pytest.raises(BenchError, match="training diverged"):
         evaluate_quality(cfg, steps=20, lr=1e6, data=tiny_task, seeds=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_on_cuda_matches_the_cpu_interface(tiny_task):
+    cfg = get_config("paper", **TINY)
+    result = evaluate_quality(cfg, seeds=1, steps=40, tile_out=32, optimizer="adam", lr=3e-3, data=tiny_task,
+                              device="cuda")
+    assert result["dice_mean"] > result["extra"]["dice_all_foreground"] + 0.25

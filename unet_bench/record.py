@@ -129,14 +129,14 @@ class Record:
     predicted_peak_bytes: int | None = None
     peak_mem_ratio: float | None = None  # measured / predicted
 
-    # --- quality (mode="quality") ---
-    dice_mean: float | None = None
-    dice_std: float | None = None
+    # --- quality (mode="quality"; unet_bench.quality.evaluate_quality, per-seed values in extra) ---
+    dice_mean: float | None = None  # Dice of the object class on the validation split, mean over seeds
+    dice_std: float | None = None  # sample std (n - 1) over seeds
     iou_mean: float | None = None
     iou_std: float | None = None
     quality_seeds: int | None = None
-    train_time_s: float | None = None
-    train_steps: int | None = None
+    train_time_s: float | None = None  # wall time of the training steps of one model, mean over seeds
+    train_steps: int | None = None  # optimiser steps per seed
 
     # --- context ---
     env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)

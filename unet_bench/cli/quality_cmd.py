@@ -8,7 +8,7 @@ import json
 from unet_bench.cli.models_cmd import add_variant_arguments, variant_config
 from unet_bench.quality.evaluate import evaluate_quality
 from unet_bench.quality.folder import load_split
-from unet_bench.quality.train import OPTIMIZERS
+from unet_bench.quality.train import INITS, OPTIMIZERS
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
@@ -17,7 +17,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     result = evaluate_quality(
         cfg, seeds=args.seeds, steps=args.steps, batch=args.batch, tile_out=args.tile_out,
         tile_in=args.tile_in, halo=args.halo, optimizer=args.optimizer, lr=args.lr,
-        weight_map=not args.no_weight_map, data=data, device=args.device, threads=args.threads,
+        weight_map=not args.no_weight_map, init=args.init, data=data, device=args.device,
+        threads=args.threads,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -54,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output px dropped per tile side at inference (default 0 valid, tile/4 padded)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                         help="sgd (momentum 0.99, the paper's) or adam (default sgd)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01 sgd, 0.001 adam)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default 0.001)")
+    parser.add_argument("--init", choices=INITS, default="paper",
+                        help="paper: Gaussian, std sqrt(2/N) (default); torch: the layers' defaults")
     parser.add_argument("--no-weight-map", action="store_true", help="plain cross-entropy, no border weights")
     parser.add_argument("--data", metavar="DIR", default=None,
                         help="a folder of image/mask pairs (images/ + masks/, or train/ + val/) instead of "

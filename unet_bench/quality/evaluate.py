@@ -57,13 +57,14 @@ def _std(values: list[float]) -> float:
 def evaluate_quality(
     cfg: UNetConfig, *, seeds: int = 3, steps: int = 300, batch: int = 4, tile_out: int = 64,
     tile_in: int | None = None, halo: int | None = None, optimizer: str = "sgd", lr: float | None = None,
-    weight_map: bool = True, data: Split | None = None, device: str = "cpu", threads: int | None = None,
+    weight_map: bool = True, init: str = "paper", data: Split | None = None, device: str = "cpu",
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` with seeds 0 … seeds−1 and score each model on the validation split.
 
     Args:
         seeds: number of training seeds (initial weights, tiles, flips); the data is the same for all.
-        steps, batch, optimizer, lr, weight_map: see `TrainSettings`.
+        steps, batch, optimizer, lr, weight_map, init: see `TrainSettings`.
         tile_out: output side of a training tile; the input is the smallest valid tile giving at least that.
         tile_in: the input tile side instead (must be valid for ``cfg``); overrides ``tile_out``.
         halo: output px dropped per tile side at inference; None = `default_halo`.
@@ -82,7 +83,8 @@ def evaluate_quality(
         raise BenchError(f"seeds={seeds} is not valid; train at least one seed")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError("device='cuda' is not available here; use device='cpu'")
-    settings = TrainSettings(steps=steps, batch=batch, optimizer=optimizer, lr=lr, weight_map=weight_map)
+    settings = TrainSettings(steps=steps, batch=batch, optimizer=optimizer, lr=lr, weight_map=weight_map,
+                             init=init)
     if tile_in is None:
         tile_in = training_tile(cfg, tile_out)
     halo = default_halo(cfg, tile_in) if halo is None else halo
@@ -137,6 +139,7 @@ def _evaluate(
             "lr": settings.learning_rate,
             "momentum": settings.momentum if settings.optimizer == "sgd" else None,
             "weight_map": settings.weight_map,
+            "init": settings.init,
             "threads": torch.get_num_threads(),
             "train_images": len(data.train),
             "val_images": len(data.val),

@@ -27,7 +27,8 @@ from unet_bench.quality.data import SegmentationSet
 from unet_bench.quality.weights import SIGMA, W0, weight_map
 
 OPTIMIZERS = ("sgd", "adam")
-DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
+INITS = ("paper", "torch")
+DEFAULT_LR = {"sgd": 1e-3, "adam": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class TrainSettings:
         weight_map: weight the loss by the paper's w(x) (class balance + borders between objects).
         w0, sigma: the border term's height and width (paper: 10 and about 5 px).
         augment: random flips and 90° rotations of each tile (the paper uses more, e.g. elastic warps).
+        init: ``paper`` = Gaussian weights with std √(2/N), N the inputs of one output unit, zero biases
+            (the paper's, which it calls "extremely important" for this deep a network); ``torch`` = the
+            layers' own default initialisation.
     """
 
     steps: int = 300
@@ -54,12 +58,15 @@ class TrainSettings:
     w0: float = W0
     sigma: float = SIGMA
     augment: bool = True
+    init: str = "paper"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise BenchError(f"optimizer={self.optimizer!r} is not valid; choose {choices(OPTIMIZERS)}")
         if self.steps < 1 or self.batch < 1:
             raise BenchError(f"steps={self.steps}, batch={self.batch} is not valid; both must be at least 1")
+        if self.init not in INITS:
+            raise BenchError(f"init={self.init!r} is not valid; choose {choices(INITS)}")
         if self.lr is not None and not self.lr > 0:
             raise BenchError(f"lr={self.lr} is not valid; it must be positive")
 
@@ -72,6 +79,11 @@ class TileSampler:
     """Random training tiles: an input window and the target and weight windows under its output."""
 
     def __init__(self, cfg: UNetConfig, data: SegmentationSet, tile_in: int, settings: TrainSettings) -> None:
+        if cfg.in_channels != 1 or cfg.num_classes < 2:
+            raise BenchError(
+                f"in_channels={cfg.in_channels}, num_classes={cfg.num_classes} cannot train on "
+                "single-channel object/background masks; use in_channels=1 and num_classes >= 2"
+            )
         check_input_size(cfg, tile_in, tile_in)
         self.tile_in = tile_in
         self.out = out = output_size(cfg, tile_in)
@@ -128,6 +140,26 @@ def deterministic() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
 
 
+@torch.no_grad()
+def paper_init(model: torch.nn.Module) -> None:
+    """std √(2/N) Gaussian weights, N = inputs feeding one output unit; zero biases (He et al. 2015).
+
+    For a conv N = C_in·k²; for the 2x2 stride-2 up-conv each output pixel sees one tap per input
+    channel, so N = C_in·(k / stride)².
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.ConvTranspose2d):
+            taps = (module.kernel_size[0] // module.stride[0]) * (module.kernel_size[1] // module.stride[1])
+            n = module.in_channels * max(taps, 1)
+        elif isinstance(module, torch.nn.Conv2d):
+            n = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        else:
+            continue
+        module.weight.normal_(0, math.sqrt(2 / n))
+        if module.bias is not None:
+            module.bias.zero_()
+
+
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     if settings.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
@@ -150,7 +182,10 @@ def train(
     with deterministic():
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        model = UNet(cfg).to(device).train()
+        model = UNet(cfg)
+        if settings.init == "paper":
+            paper_init(model)
+        model = model.to(device).train()
         optimizer = make_optimizer(model, settings)
         losses = []
         start = time.perf_counter()
