@@ -159,10 +159,19 @@ class Record:
     def for_case(cls, case: Case, **values: Any) -> Record:
         """A record that identifies ``case``; measured values are passed as keywords."""
         return cls(
-            variant=case.variant, mode=case.mode, device=case.device, batch=case.batch,
-            input_size=case.input_size, dtype=case.dtype, channels_last=case.channels_last,
-            compile=case.compile, tf32=case.tf32 if case.device == "cuda" else None,
+            variant=case.variant,
+            mode=case.mode,
+            device=case.device,
+            batch=case.batch,
+            input_size=case.input_size,
+            dtype=case.dtype,
+            channels_last=case.channels_last,
+            compile=case.compile,
+            tf32=case.tf32 if case.device == "cuda" else None,
             cudnn_benchmark=case.cudnn_benchmark if case.device == "cuda" else None,
-            threads=case.threads, repeat=case.repeat, case_id=case.case_id,
-            overrides=case.overrides_dict(), **values,
+            threads=case.threads,
+            repeat=case.repeat,
+            case_id=case.case_id,
+            overrides=case.overrides_dict(),
+            **values,
         )

@@ -47,7 +47,9 @@ register_variant("paper", "Ronneberger et al. 2015, exactly: valid 3x3 convs, 2x
 register_variant("padded", "3x3 convs zero-padded by 1: output size = input size", padding="same")
 register_variant("bilinear", "x2 bilinear up-sampling + 1x1 conv instead of the 2x2 up-conv", upsample="bilinear")
 register_variant("nearest", "x2 nearest up-sampling + 1x1 conv instead of the 2x2 up-conv", upsample="nearest")
-register_variant("pixelshuffle", "1x1 conv to 4·C/2 + PixelShuffle(2) instead of the 2x2 up-conv", upsample="pixelshuffle")
+register_variant(
+    "pixelshuffle", "1x1 conv to 4·C/2 + PixelShuffle(2) instead of the 2x2 up-conv", upsample="pixelshuffle"
+)
 register_variant("additive", "skips added (crop + add) instead of concatenated", skip="add")
 register_variant("no-skip", "no skip connections: a plain encoder-decoder", skip="none")
 register_variant("batchnorm", "BatchNorm after every 3x3 conv", norm="batch")
