@@ -36,6 +36,7 @@ MIN_REPEATS_FOR_TEST = 3
 SIZE_TOLERANCE = 0.10  # nearest-valid input sizes differ by less than this fraction
 DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean")
 FORMATS = ("text", "md", "csv", "latex")
+COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
 NOISE_MARK = "~"
 NOISE_RULE = (
     f"{NOISE_MARK} = within noise: the IQR intervals (lowest p25 to highest p75 over repeats) overlap, or a "
@@ -284,12 +285,15 @@ def caption(comparison: Comparison) -> list[str]:
 
 
 def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
-    """(mode, title, display frame) per mode: only the metrics measured in that mode, only the factors
-    that vary shown as columns, the constant ones in the title."""
+    """(mode, title, display frame) per mode: only the metrics measured in that mode (counts only in the
+    counts table when there is one), only the factors that vary shown as columns, the constant ones in
+    the title."""
     table = comparison.table
+    has_counts = (table["mode"] == "counts").any()
     out = []
     for mode, rows in table.groupby("mode", sort=False, dropna=False):
-        metrics = [m for m in comparison.metrics if rows[m].notna().any()]
+        metrics = [m for m in comparison.metrics if rows[m].notna().any()
+                   and not (has_counts and mode != "counts" and m in COUNT_METRICS)]
         if not metrics:
             continue
         varying = [f for f in FACTORS if f != "mode" and rows[f].map(_key_one).nunique(dropna=False) > 1]
