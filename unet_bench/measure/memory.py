@@ -1,4 +1,4 @@
-"""Memory of a step: what autograd keeps for backward (counted), model state (counted), and the peak (measured).
+"""Memory of a step: what autograd keeps for backward and model state (counted), and the peak (measured).
 
 * Saved-for-backward bytes are counted exactly with ``torch.autograd.graph.saved_tensors_hooks``: every
   tensor autograd packs, deduplicated by storage (an in-place ReLU and the next conv save the same
@@ -99,7 +99,8 @@ def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> di
 
 def predict_train_peak(state: dict[str, int], saved: SavedBytes) -> int:
     """Peak of a training step from the counts (see the module docstring for the formula)."""
-    return state["param_bytes"] + state["grad_bytes"] + state["optimizer_bytes"] + saved.total + 2 * saved.largest
+    model_state = state["param_bytes"] + state["grad_bytes"] + state["optimizer_bytes"]
+    return model_state + saved.total + 2 * saved.largest
 
 
 def memory_values(step: Step, case: Case, in_channels: int) -> dict:
@@ -109,7 +110,8 @@ def memory_values(step: Step, case: Case, in_channels: int) -> dict:
     values["param_bytes"] = state["param_bytes"]
     if case.mode == "train":
         saved = saved_for_backward(step.model, case, in_channels)
-        values.update(state, saved_activation_bytes=saved.total, predicted_peak_bytes=predict_train_peak(state, saved))
+        values.update(state, saved_activation_bytes=saved.total)
+        values["predicted_peak_bytes"] = predict_train_peak(state, saved)
         values["extra"].update(saved_tensors=saved.tensors, largest_saved_bytes=saved.largest)
     try:
         with backend_flags(case):

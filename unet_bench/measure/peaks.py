@@ -46,7 +46,9 @@ def gpu_peak(name: str, mode: str) -> tuple[float | None, str]:
 
 
 @functools.lru_cache(maxsize=8)
-def cpu_gemm_peak(threads: int, dtype: str = "fp32", size: int = GEMM_SIZE, min_run_time: float = 2.0) -> float:
+def cpu_gemm_peak(
+    threads: int, dtype: str = "fp32", size: int = GEMM_SIZE, min_run_time: float = 2.0
+) -> float:
     """Measured FLOP/s of a ``size``² GEMM on ``threads`` threads (median of repeated blocks), cached."""
     kind = CPU_GEMM_DTYPES[dtype]
     a = torch.randn(size, size).to(kind)

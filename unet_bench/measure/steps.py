@@ -52,13 +52,14 @@ def backend_flags(case: Case) -> Iterator[None]:
     if case.device != "cuda":
         yield
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = case.tf32
-    torch.backends.cudnn.benchmark = case.cudnn_benchmark
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark)
+    cudnn.allow_tf32 = matmul.allow_tf32 = case.tf32
+    cudnn.benchmark = case.cudnn_benchmark
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark = saved
+        cudnn.allow_tf32, matmul.allow_tf32, cudnn.benchmark = saved
 
 
 def autocast(case: Case) -> contextlib.AbstractContextManager:
