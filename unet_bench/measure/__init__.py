@@ -15,6 +15,10 @@ from torch import nn
 from unet_bench.errors import BenchError, choices
 from unet_bench.measure import env
 from unet_bench.measure.counts import TRAIN_SCOPE, Counts, count
+from unet_bench.measure.memory import memory_values
+from unet_bench.measure.peaks import peak_flops
+from unet_bench.measure.steps import backend_flags, build_step
+from unet_bench.measure.timing import Timing, time_call
 from unet_bench.models.geometry import check_input_size
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
@@ -104,6 +108,42 @@ def counts_values(counts: Counts) -> dict:
     }
 
 
+def timing_values(timing: Timing, counts: Counts, case: Case, threads: int) -> dict:
+    """The record's timing and throughput fields (``extra`` entries included)."""
+    seconds = timing.median_s
+    work = counts.flops if case.mode == "infer" else counts.train_flops
+    achieved = work * case.batch / seconds
+    peak, peak_source = peak_flops(case.device, case.dtype, case.tf32, threads)
+    return {
+        "latency_ms_median": 1e3 * seconds,
+        "latency_ms_p25": 1e3 * timing.p25_s,
+        "latency_ms_p75": 1e3 * timing.p75_s,
+        "latency_ms_iqr": 1e3 * timing.iqr_s,
+        "latency_n": timing.n,
+        "images_per_s": case.batch / seconds,
+        "output_mpix_per_s": case.batch * counts.output_pixels / seconds / 1e6,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak,
+        "peak_fraction": achieved / peak if peak else None,
+        "warmup_s": timing.warmup_s,
+        "compile_s": timing.compile_s if case.compile else None,
+        "extra": {
+            "achieved_flops_scope": ("flops" if case.mode == "infer" else "train_flops")
+            + " x batch / median latency (conv FLOPs only)",
+            "peak_source": peak_source,
+            "calls_per_block": timing.calls_per_block,
+            "first_call_s": timing.first_call_s,
+        },
+    }
+
+
+def update(record: Record, values: dict) -> None:
+    """Set record fields from ``values``, merging its ``extra`` dict rather than replacing it."""
+    record.extra.update(values.pop("extra", {}))
+    for key, value in values.items():
+        setattr(record, key, value)
+
+
 def measure_module(model: nn.Module, case: Case, in_channels: int | None = None) -> Record:
     """Measure any network for ``case`` (``case.variant`` only names it in the record)."""
     check_case(case)
@@ -117,6 +157,12 @@ def measure_module(model: nn.Module, case: Case, in_channels: int | None = None)
         counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
         record = Record.for_case(case, **counts_values(counts))
         record.threads = threads
+        if case.mode in ("infer", "train"):
+            with backend_flags(case):
+                step = build_step(model, case, channels)
+                timing = time_call(step.run, threads, case.min_run_time_s, label=case.label)
+            update(record, timing_values(timing, counts, case, threads))
+            update(record, memory_values(step, case, channels))
         record.env = env.fingerprint(case.device)
     finally:
         torch.set_num_threads(saved_threads)
