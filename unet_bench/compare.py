@@ -123,7 +123,7 @@ def _aggregate(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     keys = ["source", "variant", *FACTORS]
     out = []
     for key, group in frame.groupby(keys, dropna=False, sort=False):
-        row = dict(zip(keys, _key(key)))
+        row = dict(zip(keys, _key(key), strict=True))
         row["output_size"] = group["output_size"].median()
         row["repeats"] = len(group)
         for metric in metrics:
@@ -255,7 +255,7 @@ def render(comparison: Comparison, fmt: str = "text") -> str:
     if fmt == "csv":
         return _tidy(comparison).to_csv(index=False)
     parts = []
-    for mode, title, frame in sections(comparison):
+    for _, title, frame in sections(comparison):
         if fmt == "text":
             parts.append(f"{title}\n{frame.to_string(index=False)}")
         elif fmt == "md":
@@ -305,7 +305,8 @@ def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
             display["results"] = rows["source"]
         for factor in varying:
             if factor == "input_size":
-                display[_HEADINGS[factor]] = [_size(i, o) for i, o in zip(rows["input_size"], rows["output_size"])]
+                sizes = zip(rows["input_size"], rows["output_size"], strict=True)
+                display[_HEADINGS[factor]] = [_size(i, o) for i, o in sizes]
             else:
                 display[_HEADINGS.get(factor, factor)] = rows[factor].map(_key_one).map(str)
         if (rows["repeats"] > 1).any():

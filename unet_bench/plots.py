@@ -17,7 +17,7 @@ never changes the caller's backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import offset_copy
 
 from unet_bench.compare import available_metrics, compare
+from unet_bench.errors import BenchError, choices
 from unet_bench.results import FACTORS, METRICS, variant_labels
 
 FORMATS = ("png", "svg")
@@ -56,8 +57,12 @@ class FigureFile:
 
 
 def make_figures(frame: pd.DataFrame, out_dir: str | Path, baseline: str | None = None,
-                 formats: tuple[str, ...] = FORMATS) -> list[FigureFile]:
-    """Draw every figure the data allows into ``out_dir`` (``<name>.png`` and ``<name>.svg``)."""
+                 formats: tuple[str, ...] = FORMATS, names: Sequence[str] | None = None) -> list[FigureFile]:
+    """Draw every figure the data allows (or those of `PLOTS` in ``names``) into ``out_dir``, as
+    ``<name>.png`` and ``<name>.svg``."""
+    unknown = set(names or ()) - set(PLOTS)
+    if unknown:
+        raise BenchError(f"unknown figure {sorted(unknown)[0]!r}; valid figures are {choices(PLOTS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = plot_table(frame, baseline)
@@ -65,12 +70,14 @@ def make_figures(frame: pd.DataFrame, out_dir: str | Path, baseline: str | None 
     written = []
     with matplotlib.rc_context(STYLE):
         for name, (title, build) in PLOTS.items():
+            if names is not None and name not in names:
+                continue
             made = build(table, colors)
             if made is None:
                 continue
             figure, caption = made
             paths = tuple(out / f"{name}.{fmt}" for fmt in formats)
-            for path, fmt in zip(paths, formats):
+            for path, fmt in zip(paths, formats, strict=True):
                 figure.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
             written.append(FigureFile(name, title, caption, paths))
     return written
@@ -94,7 +101,7 @@ def variant_colors(table: pd.DataFrame) -> dict[str, Any]:
     """One colour per series, the same in every figure; the baseline's series in black."""
     palette = matplotlib.colormaps["tab10" if table["series"].nunique() <= 11 else "tab20"].colors
     colors, others = {}, iter(palette * 4)
-    for series, variant in dict.fromkeys(zip(table["series"], table["variant"])):
+    for series, variant in dict.fromkeys(zip(table["series"], table["variant"], strict=True)):
         colors[series] = BASELINE_COLOR if variant == table.attrs["baseline"] else next(others)
     return colors
 
@@ -194,7 +201,7 @@ def cost_bars(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str]
     nrows = -(-len(panels) // cols)
     figure = Figure(figsize=(5.2 * cols, (0.24 * len(order) + 1.3) * nrows), layout="constrained")
     axes = figure.subplots(nrows, cols, squeeze=False).ravel()
-    for ax, (metric, rows) in zip(axes, panels):
+    for ax, (metric, rows) in zip(axes, panels, strict=False):  # spare axes hidden below
         rows = rows.set_index("series").reindex([s for s in order if s in set(rows["series"])])
         info = METRICS[metric]
         values = rows[metric] * info.scale
@@ -206,7 +213,7 @@ def cost_bars(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str]
         ax.set_xlabel(_label(metric))
         ax.grid(axis="y", visible=False)
         ends = values + (0 if errors is None else errors[1])
-        for pos, value, end in zip(positions, values, ends):
+        for pos, value, end in zip(positions, values, ends, strict=True):
             ax.text(end, pos, f"  {value:.3g}", va="center", ha="left", fontsize=7, color="#333333")
         ax.set_xlim(0, ends.max() * 1.2)
         _title(ax, info.label, describe(rows.reset_index()))
@@ -290,7 +297,7 @@ def quality_pareto(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure,
     if not pairs:
         return None
     figure = Figure(figsize=(6.0 * len(pairs), 4.6), layout="constrained")
-    for ax, (x, (data, subtitle)) in zip(figure.subplots(1, len(pairs), squeeze=False).ravel(), pairs):
+    for ax, (x, (data, subtitle)) in zip(figure.subplots(1, len(pairs), squeeze=False).ravel(), pairs, strict=True):
         _pareto_axes(ax, data, x, "dice_mean", colors, subtitle, maximize_y=True)
     return figure, ("Segmentation quality against cost: Dice mean ± std over training seeds; ringed points "
                     "form the Pareto front (higher Dice, lower cost).")
@@ -308,7 +315,7 @@ def _scaling(axis: str) -> Callable:
         if not panels:
             return None
         figure = Figure(figsize=(5.0 * len(panels), 4.0), layout="constrained")
-        for ax, (metric, rows) in zip(figure.subplots(1, len(panels), squeeze=False).ravel(), panels):
+        for ax, (metric, rows) in zip(figure.subplots(1, len(panels), squeeze=False).ravel(), panels, strict=True):
             ticks = set()
             for series, line in rows.groupby("series", sort=False):
                 if line[axis].nunique() < 2:
@@ -355,7 +362,7 @@ def throughput(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str
     series = list(dict.fromkeys(group["series"]))
     figure = Figure(figsize=(max(5.0, 0.9 * len(series) * len(options) / 2 + 2), 4.0), layout="constrained")
     ax = figure.subplots()
-    width = 0.8 / len(options)
+    width = min(0.8 / len(options), 0.3)
     palette = matplotlib.colormaps["Set2"].colors
     for k, option in enumerate(options):
         part = group[group["option"] == option].set_index("series").reindex(series)

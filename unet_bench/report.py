@@ -135,15 +135,15 @@ def methodology(frame: pd.DataFrame) -> list[tuple[str, str]]:
         methods = [c for c in timed.columns if "timing_method" in c or c.endswith("timer")]
         described = _distinct(pd.concat([timed[c] for c in methods])) if methods else []
         n = timed["latency_n"].dropna()
-        text = (f"Latency is the time of one batch (inference: forward only; train: forward, loss, backward and "
-                f"optimizer step), reported as the median of the timed measurements of a case and its "
-                f"spread as the interquartile range (p25-p75)")
+        text = ("Latency is the time of one batch (inference: forward only; train: forward, loss, backward and "
+                "optimizer step), reported as the median of the timed measurements of a case and its "
+                "spread as the interquartile range (p25-p75)")
         text += f"; {int(n.min())} to {int(n.max())} timed measurements per case" if len(n) else ""
         text += (". Repeats of a case are separate records: tables show the median over repeats, error bars "
                  "the lowest p25 to the highest p75.")
         if timed["warmup_s"].notna().any():
-            text += (f" Warm-up runs (including cuDNN autotuning) were excluded from the timing "
-                     f"({timed['warmup_s'].median():.2g} s median per case).")
+            text += (" Warm-up calls (where any compilation or cuDNN autotuning happens) were excluded from the "
+                     f"timing ({timed['warmup_s'].median():.2g} s median per case).")
         if timed["compile_s"].notna().any():
             text += " torch.compile time is reported apart (compile time) and excluded from the timing."
         threads = _distinct(timed["threads"].dropna().astype(int).astype(str))
@@ -205,7 +205,8 @@ def _sentence(row: pd.Series, metric: str, comparison: Comparison) -> str:
     rel = row[f"{metric}_rel"]
     against = f"{row['variant']} in {comparison.baseline}" if comparison.by_source else comparison.baseline
     if metric == "latency_ms_median":
-        change = f"{1 + rel:.2g}× slower than" if rel >= 1 else f"{abs(rel):.0%} {'slower' if rel > 0 else 'faster'} than"
+        faster = "slower" if rel > 0 else "faster"
+        change = f"{1 + rel:.2g}× slower than" if rel >= 1 else f"{abs(rel):.0%} {faster} than"
     elif rel >= 1:
         change = f"{1 + rel:.2g}× the {info.label} of"
     else:
@@ -229,7 +230,7 @@ h3{font-size:1.05em;margin:1.4em 0 .4em}.meta{color:#666;font-size:.9em}
 table{border-collapse:collapse;font-size:12.5px;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
 th,td{padding:3px 9px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
 th{border-bottom:2px solid #999;background:#fafafa}td:first-child,th:first-child{text-align:left}
-tr:hover td{background:#f4f8ff}.scroll{overflow-x:auto}
+tr:hover td{background:#f4f8ff}.scroll{overflow-x:auto}.env td{text-align:left;white-space:normal}
 figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.9em;margin-top:.3em}.notes li{color:#555}
 dt{font-weight:600;margin-top:.6em}dd{margin-left:1.2em}
@@ -246,7 +247,7 @@ def to_html(report: Report) -> str:
         f'<p class="meta">{esc(_generated())}</p>',
         "<h2>Summary</h2><ul>" + "".join(f"<li>{_inline_html(s)}</li>" for s in report.summary) + "</ul>",
         "<h2>Environment</h2>",
-        '<div class="scroll">' + report.environment.to_html(border=0, escape=True) + "</div>",
+        '<div class="scroll">' + report.environment.to_html(border=0, escape=True, classes="env") + "</div>",
         "<h2>Methodology</h2><dl>"
         + "".join(f"<dt>{esc(topic)}</dt><dd>{esc(text)}</dd>" for topic, text in report.methodology) + "</dl>",
         "<h2>Tables</h2>",
@@ -264,7 +265,8 @@ def to_html(report: Report) -> str:
                      f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{data}">'
                      f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
     if report.notes:
-        parts.append("<h2>Notes</h2><ul class=\"notes\">" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>")
+        notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
+        parts.append(f'<h2>Notes</h2><ul class="notes">{notes}</ul>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -69,7 +69,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
     Metric("images_per_s", "throughput", "img/s", higher_is_better=True),
     Metric("output_mpix_per_s", "output throughput", "Mpx/s", higher_is_better=True),
     Metric("achieved_flops_per_s", "achieved", "GFLOP/s", 1e-9, higher_is_better=True),
-    Metric("peak_fraction", "of device peak", "%", 100.0, higher_is_better=True),
+    Metric("peak_fraction", "peak utilisation", "%", 100.0, higher_is_better=True),
     Metric("peak_mem_bytes", "peak memory", "MiB", _MIB),
     Metric("saved_activation_bytes", "saved activations", "MiB", _MIB),
     Metric("param_bytes", "parameter memory", "MiB", _MIB),
@@ -144,7 +144,7 @@ def resolve(source: str | Path) -> Path:
 
 def results_dirs(root: Path) -> list[str]:
     """Directories under ``root`` (two levels at most) that hold a results file."""
-    found = sorted({p.parent for p in root.glob(f"*/{RESULTS_FILE}")} | {p.parent for p in root.glob(f"*/*/{RESULTS_FILE}")})
+    found = sorted({p.parent for pattern in (f"*/{RESULTS_FILE}", f"*/*/{RESULTS_FILE}") for p in root.glob(pattern)})
     return [str(p) for p in found]
 
 
@@ -241,7 +241,7 @@ def variant_labels(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     common = set.intersection(*parts) if len(parts) else set()
     labels = [
         variant if not (rest := sorted(p - common)) else f"{variant}[{','.join(rest)}]"
-        for variant, p in zip(frame["variant"], parts)
+        for variant, p in zip(frame["variant"], parts, strict=True)
     ]
     return pd.Series(labels, index=frame.index, name="variant"), ",".join(sorted(common))
 
