@@ -33,7 +33,9 @@ pytest_plugins = ["pytester"]
 TINY = (("base_width", 4), ("depth", 2))
 FAST = {"threads": 1, "min_run_time_s": 0.02}
 CASES = [
-    *(Case(v, TINY, "counts", input_size=60, threads=1) for v in ("paper", "padded", "bilinear")),
+    Case("paper", TINY, "counts", input_size=60, threads=1),  # 60 -> 20 px
+    Case("padded", TINY, "counts", input_size=20, threads=1),  # the same 20 px output ("common-output")
+    Case("bilinear", TINY, "counts", input_size=60, threads=1),
     Case("paper", TINY, "infer", input_size=60, **FAST),
     Case("padded", TINY, "infer", input_size=60, **FAST),
     Case("paper", TINY, "infer", input_size=76, **FAST),  # a second size: scaling curves
@@ -144,7 +146,7 @@ def test_missing_or_empty_results_are_one_line_errors(tmp_path, make, message):
 
 
 def test_deltas_are_relative_to_the_baseline_in_the_same_setting(frame):
-    table = compare(frame).table
+    table = compare(frame, metrics=["params", "macs", "train_flops", "latency_ms_median"]).table
     assert compare(frame).baseline == "paper" and compare(frame).common_overrides == "base_width=4,depth=2"
 
     def out(variant, mode, **factors):
@@ -154,13 +156,14 @@ def test_deltas_are_relative_to_the_baseline_in_the_same_setting(frame):
         assert len(rows) == 1
         return rows.iloc[0]
 
-    for variant in ("padded", "bilinear"):
-        got, own, ref = out(variant, "counts"), row(frame, variant, "counts"), row(frame, "paper", "counts")
-        for metric in ("params", "macs"):
+    for variant, size in (("padded", 20), ("bilinear", 60)):  # padded: paired by its output size
+        got = out(variant, "counts", input_size=size)
+        own, ref = row(frame, variant, "counts", input_size=size), row(frame, "paper", "counts")
+        assert got["ref_input_size"] == 60
+        for metric in ("params", "macs", "train_flops"):
             assert got[metric] == own[metric] and got[f"{metric}_ref"] == ref[metric]
             assert got[f"{metric}_rel"] == pytest.approx(own[metric] / ref[metric] - 1, abs=1e-12)
-    assert out("padded", "counts")["params_rel"] == 0  # padding changes no weight
-    assert out("padded", "counts")["macs_rel"] > 0  # but a padded net computes a full-size output
+    assert out("padded", "counts", input_size=20)["params_rel"] == 0  # padding changes no weight
     assert out("bilinear", "counts")["params_rel"] < 0  # 1x1 convs instead of 2x2 up-convs
 
     got, own, ref = out("padded", "infer"), row(frame, "padded", "infer"), row(frame, "paper", "infer")
@@ -210,7 +213,7 @@ def test_unknown_baseline_or_metric_names_the_valid_ones(frame):
         compare(frame, baseline="unet")
     with pytest.raises(BenchError, match=r"unknown metric 'speed'; .*'latency_ms_median'"):
         compare(frame, metrics=["speed"])
-    with pytest.raises(BenchError, match=r"unknown metric 'dice_mean'"):  # known, but not measured here
+    with pytest.raises(BenchError, match=r"metric 'dice_mean' was not measured in these results; measured: 'params'"):
         compare(frame, metrics=["dice_mean"])
 
 

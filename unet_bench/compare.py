@@ -6,8 +6,9 @@ reference: the baseline variant (default ``paper``) in the same results director
 the baseline names a results directory, the same variant and setting in that directory (before/after a
 change, CPU vs GPU). A setting is the `FACTORS` (mode, device, dtype, batch, ...) plus the input size;
 when the variants were given different inputs (valid convs need other sizes), rows are paired one to one
-with the reference: same input size, else the same output size (the suite's common-output sizes), else
-the nearest input size within 10 % (the suite's nearest-valid sizes); otherwise it has no reference.
+with the reference: same input size, else the same output size (the suite's ``common-output`` rule), else
+the nearest output size within 10 % (``nearest-output``), else the nearest input size within 10 %
+(``nearest-input``); a row with none of these has no reference and no Δ.
 
 **Noise rule** for latency (and any metric with a measured spread): the change is *within noise* when
 the two interquartile intervals overlap — each interval running from the lowest p25 to the highest p75
@@ -33,7 +34,7 @@ from unet_bench.results import FACTORS, METRICS, ok, variant_labels
 
 ALPHA = 0.05
 MIN_REPEATS_FOR_TEST = 3
-SIZE_TOLERANCE = 0.10  # nearest-valid input sizes differ by less than this fraction
+SIZE_TOLERANCE = 0.10  # nearest-valid sizes of one grid point differ by less than this fraction
 DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean")
 FORMATS = ("text", "md", "csv", "latex")
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
@@ -76,6 +77,8 @@ def choose_metrics(frame: pd.DataFrame, metrics: list[str] | None) -> list[str]:
     if metrics is None:
         return [m for m in DEFAULT_METRICS if m in present] or present
     for metric in metrics:
+        if metric in METRICS and metric not in present:
+            raise BenchError(f"metric {metric!r} was not measured in these results; measured: {choices(present)}")
         if metric not in present:
             raise BenchError(f"unknown metric {metric!r}; metrics measured in these results: {choices(present)}")
     return list(metrics)
@@ -212,16 +215,17 @@ def _overlap(a: pd.Series, b: pd.Series) -> bool:
 
 def _pair_sizes(rows: pd.DataFrame, refs: pd.DataFrame | None) -> dict[Any, pd.Series]:
     """Pair rows of one variant and setting with reference rows one to one: same input size first, then
-    same output size, then the nearest input size within `SIZE_TOLERANCE` (closest pairs first)."""
+    same output size, then the nearest output size, then the nearest input size, each within
+    `SIZE_TOLERANCE` (closest pairs first)."""
     pairs: dict[Any, pd.Series] = {}
     if refs is None or refs.empty:
         return pairs
     free = dict(refs.iterrows())
     rules = (
         lambda r, c: 0 if r["input_size"] == c["input_size"] else None,
-        lambda r, c: 0 if not _missing(r["output_size"]) and r["output_size"] == c["output_size"] else None,
-        lambda r, c: gap if (gap := abs(r["input_size"] - c["input_size"])) <= SIZE_TOLERANCE * c["input_size"]
-        else None,
+        lambda r, c: _gap(r["output_size"], c["output_size"], exact=True),
+        lambda r, c: _gap(r["output_size"], c["output_size"]),
+        lambda r, c: _gap(r["input_size"], c["input_size"]),
     )
     for rule in rules:
         options = sorted(
@@ -232,6 +236,14 @@ def _pair_sizes(rows: pd.DataFrame, refs: pd.DataFrame | None) -> dict[Any, pd.S
             if i not in pairs and j in free:
                 pairs[i] = free.pop(j)
     return pairs
+
+
+def _gap(size: float, ref: float, exact: bool = False) -> float | None:
+    """|size - ref| when it is small enough to count as the same setting, else None."""
+    if _missing(size) or _missing(ref):
+        return None
+    gap = abs(size - ref)
+    return gap if gap == 0 or (not exact and gap <= SIZE_TOLERANCE * ref) else None
 
 
 def within_noise(ref_interval: tuple[float, float], ref_samples: list[float],
