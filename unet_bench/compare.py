@@ -44,6 +44,7 @@ NOISE_RULE = (
     f"two-sided Mann-Whitney U test on the repeat medians gives p >= {ALPHA} (run when both sides have "
     f">= {MIN_REPEATS_FOR_TEST} repeats and p < {ALPHA} is reachable)"
 )
+_TEXT_COLUMNS = ("variant", "results", "device", "dtype", "channels_last", "compile", "tf32", "cudnn.benchmark")
 _HEADINGS = {"input_size": "size (px)", "channels_last": "channels_last", "cudnn_benchmark": "cudnn.benchmark"}
 
 
@@ -374,6 +375,6 @@ def _tidy(comparison: Comparison) -> pd.DataFrame:
 def _latex(display: pd.DataFrame) -> str:
     """A booktabs tabular; text cells escaped, Δ as a math symbol so pdflatex needs no Unicode set-up."""
     styler = display.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    align = "".join("r" if c.startswith("Δ") or "(" in c or c == "repeats" else "l" for c in display.columns)
+    align = "".join("l" if c in _TEXT_COLUMNS else "r" for c in display.columns)
     text = styler.to_latex(hrules=True, column_format=align)
     return text.replace("Δ", r"$\Delta$").replace("→", r"$\to$")
