@@ -310,7 +310,7 @@ def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
         if not metrics:
             continue
         varying = [f for f in FACTORS if f != "mode" and rows[f].map(_key_one).nunique(dropna=False) > 1]
-        constant = [f"{f}={_key_one(rows[f].iloc[0])}" for f in FACTORS
+        constant = [f"{f}={_show(rows[f].iloc[0])}" for f in FACTORS
                     if f not in varying and f != "mode" and _key_one(rows[f].iloc[0]) is not None]
         title = f"mode: {mode}" + (f" ({', '.join(constant)})" if constant else "")
         display = pd.DataFrame({"variant": rows["variant"]})
@@ -321,7 +321,7 @@ def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
                 sizes = zip(rows["input_size"], rows["output_size"], strict=True)
                 display[_HEADINGS[factor]] = [_size(i, o) for i, o in sizes]
             else:
-                display[_HEADINGS.get(factor, factor)] = rows[factor].map(_key_one).map(str)
+                display[_HEADINGS.get(factor, factor)] = rows[factor].map(_show)
         if (rows["repeats"] > 1).any():
             display["repeats"] = rows["repeats"].astype(int).astype(str)
         for metric in metrics:
@@ -330,6 +330,12 @@ def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
             display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
         out.append((str(mode), title, display.reset_index(drop=True)))
     return out
+
+
+def _show(value: Any) -> str:
+    """A factor value as text: whole numbers without '.0' (a column holding None turns ints into floats)."""
+    value = _key_one(value)
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _key_one(value: Any) -> Any:

@@ -151,7 +151,7 @@ def describe(rows: pd.DataFrame, skip: tuple[str, ...] = ()) -> str:
         parts.append(f"batch {int(row['batch'])}")
     if "size" not in skip and not pd.isna(row["size"]):
         nearest = (rows["input_size"] != rows["size"]).any()
-        parts.append(f"{int(row['size'])} px" + (" (nearest valid per variant)" if nearest else ""))
+        parts.append(f"{int(row['size'])} px" + (" (others at their paired size)" if nearest else ""))
     parts += [name for name in ("channels_last", "compile") if row[name] is True and name not in skip]
     if row["tf32"] is False and "tf32" not in skip:
         parts.append("IEEE fp32")
