@@ -24,7 +24,7 @@ from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
 from unet_bench.record import DEVICES, DTYPES, MODES, Case, Record
 
-__all__ = ["classify_failure", "count", "measure", "measure_module"]
+__all__ = ["build_model", "classify_failure", "count", "measure", "measure_module"]
 
 OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
 
@@ -62,14 +62,17 @@ def check_case(case: Case) -> None:
         raise BenchError(f"threads={case.threads} is not valid; it must be a positive integer")
 
 
-def measure(case: Case) -> Record:
-    """Build the case's variant (with its overrides) and measure it."""
+def build_model(case: Case) -> UNet:
+    """The case's variant with its overrides, after checking the case and its input size."""
     check_case(case)
     cfg = get_config(case.variant, **case.overrides_dict())
     check_input_size(cfg, case.input_size, case.input_size)
-    record = measure_module(UNet(cfg), case)
-    record.config = cfg.to_dict()
-    return record
+    return UNet(cfg)
+
+
+def measure(case: Case) -> Record:
+    """Build the case's variant (with its overrides) and measure it."""
+    return measure_module(build_model(case), case)
 
 
 def in_channels_of(model: nn.Module) -> int:
@@ -144,8 +147,13 @@ def update(record: Record, values: dict) -> None:
         setattr(record, key, value)
 
 
-def measure_module(model: nn.Module, case: Case, in_channels: int | None = None) -> Record:
-    """Measure any network for ``case`` (``case.variant`` only names it in the record)."""
+def measure_module(
+    model: nn.Module, case: Case, in_channels: int | None = None, counts: Counts | None = None
+) -> Record:
+    """Measure any network for ``case`` (``case.variant`` only names it in the record).
+
+    ``counts``: the network's `count` at this input size, if the caller already has it.
+    """
     check_case(case)
     start = time.perf_counter()
     threads = case.threads or env.cpu_count()
@@ -154,9 +162,12 @@ def measure_module(model: nn.Module, case: Case, in_channels: int | None = None)
     try:
         model = model.to(case.device)
         channels = in_channels or in_channels_of(model)
-        counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
+        if counts is None:
+            counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
         record = Record.for_case(case, **counts_values(counts))
         record.threads = threads
+        if hasattr(getattr(model, "cfg", None), "to_dict"):
+            record.config = model.cfg.to_dict()
         if case.mode in ("infer", "train"):
             with backend_flags(case):
                 step = build_step(model, case, channels)
