@@ -54,8 +54,10 @@ def test_time_json_is_one_record_with_timing_and_memory():
     assert proc.returncode == 0, proc.stderr
     record = json.loads(proc.stdout)
     assert record["mode"] == "train" and record["threads"] == 1
-    measured = ("latency_ms_median", "latency_ms_iqr", "images_per_s", "achieved_flops_per_s", "peak_mem_bytes",
-                "saved_activation_bytes", "predicted_peak_bytes", "macs", "flops", "params")
+    measured = (
+        "latency_ms_median", "latency_ms_iqr", "images_per_s", "achieved_flops_per_s", "peak_mem_bytes",
+        "saved_activation_bytes", "predicted_peak_bytes", "macs", "flops", "params",
+    )
     for key in measured:
         assert record[key] > 0, key
 
