@@ -17,7 +17,7 @@ from unet_bench.measure import env
 from unet_bench.measure.counts import TRAIN_SCOPE, Counts, count
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.peaks import peak_flops
-from unet_bench.measure.steps import backend_flags, build_step
+from unet_bench.measure.steps import COMPILE_OPTIONS, backend_flags, build_step
 from unet_bench.measure.timing import Timing, time_call
 from unet_bench.models.geometry import check_input_size
 from unet_bench.models.registry import get_config
@@ -136,6 +136,7 @@ def timing_values(timing: Timing, counts: Counts, case: Case, threads: int) -> d
             "peak_source": peak_source,
             "calls_per_block": timing.calls_per_block,
             "first_call_s": timing.first_call_s,
+            "compile_options": COMPILE_OPTIONS[case.mode] if case.compile else None,
         },
     }
 
