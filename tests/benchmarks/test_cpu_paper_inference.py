@@ -142,8 +142,8 @@ def report(times: dict[str, list[float]], first_call: dict[str, float], threads:
     print("\nGFLOP/s, 'vs plain' (speed-up) and '% GEMM' are from the medians; 'min s' shows the noise floor")
     print(f"paper UNet 1x1x{SIZE}x{SIZE} fp32 inference, {threads} threads, {len(times['fp32 GEMM'])} "
           f"interleaved rounds; torch {torch.__version__}")
-    print(f"{'contender':<32}{'median s':>10}{'IQR s':>8}{'min s':>8}{'GFLOP/s':>9}{'vs plain':>10}{'% GEMM':>8}"
-          f"{'1st call s':>11}")
+    print(f"{'contender':<32}{'median s':>10}{'IQR s':>8}{'min s':>8}{'GFLOP/s':>9}{'vs plain':>10}"
+          f"{'% GEMM':>8}{'1st call s':>11}")
     for name in times:
         rate = (2 * GEMM_SIZE**3 if name == "fp32 GEMM" else PAPER_FLOPS) / median[name]
         speedup = plain / median[name]
