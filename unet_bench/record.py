@@ -141,6 +141,13 @@ class Record:
     # --- context ---
     env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)
     extra: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping (per-stage params, ...)
+    # extra keys filled by unet_bench.measure:
+    #   params_per_stage, macs_per_stage: {stage: n} in network order (encoder0.., bottleneck, decoder..0, head)
+    #   other_ops: {fvcore op: count} outside convs (fvcore units); flops_per_output_pixel
+    #   train_flops_by_op: {aten op: FLOPs} of the training step; train_flops_scope: what train_flops covers
+    #   crosscheck: {fvcore_flops, flop_counter_flops, fvcore_only, agree}; crosscheck_text: the same in words
+    #   (infer/train) achieved_flops_scope, peak_source (where peak_flops_per_s comes from), calls_per_block,
+    #   first_call_s, compile_options; (train) saved_tensors (distinct storages), largest_saved_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -2,7 +2,8 @@
 
 Timing and memory measure the same callable, so a latency and a peak always describe the same work.
 Options: dtype (bf16 / fp16 via autocast, fp16 training with a GradScaler as real training does),
-channels_last (model and input), ``torch.compile``, and on CUDA the TF32 and cudnn.benchmark flags.
+channels_last (model and input), ``torch.compile`` (with `COMPILE_OPTIONS`), and on CUDA the TF32 and
+cudnn.benchmark flags.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from unet_bench.measure.counts import meta_copy
 from unet_bench.record import Case
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Inductor options per mode. Inference freezes the weights into the graph (constant folding, prepacked
+# oneDNN weights, fused conv+ReLU): torch's recommended CPU inference setting; training cannot.
+COMPILE_OPTIONS: dict[str, dict[str, bool]] = {"infer": {"freezing": True}, "train": {}}
 # The paper's optimizer (SGD, momentum 0.99); its state is one buffer per parameter.
 LEARNING_RATE = 0.01
 MOMENTUM = 0.99
@@ -87,7 +91,8 @@ def build_step(model: nn.Module, case: Case, in_channels: int, compiled: bool | 
     with torch.no_grad():  # output shape and classes from a meta copy: no compute
         probe = meta_copy(model).eval()(torch.zeros((1, *x.shape[1:]), device="meta"))
     output_size = (probe.shape[-2], probe.shape[-1])
-    net = torch.compile(model) if (case.compile if compiled is None else compiled) else model
+    compile_now = case.compile if compiled is None else compiled
+    net = torch.compile(model, options=COMPILE_OPTIONS[case.mode]) if compile_now else model
     if case.mode == "infer":
         model.eval()
 
