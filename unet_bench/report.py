@@ -123,12 +123,16 @@ def methodology(frame: pd.DataFrame) -> list[tuple[str, str]]:
                 "these counts; where measured, they are reported apart as non-conv FLOPs.")
         if scopes:
             text += " Scope recorded by the counter: " + "; ".join(f"“{s}”" for s in scopes) + "."
-        for column in ("extra_crosscheck_text", "extra_train_flops_scope"):
-            if column in done:
-                values = _distinct(done[column])
-                label = "Cross-check" if "crosscheck" in column else "Training-step FLOPs"
-                if values:
-                    text += f" {label}: " + "; ".join(values[:3]) + ("; ..." if len(values) > 3 else "") + "."
+        if "extra_crosscheck_agree" in done and done["extra_crosscheck_agree"].notna().any():
+            agree = done["extra_crosscheck_agree"].dropna().astype(bool)
+            differ = _distinct(done.loc[agree.index[~agree], "extra_crosscheck_text"])
+            text += (f" Cross-check against torch's FlopCounterMode: identical in {int(agree.sum())} of {len(agree)} "
+                     "records" + (": " + "; ".join(differ[:3]) + ("; ..." if len(differ) > 3 else "") if differ else "")
+                     + ".")
+        if "extra_train_flops_scope" in done:
+            scopes = _distinct(done["extra_train_flops_scope"])
+            if scopes:
+                text += " Training-step FLOPs: " + "; ".join(scopes) + "."
         out.append(("Counts", text))
     timed = done.dropna(subset=["latency_ms_median"])
     if not timed.empty:
@@ -151,6 +155,15 @@ def methodology(frame: pd.DataFrame) -> list[tuple[str, str]]:
             text += f" Intra-op threads: {', '.join(threads)}."
         if described:
             text += " Timer: " + "; ".join(described) + "."
+        if "extra_calls_per_block" in timed and timed["extra_calls_per_block"].notna().any():
+            calls = pd.to_numeric(timed["extra_calls_per_block"], errors="coerce").dropna()
+            blocks = f"{int(calls.min())}" + (f" to {int(calls.max())}" if calls.max() > calls.min() else "")
+            text += f" Each timed measurement is a block of {blocks} calls, divided by the calls."
+        if timed["peak_fraction"].notna().any():
+            scope = _distinct(timed.get("extra_achieved_flops_scope", pd.Series(dtype=str)))
+            ceiling = _distinct(timed.get("extra_peak_source", pd.Series(dtype=str)))
+            text += (" Peak utilisation is achieved FLOP/s" + (f" ({'; '.join(scope)})" if scope else "")
+                     + " over the device ceiling" + (f" ({'; '.join(ceiling)})" if ceiling else "") + ".")
         out.append(("Timing", text))
     if done["peak_mem_bytes"].notna().any():
         methods = _distinct(done.loc[done["peak_mem_bytes"].notna(), "peak_mem_method"])
