@@ -79,7 +79,7 @@ def plain_conv_layers(plain: PlainUNet) -> list[nn.Module]:
 
 
 def project_step(model: nn.Module, x: torch.Tensor, **options) -> Callable[[], object]:
-    """What ``unet-bench time paper --size 572 [options]`` times: the project's own inference step (on ``x``)."""
+    """What ``unet-bench time paper --size 572 [options]`` times: the project's inference step, on ``x``."""
     copy = create_model("paper")
     copy.load_state_dict(model.state_dict())
     step = build_step(copy, Case("paper", mode="infer", input_size=SIZE, **options), in_channels=1)
