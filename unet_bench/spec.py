@@ -62,7 +62,6 @@ back to back, and slow drift (heat, other load) spreads over every variant alike
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import itertools
 import math
