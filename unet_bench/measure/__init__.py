@@ -15,12 +15,16 @@ from torch import nn
 from unet_bench.errors import BenchError, choices
 from unet_bench.measure import env
 from unet_bench.measure.counts import TRAIN_SCOPE, Counts, count
+from unet_bench.measure.memory import memory_values
+from unet_bench.measure.peaks import peak_flops
+from unet_bench.measure.steps import backend_flags, build_step
+from unet_bench.measure.timing import Timing, time_call
 from unet_bench.models.geometry import check_input_size
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
 from unet_bench.record import DEVICES, DTYPES, MODES, Case, Record
 
-__all__ = ["classify_failure", "count", "measure", "measure_module"]
+__all__ = ["build_model", "classify_failure", "count", "measure", "measure_module"]
 
 OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
 
@@ -58,14 +62,17 @@ def check_case(case: Case) -> None:
         raise BenchError(f"threads={case.threads} is not valid; it must be a positive integer")
 
 
-def measure(case: Case) -> Record:
-    """Build the case's variant (with its overrides) and measure it."""
+def build_model(case: Case) -> UNet:
+    """The case's variant with its overrides, after checking the case and its input size."""
     check_case(case)
     cfg = get_config(case.variant, **case.overrides_dict())
     check_input_size(cfg, case.input_size, case.input_size)
-    record = measure_module(UNet(cfg), case)
-    record.config = cfg.to_dict()
-    return record
+    return UNet(cfg)
+
+
+def measure(case: Case) -> Record:
+    """Build the case's variant (with its overrides) and measure it."""
+    return measure_module(build_model(case), case)
 
 
 def in_channels_of(model: nn.Module) -> int:
@@ -104,8 +111,49 @@ def counts_values(counts: Counts) -> dict:
     }
 
 
-def measure_module(model: nn.Module, case: Case, in_channels: int | None = None) -> Record:
-    """Measure any network for ``case`` (``case.variant`` only names it in the record)."""
+def timing_values(timing: Timing, counts: Counts, case: Case, threads: int) -> dict:
+    """The record's timing and throughput fields (``extra`` entries included)."""
+    seconds = timing.median_s
+    work = counts.flops if case.mode == "infer" else counts.train_flops
+    achieved = work * case.batch / seconds
+    peak, peak_source = peak_flops(case.device, case.dtype, case.tf32, threads)
+    return {
+        "latency_ms_median": 1e3 * seconds,
+        "latency_ms_p25": 1e3 * timing.p25_s,
+        "latency_ms_p75": 1e3 * timing.p75_s,
+        "latency_ms_iqr": 1e3 * timing.iqr_s,
+        "latency_n": timing.n,
+        "images_per_s": case.batch / seconds,
+        "output_mpix_per_s": case.batch * counts.output_pixels / seconds / 1e6,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak,
+        "peak_fraction": achieved / peak if peak else None,
+        "warmup_s": timing.warmup_s,
+        "compile_s": timing.compile_s if case.compile else None,
+        "extra": {
+            "achieved_flops_scope": ("flops" if case.mode == "infer" else "train_flops")
+            + " x batch / median latency (conv FLOPs only)",
+            "peak_source": peak_source,
+            "calls_per_block": timing.calls_per_block,
+            "first_call_s": timing.first_call_s,
+        },
+    }
+
+
+def update(record: Record, values: dict) -> None:
+    """Set record fields from ``values``, merging its ``extra`` dict rather than replacing it."""
+    record.extra.update(values.pop("extra", {}))
+    for key, value in values.items():
+        setattr(record, key, value)
+
+
+def measure_module(
+    model: nn.Module, case: Case, in_channels: int | None = None, counts: Counts | None = None
+) -> Record:
+    """Measure any network for ``case`` (``case.variant`` only names it in the record).
+
+    ``counts``: the network's `count` at this input size, if the caller already has it.
+    """
     check_case(case)
     start = time.perf_counter()
     threads = case.threads or env.cpu_count()
@@ -114,9 +162,18 @@ def measure_module(model: nn.Module, case: Case, in_channels: int | None = None)
     try:
         model = model.to(case.device)
         channels = in_channels or in_channels_of(model)
-        counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
+        if counts is None:
+            counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
         record = Record.for_case(case, **counts_values(counts))
         record.threads = threads
+        if hasattr(getattr(model, "cfg", None), "to_dict"):
+            record.config = model.cfg.to_dict()
+        if case.mode in ("infer", "train"):
+            with backend_flags(case):
+                step = build_step(model, case, channels)
+                timing = time_call(step.run, threads, case.min_run_time_s, label=case.label)
+            update(record, timing_values(timing, counts, case, threads))
+            update(record, memory_values(step, case, channels))
         record.env = env.fingerprint(case.device)
     finally:
         torch.set_num_threads(saved_threads)
