@@ -60,7 +60,7 @@ def test_a_run_killed_mid_suite_keeps_every_finished_case_and_resume_finishes_on
 
     first = start(str(experiment), "--out", str(out))  # SIGKILL mid-suite: no goodbye at all
     wait_for_records(results, 2, first)
-    os.killpg(first.pid, signal.SIGKILL)
+    os.kill(first.pid, signal.SIGKILL)  # the runner alone: its fork server and case process must follow
     first.wait(timeout=60)
     assert session_gone(first.pid), "a process of the killed run outlived it"
     killed = read_records(results)
@@ -96,7 +96,8 @@ def test_dry_run_lists_cases_with_predicted_cost_and_what_resume_would_skip(tmp_
 
     spec = load_spec(experiment)
     out.mkdir()
-    (out / RESULTS_FILE).write_text(json.dumps({"case_id": spec.planned[0].case.case_id, "status": "ok"}) + "\n")
+    done = {"case_id": spec.planned[0].case.case_id, "status": "ok"}
+    (out / RESULTS_FILE).write_text(json.dumps(done) + "\n")
     assert main(["run", str(experiment), "--out", str(out), "--dry-run", "--resume"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].endswith("done") and not lines[2].endswith("done")
@@ -107,7 +108,8 @@ def test_dry_run_lists_cases_with_predicted_cost_and_what_resume_would_skip(tmp_
     "body, message",
     [
         ('variants = ["paper"]\nbase_width = 4', "x.toml: base_width: unknown key; valid keys are 'name'"),
-        ('variants = ["paper"]\nbatches = [1, "2"]', "x.toml: batches: '2' is not allowed; it must be an integer >= 1"),
+        ('variants = ["paper"]\nbatches = [1, "2"]',
+         "x.toml: batches: '2' is not allowed; it must be an integer >= 1"),
         ('variants = ["Paper"]', "x.toml: variants: 'Paper' names no registered variant; valid variants are"),
         ('variants = ["paper"]\nsizes = [500]', "x.toml: sizes: 500 is not a valid input size for paper"),
         ('variants = ["paper"]\nsizes = [572', "x.toml: not valid TOML: "),

@@ -56,10 +56,9 @@ def failing_measure(case: Case) -> Record:
 
 
 def allocating_measure(case: Case) -> Record:
-    """Allocates 4 GiB (never touched, so free without a limit) before measuring."""
-    block = torch.empty(2**30, dtype=torch.float32)
-    del block
-    return measure(case)
+    """Allocates 2 GiB (never touched, so it costs nothing without a limit)."""
+    block = torch.empty(2**29, dtype=torch.float32)
+    return Record.for_case(case, param_bytes=block.nbytes)
 
 
 def interrupting_measure(runner_pid: int, case: Case) -> Record:
@@ -102,12 +101,12 @@ def test_tiny_experiment_runs_end_to_end(tmp_path):
 
 
 def test_failed_and_crashed_cases_are_recorded_and_the_rest_still_run(tmp_path):
-    spec = tiny_spec(tmp_path, text=TINY.replace('"paper", "padded", "additive"',
-                                                 '"paper", "padded", "additive", "no-skip", "bilinear", "nearest"'))
+    variants = ["paper", "padded", "additive", "no-skip", "bilinear", "nearest"]
+    names = ", ".join(f'"{v}"' for v in variants)
+    spec = tiny_spec(tmp_path, text=TINY.replace('"paper", "padded", "additive"', names))
     summary = run(spec, tmp_path / "out", measure_fn=failing_measure)
     records = {r["variant"]: r for r in read_records(tmp_path / "out" / RESULTS_FILE).records}
-    assert [records[v]["status"] for v in ("paper", "padded", "additive", "no-skip", "bilinear", "nearest")] == [
-        "ok", "error", "error", "error", "oom", "ok"]
+    assert [records[v]["status"] for v in variants] == ["ok", "error", "error", "error", "oom", "ok"]
     assert records["padded"]["message"] == "ValueError: a forced failure"
     assert "Traceback" in records["padded"]["extra"]["traceback"]
     assert records["additive"]["message"].startswith("the case's process was killed by SIGSEGV")
@@ -132,8 +131,8 @@ def test_ctrl_c_stops_the_case_in_flight_and_keeps_the_finished_ones(tmp_path):
 
 def test_cpu_memory_limit_turns_an_allocation_into_oom(tmp_path):
     case = tiny_spec(tmp_path).planned[0].case
-    assert run_isolated(case, allocating_measure).status == "ok"  # 4 GiB of untouched address space is free
-    limited = run_isolated(case, allocating_measure, memory_limit_gb=3)
+    assert run_isolated(case, allocating_measure).status == "ok"  # 2 GiB of untouched address space is free
+    limited = run_isolated(case, allocating_measure, memory_limit_gb=2)
     assert limited.status == "oom"
     assert "can't allocate memory" in limited.message or "MemoryError" in limited.message
 
@@ -209,15 +208,18 @@ cpu_memory_limit_gb = 16"""))
     summary = run(spec, out, measure_fn=oom_above_five)
     probes = [(r["batch"], r["status"]) for r in read_records(out / RESULTS_FILE).records]
     assert probes == [(1, "ok"), (2, "ok"), (4, "ok"), (8, "oom"), (6, "oom"), (5, "ok")]
-    assert [(fits, fails) for _, fits, fails in summary.max_batches] == [(5, 6)]
+    assert [(s.fits, s.fails, s.stopped) for s in summary.searches] == [(5, 6, None)]
+    assert summary.searches[0].describe(100) == (
+        "max batch paper[base_width=4] infer cpu 188px fp32 #0: 5 fits, 6 does not")
     again = run(spec, out, resume=True, measure_fn=oom_above_five)  # every probe is known: nothing reruns
-    assert again.written == {} and [(f, g) for _, f, g in again.max_batches] == [(5, 6)]
+    assert again.written == {} and [(s.fits, s.fails) for s in again.searches] == [(5, 6)]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks what happens where CUDA is missing")
 def test_cases_this_machine_cannot_run_are_recorded_as_skipped(tmp_path):
-    spec = tiny_spec(tmp_path, text=TINY.replace('"paper", "padded", "additive"', '"paper"')
-                     .replace('modes = ["counts"]', 'modes = ["counts", "quality"]\ndevices = ["cpu", "cuda"]'))
+    text = TINY.replace('"paper", "padded", "additive"', '"paper"')
+    spec = tiny_spec(tmp_path, text=text.replace('modes = ["counts"]', 'modes = ["counts", "quality"]\n'
+                                                 'devices = ["cpu", "cuda"]'))
     run(spec, tmp_path / "out")
     records = read_records(tmp_path / "out" / RESULTS_FILE).records
     assert [(r["mode"], r["device"], r["status"]) for r in records] == [

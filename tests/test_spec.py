@@ -114,37 +114,40 @@ max_batch_search = true
 max_batch = 64
 """))
     assert [(p.case.mode, p.case.dtype, p.case.batch, p.max_batch) for p in spec.planned] == [
-        ("infer", "fp32", 1, 64), ("infer", "bf16", 1, 64), ("train", "fp32", 1, 64), ("train", "bf16", 1, 64)]
+        ("infer", "fp32", 1, 64), ("infer", "bf16", 1, 64),
+        ("train", "fp32", 1, 64), ("train", "bf16", 1, 64)]
+
+
+P = 'variants = ["paper"]\n'  # a valid start, so that each case below has exactly one mistake
+SEARCH = P + "max_batch_search = true\n"
 
 
 @pytest.mark.parametrize(
     "body, message",
     [
-        ('variants = ["paper"]\nsize = [572]', "x.toml: size: unknown key; valid keys are"),
-        ('variants = ["paper"]\n[[grid]]\nbatch = 2', "x.toml: grid[0].batch: unknown key; valid grid keys are"),
-        ('variants = ["paper"]\nsizes = "big"', "x.toml: sizes: 'big' is not allowed; it must be an integer >= 1"),
-        ('variants = ["paper"]\nrepeats = true', "x.toml: repeats: True is not allowed; it must be an integer >= 1"),
-        ('variants = ["paper"]\nmodes = ["inference"]',
+        (P + "size = [572]", "x.toml: size: unknown key; valid keys are"),
+        (P + "[[grid]]\nbatch = 2", "x.toml: grid[0].batch: unknown key; valid grid keys are"),
+        (P + 'sizes = "big"', "x.toml: sizes: 'big' is not allowed; it must be an integer >= 1"),
+        (P + "repeats = true", "x.toml: repeats: True is not allowed; it must be an integer >= 1"),
+        (P + 'modes = ["inference"]',
          "x.toml: modes: 'inference' is not allowed; choose from 'counts', 'infer', 'train', 'quality'"),
-        ('variants = ["paper"]\ndevices = ["tpu"]', "x.toml: devices: 'tpu' is not allowed; choose from 'cpu', 'cuda'"),
-        ('variants = ["paper"]\nsizes = []', "x.toml: sizes: an empty list is not allowed"),
-        ('variants = ["unet"]', "x.toml: variants: 'unet' names no registered variant; valid variants are 'paper'"),
-        ('variants = ["paper"]\nsizes = [570]',
+        (P + 'devices = ["tpu"]', "x.toml: devices: 'tpu' is not allowed; choose from 'cpu', 'cuda'"),
+        (P + "sizes = []", "x.toml: sizes: an empty list is not allowed"),
+        ('variants = ["unet"]', "x.toml: variants: 'unet' names no registered variant; valid variants are"),
+        (P + "sizes = [570]",
          "x.toml: sizes: 570 is not a valid input size for paper: the nearest valid sizes are 556 and 572"),
         ('variants = ["padded"]\nsizes = [388]\nsize_rule = "common-output"',
          "x.toml: sizes: padded: no input gives an output of 388 px"),
-        ('variants = ["paper"]\nsize_rule = "fair"', "x.toml: size_rule: 'fair' is not allowed; choose from 'input'"),
-        ('variants = ["paper"]\nset = {width = 3}', "x.toml: set.width: unknown config field; valid fields are"),
-        ('variants = ["paper"]\nset = {norm = "layer"}', "x.toml: set: norm='layer' is not valid; choose one of"),
-        ('variants = ["paper"]\nsweep = {depth = [3, 0]}', "x.toml: sweep: depth=0 is not valid"),
-        ('variants = ["paper"]\n[overrides.unet]\ndepth = 3', "x.toml: overrides.unet: unknown variant"),
-        ('variants = ["paper"]\nmax_batch_search = true\nmodes = ["infer"]',
-         "x.toml: max_batch_search: on cpu it needs cpu_memory_limit_gb"),
-        ('variants = ["paper"]\nmax_batch_search = true\nmodes = ["infer"]\nbatches = [2]\ndevices = ["cuda"]',
+        (P + 'size_rule = "fair"', "x.toml: size_rule: 'fair' is not allowed; choose from 'input'"),
+        (P + "set = {width = 3}", "x.toml: set.width: unknown config field; valid fields are"),
+        (P + 'set = {norm = "layer"}', "x.toml: set: norm='layer' is not valid; choose one of"),
+        (P + "sweep = {depth = [3, 0]}", "x.toml: sweep: depth=0 is not valid"),
+        (P + "[overrides.unet]\ndepth = 3", "x.toml: overrides.unet: unknown variant"),
+        (SEARCH + 'modes = ["infer"]', "x.toml: max_batch_search: on cpu it needs cpu_memory_limit_gb"),
+        (SEARCH + 'modes = ["infer"]\nbatches = [2]\ndevices = ["cuda"]',
          "x.toml: batches: not used with max_batch_search = true"),
-        ('variants = ["paper"]\nmax_batch_search = true\ndevices = ["cuda"]',
-         "x.toml: modes: 'counts' cannot be searched for a max batch"),
-        ('variants = ["paper"]\ncpu_memory_limit_gb = -1', "x.toml: cpu_memory_limit_gb: -1 is not allowed"),
+        (SEARCH + 'devices = ["cuda"]', "x.toml: modes: 'counts' cannot be searched for a max batch"),
+        (P + "cpu_memory_limit_gb = -1", "x.toml: cpu_memory_limit_gb: -1 is not allowed"),
         ('modes = ["counts"]', "x.toml: variants: missing"),
         ('variants = ["paper"\n', "x.toml: not valid TOML:"),
     ],
@@ -171,9 +174,9 @@ def test_shipped_experiments_load(name):
     assert spec.name == name and spec.planned
 
 
-def test_default_experiment_covers_every_variant_counts_infer_and_train_on_cpu():
-    spec = load_spec(EXPERIMENTS / "default.toml")
-    for mode in ("counts", "infer", "train"):
+def test_default_experiment_covers_every_variant_infer_and_train_on_cpu():
+    spec = load_spec(EXPERIMENTS / "default.toml")  # counts come with every infer and train record
+    for mode in ("infer", "train"):
         assert sorted({p.case.variant for p in spec.planned if p.case.mode == mode}) == sorted(list_models())
     assert {p.case.device for p in spec.planned} == {"cpu"}
     infer = {p.case.variant: p.case.input_size for p in spec.planned if p.case.mode == "infer"}
@@ -184,5 +187,17 @@ def test_gpu_experiment_searches_the_max_batch_on_cuda():
     spec = load_spec(EXPERIMENTS / "gpu.toml")
     assert {p.case.device for p in spec.planned} == {"cuda"}
     assert any(p.max_batch for p in spec.planned)
-    assert {(p.case.tf32, p.case.dtype) for p in spec.planned} >= {(True, "fp32"), (False, "fp32"), (True, "bf16")}
+    numerics = {(p.case.tf32, p.case.dtype) for p in spec.planned}
+    assert numerics >= {(True, "fp32"), (False, "fp32"), (True, "bf16")}
     assert any(p.case.channels_last for p in spec.planned) and any(p.case.compile for p in spec.planned)
+
+
+def test_errors_name_the_key_where_the_file_sets_it(tmp_path):
+    text = HEAD + 'variants = ["paper"]\nsizes = [570]\n[[grid]]\nmodes = ["counts"]\n'
+    text += "[[grid]]\nsizes = [572, 4]\n"
+    with pytest.raises(BenchError, match=r"x.toml: sizes: 570 is not a valid input size"):
+        load_spec(write(tmp_path, text.replace("[572, 4]", "[572]")))
+    with pytest.raises(BenchError, match=r"x.toml: grid\[1\].sizes: 4 is not a valid input size"):
+        load_spec(write(tmp_path, text.replace("sizes = [570]\n", "")))
+    with pytest.raises(BenchError, match=r"x.toml: grid\[0\].variants: missing"):
+        load_spec(write(tmp_path, HEAD + "[[grid]]\nmodes = [\"counts\"]\n"))

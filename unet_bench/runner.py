@@ -88,7 +88,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(conn: Connection, measure_fn: Callable[[Case], Record], case: Case, memory_limit: int | None) -> None:
+def _child(conn: Connection, measure_fn: Callable[[Case], Record], case: Case, memory_limit: int | None,
+           ) -> None:
     """Child process: measure one case and send back its record, or how it failed."""
     _die_with_parent()
     if memory_limit is not None:
@@ -177,13 +178,30 @@ def _failure(case: Case, status: str, message: str, start: float | None = None,
     """A record for a case that produced no measurement, with its full config and the host's environment."""
     if environment is None:
         environment = {k: v for k, v in env.fingerprint("cpu").items() if k not in ("device", "device_name")}
-    return Record.for_case(
-        case, status=status, message=message, config=get_config(case.variant, **case.overrides_dict()).to_dict(),
-        duration_s=None if start is None else time.perf_counter() - start, env=environment,
-    )
+    config = get_config(case.variant, **case.overrides_dict()).to_dict()
+    duration = None if start is None else time.perf_counter() - start
+    return Record.for_case(case, status=status, message=message, config=config, duration_s=duration,
+                           env=environment)
 
 
 # --- the suite -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSearch:
+    """Outcome of a max-batch search: the largest batch that ran, the smallest that ran out of memory."""
+
+    case: Case  # the searched case (its batch is the search's start)
+    fits: int  # 0 when even batch 1 did not
+    fails: int | None  # None when nothing up to max_batch ran out of memory
+    stopped: str | None = None  # why the search ended early (a probe ended in error or was skipped)
+
+    def describe(self, max_batch: int) -> str:
+        name = self.case.label.replace(f" b{self.case.batch} ", " ")
+        if self.stopped:
+            return f"max batch {name}: search stopped: {self.stopped}"
+        bound = f"{self.fails} does not" if self.fails else f"nothing up to max_batch = {max_batch} ran out"
+        return f"max batch {name}: {self.fits} fits, {bound}"
 
 
 @dataclass
@@ -195,7 +213,7 @@ class Summary:
     already_done: int = 0
     partial_line_bytes: int = 0
     interrupted: bool = False
-    max_batches: list[tuple[Case, int, int | None]] = field(default_factory=list)  # (case, fits, fails)
+    searches: list[BatchSearch] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -220,13 +238,15 @@ def run_suite(
     measure_fn: Callable[[Case], Record] = measure_case,
     timeout_s: float | None = None,
     progress: bool | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> Summary:
     """Run every case of ``spec`` not yet done, appending each record to ``out_dir/results.jsonl``.
 
     ``measure_fn`` must be importable by name (it is sent to the child process). ``progress``: True
-    shows the bar, None shows it on a terminal only.
+    shows the bar, None shows it on a terminal only. ``log`` gets one line per finished case and notes
+    (default: printed above the bar, flushed, so that a log file follows the run).
     """
+    log = log or _say
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = Summary(out_dir)
@@ -245,7 +265,7 @@ def run_suite(
         if summary.already_done:
             log(f"resuming: {summary.already_done} of {len(spec.planned)} cases already recorded ok")
         with ResultsWriter(out_dir / RESULTS_FILE) as writer, _bar(todo, progress) as bar:
-            suite = _Suite(spec, writer, known, summary, measure_fn, timeout_s, bar)
+            suite = _Suite(spec, writer, known, summary, measure_fn, timeout_s, bar, log)
             try:
                 for planned in todo:
                     suite.run(planned)
@@ -259,21 +279,21 @@ class _Suite:
     """State of one run: where records go, what is known, and how each case is run."""
 
     def __init__(self, spec: Spec, writer: ResultsWriter, known: dict[str, str], summary: Summary,
-                 measure_fn: Callable[[Case], Record], timeout_s: float | None, bar: tqdm) -> None:
+                 measure_fn: Callable[[Case], Record], timeout_s: float | None, bar: tqdm,
+                 log: Callable[[str], None]) -> None:
         self.spec, self.writer, self.known, self.summary = spec, writer, known, summary
-        self.measure_fn, self.timeout_s, self.bar = measure_fn, timeout_s, bar
+        self.measure_fn, self.timeout_s, self.bar, self.log = measure_fn, timeout_s, bar, log
 
     def run(self, planned: Planned) -> None:
         if planned.max_batch:
-            fits, fails = self.search_max_batch(planned.case, planned.max_batch)
-            self.summary.max_batches.append((planned.case, fits, fails))
-            bound = f"{fails} does not" if fails else f"none up to max_batch = {planned.max_batch} failed"
-            self.bar.write(f"max batch {planned.case.label.replace(' b1 ', ' ')}: {fits} fits, {bound}")
+            search = self.search_max_batch(planned.case, planned.max_batch)
+            self.summary.searches.append(search)
+            self.log(search.describe(planned.max_batch))
         else:
             self.measure(planned.case)
 
     def measure(self, case: Case) -> str:
-        """Run one case (or reuse its recorded outcome within a search), record it, return its status."""
+        """Run one case, record it, and return its status."""
         self.bar.set_description_str(case.label)
         reason = unavailable(case)
         if reason:
@@ -287,14 +307,14 @@ class _Suite:
         self.writer.append(record.to_dict())
         self.known[case.case_id] = record.status
         self.summary.written[record.status] += 1
-        self.bar.write(_line(case, record))
+        self.log(_line(case, record))
         return record.status
 
-    def search_max_batch(self, case: Case, max_batch: int) -> tuple[int, int | None]:
+    def search_max_batch(self, case: Case, max_batch: int) -> BatchSearch:
         """Largest batch ≤ ``max_batch`` that runs without OOM: double from 1 until one fails, then bisect.
 
         Each probe is a case recorded like any other; an ``oom`` is a result here, so a probe already
-        recorded ok or oom is not run again. Returns (largest that fits or 0, smallest that fails or None).
+        recorded ok or oom (earlier in this run, or in the run being resumed) is not run again.
         """
         fits, fails = 0, None
         batch = 1
@@ -305,16 +325,22 @@ class _Suite:
                 fits = batch
             elif status == "oom":
                 fails = batch
-            else:  # an error or a skip says nothing about memory: stop here
-                return fits, fails
+            else:  # an error or a skip says nothing about memory
+                return BatchSearch(case, fits, fails, f"batch {batch} ended '{status}'")
             if fails is None:
                 if fits >= max_batch:
-                    return fits, None
+                    return BatchSearch(case, fits, None)
                 batch = min(2 * fits, max_batch)
             elif fails - fits <= 1:
-                return fits, fails
+                return BatchSearch(case, fits, fails)
             else:
                 batch = (fits + fails) // 2
+
+
+def _say(line: str) -> None:
+    """Print a line above the progress bar, flushed (a log file sees each case as it ends)."""
+    tqdm.write(line)
+    sys.stdout.flush()
 
 
 def _line(case: Case, record: Record) -> str:
@@ -335,7 +361,8 @@ def _bar(todo: list[Planned], progress: bool | None) -> Iterator[tqdm]:
     """A progress bar over predicted seconds, so its ETA weighs a slow case more than a quick one."""
     total = sum(p.cost_s for p in todo)
     bar = tqdm(total=math.ceil(total), disable=None if progress is None else not progress, file=sys.stderr,
-               bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, ETA {remaining}", dynamic_ncols=True)
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, ETA {remaining}",
+               dynamic_ncols=True)
     try:
         yield bar
     finally:

@@ -221,7 +221,8 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
             where.fail(key, "missing; every experiment file needs a name and a description")
     name = where.check("name", data["name"], _string)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        where.fail("name", f"{name!r} is not allowed; use letters, digits, '.', '_' and '-' (it names a folder)")
+        where.fail("name", f"{name!r} is not allowed; use letters, digits, '.', '_' and '-' "
+                   "(it names a folder)")
     description = where.check("description", data["description"], _string)
     limit = data.get("cpu_memory_limit_gb")
     limit = where.check("cpu_memory_limit_gb", limit, _positive_number) if limit is not None else None
@@ -240,7 +241,7 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
         for key in block:
             if key not in GRID_KEYS:
                 where.fail(prefix + key, f"unknown key; valid grid keys are {choices(GRID_KEYS)}")
-        grid = _Grid(where, prefix, {**top, **block})
+        grid = _Grid(where, prefix, top, block)
         planned.extend(grid.expand(device, limit))
 
     kept: dict[str, Planned] = {}
@@ -281,23 +282,34 @@ class _Where:
 
 
 class _Grid:
-    """One grid block with the top level's defaults filled in, checked key by key."""
+    """One grid block with the top level's defaults filled in, checked key by key.
 
-    def __init__(self, where: _Where, prefix: str, values: dict[str, Any]) -> None:
-        self.where, self.prefix = where, prefix
+    Errors name a key where the file sets it: ``grid[1].sizes`` for the block's own, ``sizes`` for the
+    top level's.
+    """
+
+    def __init__(self, where: _Where, prefix: str, top: dict[str, Any], block: dict[str, Any]) -> None:
+        self.where, self.prefix, self.block = where, prefix, block
+        values = {**top, **block}
         if "variants" not in values:
-            where.fail(prefix + "variants", "missing; name the variants to run, e.g. [\"paper\", \"padded\"] or [\"*\"]")
-        self.values = {
-            key: where.check(prefix + key, values[key], check) if key in values else default
-            for key, (check, default) in GRID_KEYS.items()
-        }
+            where.fail(prefix + "variants", 'missing; name the variants to run, e.g. ["paper", "padded"] '
+                       'or ["*"]')
+        self.values = {}
+        for key, (check, default) in GRID_KEYS.items():
+            self.values[key] = default
+            if key in values:
+                try:
+                    self.values[key] = check(values[key])
+                except _Invalid as error:
+                    self.fail(key, str(error))
         self.given = set(values)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
 
     def fail(self, key: str, message: str) -> None:
-        self.where.fail(self.prefix + key, message)
+        local = key.split(".")[0] in self.block
+        self.where.fail((self.prefix if local else "") + key, message)
 
     def variants(self) -> list[str]:
         names: list[str] = []
@@ -319,19 +331,21 @@ class _Grid:
         per_variant = self["overrides"]
         for variant, changes in per_variant.items():
             if variant not in list_models():
-                self.fail(f"overrides.{variant}", f"unknown variant; valid variants are {choices(list_models())}")
+                self.fail(f"overrides.{variant}",
+                          f"unknown variant; valid variants are {choices(list_models())}")
             if not isinstance(changes, dict):
                 self.fail(f"overrides.{variant}", "must be a table of config fields, e.g. {base_width = 32}")
             for name in changes:
                 if name not in fields:
-                    self.fail(f"overrides.{variant}.{name}", f"unknown config field; valid fields are {choices(fields)}")
+                    self.fail(f"overrides.{variant}.{name}",
+                              f"unknown config field; valid fields are {choices(fields)}")
         sweep = {}
         for name, values in self["sweep"].items():
             values = values if isinstance(values, list) else [values]
             if not values:
                 self.fail(f"sweep.{name}", "an empty list is not allowed; give the values to sweep")
             sweep[name] = values
-        combos = [dict(zip(sweep, combo)) for combo in itertools.product(*sweep.values())]
+        combos = [dict(zip(sweep, combo, strict=True)) for combo in itertools.product(*sweep.values())]
         return self["set"], per_variant, combos
 
     def configs(self, variant: str) -> list[tuple[tuple[tuple[str, Any], ...], UNetConfig]]:
@@ -385,7 +399,8 @@ class _Grid:
                           "bound it with max_batch)")
             bad = [m for m in self["modes"] if m not in SEARCH_MODES]
             if bad:
-                self.fail("modes", f"{bad[0]!r} cannot be searched for a max batch; choose from {choices(SEARCH_MODES)}")
+                self.fail("modes", f"{bad[0]!r} cannot be searched for a max batch; "
+                          f"choose from {choices(SEARCH_MODES)}")
         devices = (device,) if device else self["devices"]
         if search and "cpu" in devices and limit is None:
             self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
@@ -393,7 +408,8 @@ class _Grid:
         shapes = []
         for variant in self.variants():
             for overrides, cfg in self.configs(variant):
-                shapes.extend((variant, overrides, cfg, size) for size in self.input_sizes(variant, overrides, cfg))
+                sizes = self.input_sizes(variant, overrides, cfg)
+                shapes.extend((variant, overrides, cfg, size) for size in sizes)
         options = itertools.product(
             self["modes"], devices, self["dtypes"], self["channels_last"], self["compile"], self["tf32"],
             self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"],
@@ -408,7 +424,8 @@ class _Grid:
                     dtype=dtype, channels_last=channels_last, compile=compiled,
                     tf32=tf32 if dev == "cuda" else True,
                     cudnn_benchmark=cudnn_benchmark if dev == "cuda" else False,
-                    threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"], seeds=self["seeds"],
+                    threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"],
+                    seeds=self["seeds"],
                 )
                 max_batch = self["max_batch"] if search else None
                 planned.append(Planned(case, predict_cost_s(case, cfg, max_batch), max_batch))
@@ -417,13 +434,14 @@ class _Grid:
 
 # --- predicted cost ------------------------------------------------------------------------------------
 
-# A rough guess, good to a factor of a few: the progress bar's ETA rescales it by the measured pace, and
-# --dry-run shows it so that a suite too big for its machine is caught before it starts.
-CPU_FLOPS_PER_S_PER_CORE = 50e9  # fp32 convolutions, a recent x86 core
+# A rough guess, good to a factor of two or so: the progress bar's ETA rescales it by the measured pace,
+# and --dry-run shows it so that a suite too big for its machine is caught before it starts.
+CPU_FLOPS_PER_S_PER_CORE = 60e9  # fp32 convolutions through oneDNN, a recent x86 core
 CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
-CASE_OVERHEAD_S = 1.0  # process start, model build, environment fingerprint
+CASE_OVERHEAD_S = 1.0  # process fork, model build, counting on the meta device, environment fingerprint
+CPU_PEAK_CHILD_S = 3.0  # measure's CPU peak-memory process: a Python start and a torch import
 COMPILE_S = 60.0  # torch.compile of one UNet
-QUALITY_STEP_FLOPS_FACTOR = 200  # quality mode: training steps per seed, as multiples of one step
+QUALITY_STEPS = 200  # quality mode: training steps per seed
 
 
 @functools.lru_cache(maxsize=1024)
@@ -442,24 +460,27 @@ def forward_flops(cfg: UNetConfig, input_size: int) -> int:
 def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) -> float:
     """Predicted wall time of one case (of a whole search when ``max_batch`` is set), in seconds.
 
-    counts: one forward (fvcore traces a real one); infer: a warm-up and at least three timed forwards or
-    the timing budget, whichever is longer; train: the same with a step costing three forwards. A search
-    is priced as if it reached ``max_batch``.
+    Follows measure's protocol: every mode counts with one real forward (fvcore); infer and train then
+    run their step for the warm-up, the fewest timed blocks (or the timing budget, if longer), one more
+    for the saved-for-backward count (train), and two in the CPU peak-memory process. A search is priced
+    as if it reached ``max_batch``.
     """
+    from unet_bench.measure.timing import MIN_BLOCKS, WARMUP_CALLS
+
     if case.device == "cuda":
         rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
     else:
         rate = CPU_FLOPS_PER_S_PER_CORE * (case.threads or len(os.sched_getaffinity(0)))
-    batch = max_batch or case.batch
-    step_s = forward_flops(cfg, case.input_size) * batch / rate * (3 if case.mode in ("train", "quality") else 1)
-    if case.mode == "counts":
-        cost = forward_flops(cfg, case.input_size) / rate
-    elif case.mode == "quality":
-        cost = case.seeds * QUALITY_STEP_FLOPS_FACTOR * step_s
-    else:
-        cost = step_s + max(case.min_run_time_s, 3 * step_s)
-    cost += CASE_OVERHEAD_S + (COMPILE_S if case.compile else 0.0)
+    forward_s = forward_flops(cfg, case.input_size) / rate
+    step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
+    cost = CASE_OVERHEAD_S + forward_s + (COMPILE_S if case.compile else 0.0)
+    if case.mode == "quality":
+        cost += case.seeds * QUALITY_STEPS * step_s
+    elif case.mode in ("infer", "train"):
+        timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
+        extra_steps = (case.mode == "train") + (2 if case.device == "cpu" else 1)
+        cost += WARMUP_CALLS * step_s + timed_s + extra_steps * step_s
+        cost += CPU_PEAK_CHILD_S if case.device == "cpu" else 0.0
     if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
         cost *= 2 + math.log2(max_batch)
     return cost
-

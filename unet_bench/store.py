@@ -51,7 +51,8 @@ def read_records(path: str | Path) -> ReadBack:
             continue
         record = _parse(line)
         if record is None:
-            raise BenchError(f"{path}: line {number} is not a JSON record; remove or fix that line and try again")
+            raise BenchError(f"{path}: line {number} is not a JSON record; "
+                             "remove or fix that line and try again")
         records.append(record)
     good = len(data) - len(tail)
     if tail.strip():
@@ -85,7 +86,8 @@ class ResultsWriter:
 
     def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, default=str) + "\n").encode()
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # Ctrl-C: never half a line
+        # Ctrl-C (or SIGTERM) waits until the line is whole and on disk
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self.file.write(line)
             self.file.flush()

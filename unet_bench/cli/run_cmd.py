@@ -25,7 +25,8 @@ def print_plan(spec: Spec, done: set[str]) -> None:
         print(f"{index:4d}  {planned.case.label:<{width}}  ~{_duration(planned.cost_s):>6}{note}")
     todo = [p for p in spec.planned if p.max_batch or p.case.case_id not in done]
     extra = f", {spec.duplicates} duplicate cases dropped" if spec.duplicates else ""
-    print(f"# {len(spec.planned)} cases{extra}; {len(todo)} to run, predicted ~{_duration(sum(p.cost_s for p in todo))}"
+    cost = _duration(sum(p.cost_s for p in todo))
+    print(f"# {len(spec.planned)} cases{extra}; {len(todo)} to run, predicted ~{cost}"
           " (a rough guess from FLOPs; the progress bar's ETA corrects it as cases finish)")
 
 
@@ -38,7 +39,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print_plan(spec, runner.done_case_ids(out_dir) if args.resume else set())
         print(f"# results would go to {out_dir}/results.jsonl")
         return 0
-    print(f"{spec.name}: {len(spec.planned)} cases -> {out_dir}/results.jsonl (predicted ~{_duration(spec.cost_s)})")
+    cost = _duration(spec.cost_s)
+    print(f"{spec.name}: {len(spec.planned)} cases -> {out_dir}/results.jsonl (predicted ~{cost})")
     summary = runner.run_suite(spec, out_dir, resume=args.resume, timeout_s=args.timeout)
     print(runner.describe(summary))
     if not summary.interrupted:
@@ -61,12 +63,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "finishes the rest. Exit status: 0 done, 1 some case ended in error, 2 bad input, 130 interrupted.",
     )
     run.add_argument("file", metavar="FILE", help="an experiment file, e.g. experiments/default.toml")
-    run.add_argument("--out", metavar="DIR", default=None, help="results directory (default: results/<suite name>)")
+    run.add_argument("--out", metavar="DIR", default=None,
+                     help="results directory (default: results/<suite name>)")
     run.add_argument("--resume", action="store_true", help="skip the cases DIR already records as ok")
-    run.add_argument("--dry-run", action="store_true", help="list the cases and their predicted cost; run nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the cases and their predicted cost; run nothing")
     run.add_argument("--device", choices=DEVICES, default=None, help="run every case on this device instead")
     run.add_argument("--cpu-memory-limit", type=_positive_float, default=None, metavar="GB",
-                     help="address-space limit of each CPU case's process, in GiB (exceeding it records 'oom')")
+                     help="address-space limit of each CPU case's process, in GiB (going over records 'oom')")
     run.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
                      help="stop a case after S seconds and record it as an error")
     run.set_defaults(func=cmd_run)
