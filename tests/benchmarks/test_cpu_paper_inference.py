@@ -1,8 +1,8 @@
 """The paper UNet at 1x1x572x572, fp32 inference on CPU, every core: the project's paths against a plain one.
 
-Contenders run in interleaved rounds (each round runs every contender once, in a rotated order), so the
-load of a shared machine drifts over all of them alike and their ratios stay comparable. The GEMM that
-sets the ceiling runs in the same rounds. Targets (a 2-core CPU):
+Contenders run in interleaved rounds (each round runs every contender once, in a rotated order), and each
+ratio is the median over rounds of a ratio of two calls made moments apart, so the load of a shared machine
+cancels out as far as it can. The GEMM that sets the ceiling runs in the same rounds. Targets (a 2-core CPU):
 
 * the project's default eager path (``unet-bench time paper --size 572``) >= 0.98x the plain one's speed;
 * its best CPU mode >= 1.25x faster than the plain one;
@@ -31,7 +31,7 @@ from unet_bench.record import Case
 
 SIZE = 572
 PAPER_FLOPS = 300_856_848_896
-ROUNDS = int(os.environ.get("UNET_BENCH_ROUNDS", "7"))
+ROUNDS = int(os.environ.get("UNET_BENCH_ROUNDS", "9"))
 
 
 def double_conv(cin: int, cout: int) -> nn.Sequential:
@@ -78,11 +78,13 @@ def plain_conv_layers(plain: PlainUNet) -> list[nn.Module]:
     return [*layers, plain.head]
 
 
-def project_step(model: nn.Module, **options) -> Callable[[], object]:
-    """What ``unet-bench time paper --size 572 [options]`` times: the project's own inference step."""
+def project_step(model: nn.Module, x: torch.Tensor, **options) -> Callable[[], object]:
+    """What ``unet-bench time paper --size 572 [options]`` times: the project's inference step, on ``x``."""
     copy = create_model("paper")
     copy.load_state_dict(model.state_dict())
-    return build_step(copy, Case("paper", mode="infer", input_size=SIZE, **options), in_channels=1).run
+    step = build_step(copy, Case("paper", mode="infer", input_size=SIZE, **options), in_channels=1)
+    step.x.copy_(x)  # keeps the step's memory format
+    return step.run
 
 
 def test_paper_572_cpu_inference(benchmark):
@@ -104,9 +106,9 @@ def test_paper_572_cpu_inference(benchmark):
     contenders: dict[str, Callable[[], object]] = {
         "fp32 GEMM": lambda: torch.mm(a, b),
         "plain (no_grad)": plain_run,
-        "project default": project_step(model),
-        "project channels_last": project_step(model, channels_last=True),
-        "project compile+channels_last": project_step(model, channels_last=True, compile=True),
+        "project default": project_step(model, x),
+        "project channels_last": project_step(model, x, channels_last=True),
+        "project compile+channels_last": project_step(model, x, channels_last=True, compile=True),
     }
     first_call = {}
     for name, run in contenders.items():  # warm-up: oneDNN primitives, compilation
@@ -129,31 +131,42 @@ def test_paper_572_cpu_inference(benchmark):
     report(times, first_call, threads, benchmark.extra_info)
     reference = plain_run()
     for name in names[2:]:  # the same network and input: the same output
-        torch.testing.assert_close(contenders[name]().contiguous(), reference, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(contenders[name]().contiguous(), reference, rtol=1e-3, atol=1e-4)
+
+
+def paired(times: dict[str, list[float]], name: str, reference: str, scale: float = 1.0) -> float:
+    """Median over rounds of scale x reference time / contender time: each ratio compares two calls made
+    moments apart in the same round, so a load that drifts between rounds cancels out."""
+    return statistics.median(scale * r / c for r, c in zip(times[reference], times[name], strict=True))
 
 
 def report(times: dict[str, list[float]], first_call: dict[str, float], threads: int, info: dict) -> None:
     """Print the figures and the three targets; keep them in pytest-benchmark's extra_info."""
     median = {name: statistics.median(t) for name, t in times.items()}
     iqr = {name: (lambda q: q[2] - q[0])(statistics.quantiles(t, n=4)) for name, t in times.items()}
-    gemm = 2 * GEMM_SIZE**3 / median["fp32 GEMM"]
-    plain = median["plain (no_grad)"]
-    best = min((name for name in times if name.startswith("project")), key=median.get)
-    print("\nGFLOP/s, 'vs plain' (speed-up) and '% GEMM' are from the medians; 'min s' shows the noise floor")
+    gemm_work = 2 * GEMM_SIZE**3
+    speedup = {name: paired(times, name, "plain (no_grad)") for name in times}
+    of_gemm = {name: paired(times, name, "fp32 GEMM", PAPER_FLOPS / gemm_work) for name in times}
+    best = max((name for name in times if name.startswith("project")), key=speedup.get)
+    print("\n'vs plain' (speed-up) and '% GEMM' are medians of per-round ratios (calls moments apart);")
+    print("GFLOP/s is from the median time; 'min s' shows the noise floor of this shared machine")
     print(f"paper UNet 1x1x{SIZE}x{SIZE} fp32 inference, {threads} threads, {len(times['fp32 GEMM'])} "
           f"interleaved rounds; torch {torch.__version__}")
     print(f"{'contender':<32}{'median s':>10}{'IQR s':>8}{'min s':>8}{'GFLOP/s':>9}{'vs plain':>10}"
           f"{'% GEMM':>8}{'1st call s':>11}")
     for name in times:
-        rate = (2 * GEMM_SIZE**3 if name == "fp32 GEMM" else PAPER_FLOPS) / median[name]
-        speedup = plain / median[name]
+        rate = (gemm_work if name == "fp32 GEMM" else PAPER_FLOPS) / median[name]
+        share = 100.0 if name == "fp32 GEMM" else 100 * of_gemm[name]
         print(f"{name:<32}{median[name]:>10.3f}{iqr[name]:>8.3f}{min(times[name]):>8.3f}{rate / 1e9:>9.1f}"
-              f"{speedup:>10.3f}{100 * rate / gemm:>7.1f}%{first_call[name]:>11.1f}")
-        info[name] = {"median_s": median[name], "iqr_s": iqr[name], "gflops": rate / 1e9, "s": times[name]}
+              f"{speedup[name]:>10.3f}{share:>7.1f}%{first_call[name]:>11.1f}")
+        info[name] = {
+            "median_s": median[name], "iqr_s": iqr[name], "gflops": rate / 1e9, "speedup": speedup[name],
+            "of_gemm": of_gemm[name], "s": times[name],
+        }
     targets = {
-        "default >= 0.98x plain": plain / median["project default"] >= 0.98,
-        f"best ({best}) >= 1.25x plain": plain / median[best] >= 1.25,
-        f"best ({best}) >= 85% of GEMM": PAPER_FLOPS / median[best] >= 0.85 * gemm,
+        "default >= 0.98x plain": speedup["project default"] >= 0.98,
+        f"best ({best}) >= 1.25x plain": speedup[best] >= 1.25,
+        f"best ({best}) >= 85% of GEMM": of_gemm[best] >= 0.85,
     }
     for target, met in targets.items():
         print(f"target {target}: {'met' if met else 'NOT met'}")

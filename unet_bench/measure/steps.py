@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+import torch._inductor.config as inductor_config
 import torch.nn.functional as F
 from torch import nn
 
@@ -73,6 +74,21 @@ def autocast(case: Case) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=case.device, dtype=AUTOCAST_DTYPES[case.dtype])
 
 
+def compile_model(model: nn.Module, mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``torch.compile(model)`` that compiles (on its first call) with the inductor options of ``mode``.
+
+    The options are patched around each call: inductor reads them when it compiles, which is lazily at the
+    first call (``torch.compile(options=...)`` does not reach the freezing pass in torch 2.13).
+    """
+    compiled = torch.compile(model)
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        with inductor_config.patch(COMPILE_OPTIONS[mode]):
+            return compiled(x)
+
+    return call
+
+
 def make_input(case: Case, in_channels: int) -> torch.Tensor:
     x = torch.randn(case.batch, in_channels, case.input_size, case.input_size, device=case.device)
     return x.contiguous(memory_format=torch.channels_last) if case.channels_last else x
@@ -91,8 +107,7 @@ def build_step(model: nn.Module, case: Case, in_channels: int, compiled: bool | 
     with torch.no_grad():  # output shape and classes from a meta copy: no compute
         probe = meta_copy(model).eval()(torch.zeros((1, *x.shape[1:]), device="meta"))
     output_size = (probe.shape[-2], probe.shape[-1])
-    compile_now = case.compile if compiled is None else compiled
-    net = torch.compile(model, options=COMPILE_OPTIONS[case.mode]) if compile_now else model
+    net = compile_model(model, case.mode) if (case.compile if compiled is None else compiled) else model
     if case.mode == "infer":
         model.eval()
 
