@@ -1,8 +1,8 @@
 """Results loading, the ablation table, the figures and the report, on results made by a real tiny run.
 
-The session fixture measures a handful of tiny cases (base_width=4, depth=2, 60 px, one thread) with
-`unet_bench.measure.measure` and writes them as the runner does (one `Record.to_dict()` JSON per line), so
-every number checked here was measured; the expected values are recomputed from those records. Only the
+The session fixture runs a tiny experiment (base_width=4, depth=2, 20 px outputs, one thread) with
+`unet-bench run`, so every number checked here was measured and written by the runner; the expected values
+are recomputed from those records. Only the
 noise-rule edge cases use constructed numbers (a run cannot be made to produce controlled timings).
 """
 
@@ -23,38 +23,55 @@ from PIL import Image
 from unet_bench.cli import main
 from unet_bench.compare import compare, render, within_noise
 from unet_bench.errors import BenchError
-from unet_bench.measure import measure
 from unet_bench.plots import make_figures
-from unet_bench.record import Case
 from unet_bench.results import load
 
 pytest_plugins = ["pytester"]
 
-TINY = (("base_width", 4), ("depth", 2))
-FAST = {"threads": 1, "min_run_time_s": 0.02}
-CASES = [
-    Case("paper", TINY, "counts", input_size=60, threads=1),  # 60 -> 20 px
-    Case("padded", TINY, "counts", input_size=20, threads=1),  # the same 20 px output ("common-output")
-    Case("bilinear", TINY, "counts", input_size=60, threads=1),
-    Case("paper", TINY, "infer", input_size=60, **FAST),
-    Case("padded", TINY, "infer", input_size=20, **FAST),
-    Case("paper", TINY, "infer", input_size=76, **FAST),  # a second size: scaling curves
-    Case("paper", TINY, "infer", input_size=60, batch=2, **FAST),  # a second batch
-    Case("paper", TINY, "infer", input_size=60, channels_last=True, **FAST),  # a second memory format
-]
+# The tiny experiment: counts of three variants, inference latency and memory of two, and one more size,
+# batch and memory format of the paper network (for the scaling curves and the throughput figure).
+TINY_EXPERIMENT = """
+name = "tiny"
+description = "the report tests' tiny run"
+threads = 1
+min_run_time_s = 0.02
+set = { base_width = 4, depth = 2 }
+size_rule = "common-output"   # each variant at the input that gives a 20 px output: paper 60, padded 20
+sizes = [20]
+
+[[grid]]
+variants = ["paper", "padded", "bilinear"]
+modes = ["counts"]
+
+[[grid]]
+variants = ["paper", "padded"]
+modes = ["infer"]
+
+[[grid]]
+variants = ["paper"]
+modes = ["infer"]
+sizes = [36]                  # a second size: input 76
+
+[[grid]]
+variants = ["paper"]
+modes = ["infer"]
+batches = [2]
+
+[[grid]]
+variants = ["paper"]
+modes = ["infer"]
+channels_last = [true]
+"""
+CASES = 8
 
 
 @pytest.fixture(scope="session")
 def tiny_results(tmp_path_factory) -> Path:
-    """A results directory as the runner writes it, from real measurements."""
-    out = tmp_path_factory.mktemp("results") / "tiny"
-    out.mkdir()
-    with open(out / "results.jsonl", "w") as lines:
-        for case in CASES:
-            record = measure(case)
-            record.suite = "tiny"
-            lines.write(json.dumps(record.to_dict()) + "\n")
-    return out
+    """A results directory written by a real `unet-bench run` of `TINY_EXPERIMENT`."""
+    root = tmp_path_factory.mktemp("results")
+    (root / "tiny.toml").write_text(TINY_EXPERIMENT)
+    assert main(["run", str(root / "tiny.toml"), "--out", str(root / "tiny")]) == 0
+    return root / "tiny"
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +91,7 @@ def row(frame: pd.DataFrame, variant: str, mode: str, **factors) -> pd.Series:
 
 
 def test_load_gives_one_row_per_case_with_flat_named_columns(frame, tiny_results):
-    assert len(frame) == len(CASES)
+    assert len(frame) == CASES
     assert frame["source"].unique().tolist() == [str(tiny_results)]
     for column in ("latency_ms_median", "latency_ms_p25", "macs", "params", "peak_mem_bytes", "images_per_s"):
         assert frame[column].dtype == float, column
@@ -97,8 +114,11 @@ def test_truncated_last_line_is_skipped_and_reported(tiny_results, tmp_path):
     # a re-recorded case (same case_id) keeps one row; a kill mid-write leaves half a line
     (copy / "results.jsonl").write_text(text + first + "\n" + first[: len(first) // 2])
     loaded = load([copy])
-    assert len(loaded) == len(CASES)
-    assert loaded.attrs["notes"] and f"line {len(CASES) + 2}" in loaded.attrs["notes"][0]
+    assert len(loaded) == CASES
+    assert len(loaded.attrs["notes"]) == 1 and "partial last line" in loaded.attrs["notes"][0]
+    (copy / "results.jsonl").write_text(text + first[:20] + "\n" + first + "\n")  # corrupt, not just cut short
+    with pytest.raises(BenchError, match=f"line {CASES + 1} is not a JSON record"):
+        load([copy])
 
 
 def test_pytest_benchmark_json_is_loaded(pytester, tmp_path):
@@ -131,15 +151,17 @@ def test_pytest_benchmark_json_is_loaded(pytester, tmp_path):
     assert bench["source"] == str(out)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda tmp: tmp / "nope", "does not exist"),
-    (lambda tmp: tmp, "no results.jsonl in"),
-    (lambda tmp: (tmp / "results.jsonl").write_text("") or tmp, "holds no readable record"),
+@pytest.mark.parametrize("name, content, message", [
+    ("nope", None, "results directory '.*nope' does not exist"),
+    (".", None, "no results.jsonl in"),
+    (".", "", "holds no readable record"),
+    (".", '{"mode": "infer"}\n', "record 1 has no 'variant'"),
 ])
-def test_missing_or_empty_results_are_one_line_errors(tmp_path, make, message):
-    path = make(tmp_path)
+def test_missing_or_empty_results_are_one_line_errors(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / "results.jsonl").write_text(content)
     with pytest.raises(BenchError, match=message):
-        load([path])
+        load([tmp_path / name])
 
 
 # --- compare ---------------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ plus the network config flattened as ``cfg_<field>`` (``cfg_depth``, ``cfg_upsam
 row came from. Two kinds of input are read:
 
 - a results directory (or its ``results.jsonl``): one ``Record.to_dict()`` JSON object per line, as the
-  runner appends them; a line that does not parse (a run killed mid-write) is skipped and reported in
-  ``frame.attrs["notes"]``, never fatal; a case recorded more than once (same ``case_id``, e.g. failed
-  then re-run by ``--resume``) keeps its last record;
+  runner appends them, read with the runner's own `store.read_records`: a partial last line (a run killed
+  mid-write) is left out and reported in ``frame.attrs["notes"]``, never fatal; a case recorded more than
+  once (same ``case_id``, e.g. failed then re-run by ``--resume``) keeps its last record;
 - a pytest-benchmark JSON file (``--benchmark-json``): one row per benchmark, its timing statistics
   mapped onto the latency columns; ``extra_info`` keys that name a `Record` field fill that field.
 
@@ -31,8 +31,7 @@ import pandas as pd
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import Record
-
-RESULTS_FILE = "results.jsonl"
+from unet_bench.store import RESULTS_FILE, read_records
 
 # What identifies a measured setting apart from the network: rows that agree on these are comparable.
 FACTORS = ("mode", "device", "dtype", "input_size", "batch", "channels_last", "compile", "tf32",
@@ -172,27 +171,18 @@ def _flat_items(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, A
 
 
 def _read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    """Rows of a results file; a case recorded twice (re-run after a failure) keeps its last record."""
+    """Rows of a results file (read as the runner reads it back); a case recorded twice (failed, then
+    re-run by ``--resume``) keeps its last record."""
+    back = read_records(path)
+    if back.partial_line_bytes:
+        notes.append(f"{path}: left out a partial last line ({back.partial_line_bytes} bytes; a run killed "
+                     "mid-write leaves one, and --resume measures that case again)")
     rows: dict[Any, dict[str, Any]] = {}
-    bad = []
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError:
-                bad.append(number)
-                continue
-            if not isinstance(data, dict) or "variant" not in data:
-                bad.append(number)
-                continue
-            row = flatten(data)
-            rows[row["case_id"] or len(rows)] = row
-    if bad:
-        where = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
-        notes.append(f"{path}: skipped {len(bad)} unreadable line(s) (line {where}; a run killed mid-write "
-                     f"leaves a truncated last line)")
+    for number, data in enumerate(back.records, 1):
+        if "variant" not in data:
+            raise BenchError(f"{path}: record {number} has no 'variant'; it is not a unet-bench record")
+        row = flatten(data)
+        rows[row["case_id"] or f"#{number}"] = row
     return list(rows.values())
 
 
