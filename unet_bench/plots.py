@@ -117,7 +117,7 @@ def _pick(table: pd.DataFrame, metrics: list[str], vary: str | None = None) -> p
     rows = table.dropna(subset=metrics)
     if rows.empty:
         return None
-    keys = [k for k in [*_SETTING, "size"] if k != vary and not (vary == "size" and k == "input_size")]
+    keys = [k for k in [*_SETTING, "size"] if k != vary]
     best = None
     for _, group in rows.groupby(keys, dropna=False, sort=False):
         score = (group[vary].nunique() if vary else 0, group["series"].nunique())
@@ -140,7 +140,7 @@ def _pair(table: pd.DataFrame, x: str, y: str) -> tuple[pd.DataFrame, str] | Non
     data = xs[["series", *cols(x)]].merge(ys[["series", *cols(y)]], on="series")
     if len(data) < 2:
         return None
-    return data, f"{METRICS[x].label}: {describe(xs)}; {METRICS[y].label}: {describe(ys)}"
+    return data, f"{METRICS[x].label}: {describe(xs)}\n{METRICS[y].label}: {describe(ys)}"
 
 
 def describe(rows: pd.DataFrame, skip: tuple[str, ...] = ()) -> str:
@@ -174,8 +174,8 @@ def _label(metric: str) -> str:
 
 
 def _title(ax: Axes, title: str, subtitle: str) -> None:
-    """A bold title with the setting in small grey type between it and the axes."""
-    ax.set_title(title, loc="left", pad=15)
+    """A bold title with the setting (one or two lines) in small grey type between it and the axes."""
+    ax.set_title(title, loc="left", pad=6 + 9 * (subtitle.count("\n") + 1))
     below = offset_copy(ax.transAxes, fig=ax.figure, y=4, units="points")
     ax.text(0, 1, subtitle, transform=below, va="bottom", ha="left", **SUBTITLE)
 
@@ -261,18 +261,36 @@ def _pareto_axes(ax: Axes, data: pd.DataFrame, x: str, y: str, colors: dict[str,
 
 
 def _annotate(ax: Axes, xs: np.ndarray, ys: np.ndarray, names: list[str], bold: set[int]) -> None:
-    """Name each point, moving a label up (with a leader line) where it would cover another label."""
+    """Name each point: right of it, else left, else moved up or down (with a leader line) to the nearest
+    place where it covers no other label and no other point."""
     ax.autoscale_view()
-    points = ax.transData.transform(np.column_stack([xs, ys])) * 72 / ax.figure.dpi
+    points = ax.transData.transform(np.column_stack([xs, ys])) * 72 / ax.figure.dpi  # in points
+    markers = [(x - 4.5, y - 3.5, 9.0, 7.0) for x, y in points]  # a label covers no other point either
+    frame = ax.bbox.extents * 72 / ax.figure.dpi  # and stays inside the axes
     placed: list[tuple[float, float, float, float]] = []
     for i in np.argsort(points[:, 1], kind="stable"):
-        width, height, dy = 4.4 * len(names[i]) + 2, 9.0, 3.0
-        while any(_overlap_boxes((points[i, 0] + 4, points[i, 1] + dy, width, height), box) for box in placed):
-            dy += 4.0
-        placed.append((points[i, 0] + 4, points[i, 1] + dy, width, height))
-        ax.annotate(names[i], (xs[i], ys[i]), xytext=(4, dy), textcoords="offset points", fontsize=7,
-                    fontweight="bold" if i in bold else "normal", zorder=4,
-                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#999999"} if dy > 10 else None)
+        width, height = 4.4 * len(names[i]) + 2, 9.0
+        others = placed + markers[:i] + markers[i + 1:]
+        spots = [(dx, dy, (points[i, 0] + dx, points[i, 1] + dy, width, height)) for dx, dy in _label_spots(width)]
+        dx, dy, box = next((spot for spot in spots if _inside(spot[2], frame)
+                            and not any(_overlap_boxes(spot[2], other) for other in others)), spots[0])
+        placed.append(box)
+        ax.annotate(names[i], (xs[i], ys[i]), xytext=(dx + (width if dx < 0 else 0), dy), textcoords="offset points",
+                    ha="right" if dx < 0 else "left", fontsize=7, fontweight="bold" if i in bold else "normal",
+                    zorder=4, arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#999999"} if abs(dy) > 10 else None)
+
+
+def _label_spots(width: float) -> list[tuple[float, float]]:
+    """Label offsets (points) from a marker, nearest first: right, left, then further up and down."""
+    spots = []
+    for step in range(60):
+        for dy in ((3.0,) if step == 0 else (3.0 + 5 * step, 3.0 - 5 * step)):
+            spots += [(4.0, dy), (-4.0 - width, dy)]
+    return spots
+
+
+def _inside(box: tuple[float, ...], frame: np.ndarray) -> bool:
+    return frame[0] <= box[0] and box[0] + box[2] <= frame[2] and frame[1] <= box[1] and box[1] + box[3] <= frame[3]
 
 
 def _overlap_boxes(a: tuple[float, ...], b: tuple[float, ...]) -> bool:

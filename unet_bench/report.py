@@ -27,6 +27,7 @@ from unet_bench.results import METRICS, load, ok
 REPORT_METRICS = ("params", "macs", "train_flops", "peak_mem_bytes", "saved_activation_bytes",
                   "latency_ms_median", "peak_fraction", "dice_mean", "iou_mean")
 SUMMARY_MIN_CHANGE = 0.01  # smaller relative changes are not worth a sentence
+PER_VARIANT = 2  # sentences per variant in the summary, so that one extreme variant does not fill it
 
 
 @dataclass
@@ -187,7 +188,8 @@ def _distinct(values: pd.Series) -> list[str]:
 
 def summarize(comparison: Comparison, limit: int = 8) -> list[str]:
     """Sentences on the largest effects: per metric the largest increase and decrease against the
-    reference (one per variant and metric), latency changes within noise left out, largest first."""
+    reference (one per variant and metric, at most `PER_VARIANT` per variant), latency changes within
+    noise left out, largest first."""
     table = comparison.table[~comparison.table["is_reference"]]
     counted = table["mode"] == "counts"
     found: dict[tuple[str, str], tuple[float, str]] = {}
@@ -203,10 +205,15 @@ def summarize(comparison: Comparison, limit: int = 8) -> list[str]:
             key = (table.loc[index, "variant"], metric)
             if key not in found or size > found[key][0]:
                 found[key] = (size, _sentence(table.loc[index], metric, comparison))
-    sentences = [text for _, text in sorted(found.values(), key=lambda item: -item[0])[:limit]]
+    per_variant: dict[str, int] = {}
+    sentences = []
+    for (variant, _), (_, text) in sorted(found.items(), key=lambda item: -item[1][0]):
+        per_variant[variant] = per_variant.get(variant, 0) + 1
+        if per_variant[variant] <= PER_VARIANT and len(sentences) < limit:
+            sentences.append(text)
     timed = table.filter(like="_within_noise")
     if not timed.empty:
-        flags = timed.stack()
+        flags = timed.stack().dropna()
         sentences.append(f"{int((flags == True).sum())} of {len(flags)} timing differences are within "  # noqa: E712
                          f"noise (rule under Methodology).")
     return sentences or ["No differences against the baseline were measured."]
