@@ -304,8 +304,9 @@ def _pareto(x: str, y: str, maximize_y: bool = False) -> Callable:
             return None
         figure = Figure(figsize=(6.4, 4.6), layout="constrained")
         _pareto_axes(figure.subplots(), pair[0], x, y, colors, pair[1], maximize_y)
-        return figure, (f"{METRICS[y].label} against {METRICS[x].label}; ringed points form the Pareto front "
-                        f"(no other variant is better in both). Error bars: measured spread.")
+        label = METRICS[y].label
+        return figure, (f"{label[0].upper()}{label[1:]} against {METRICS[x].label}; ringed points form the "
+                        "Pareto front (no other variant is better in both). Error bars: measured spread.")
     return build
 
 
