@@ -20,6 +20,7 @@ import functools
 import importlib
 import math
 import multiprocessing
+import os
 import resource
 import signal
 import sys
@@ -37,6 +38,7 @@ from tqdm import tqdm
 
 from unet_bench.errors import BenchError
 from unet_bench.measure import env
+from unet_bench.measure.memory import MMAP_THRESHOLD
 from unet_bench.models import get_config
 from unet_bench.record import Case, Record
 from unet_bench.spec import Planned, Spec
@@ -74,6 +76,9 @@ def unavailable(case: Case) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _context() -> multiprocessing.context.BaseContext:
     """The fork server every case's process comes from, loaded once with what cases need (`_preload`)."""
+    # The server and every case forked from it start with glibc's mmap threshold fixed, so that freed
+    # tensors leave RSS at once and a case can measure its CPU peak in its own fresh process.
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["unet_bench._preload", "unet_bench.runner"])
     return context
