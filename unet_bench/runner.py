@@ -4,7 +4,7 @@ Isolation: each case runs in a fresh process forked from a server process that i
 unet_bench once (multiprocessing's ``forkserver``). A case that crashes its process, runs out of memory
 or hangs past a time limit is recorded (``error`` / ``oom``) and the suite goes on; its peak RSS is that
 of a fresh process (the import baseline plus what the case allocates), not what earlier cases left; and
-starting one costs a fork (~0.1 s), not a torch import (~2 s). Without forkserver (Windows), ``spawn``.
+starting one costs a fork (~0.1 s), not a torch import (~2 s). POSIX only (a fork server; flock).
 
 Files: only this module (through `unet_bench.store`) writes. Each finished case is appended to
 ``results.jsonl`` and fsynced before the next one starts; Ctrl-C (or SIGTERM) stops the case in flight
@@ -20,6 +20,7 @@ import functools
 import importlib
 import math
 import multiprocessing
+import os
 import resource
 import signal
 import sys
@@ -37,6 +38,7 @@ from tqdm import tqdm
 
 from unet_bench.errors import BenchError
 from unet_bench.measure import env
+from unet_bench.measure.memory import MMAP_THRESHOLD
 from unet_bench.models import get_config
 from unet_bench.record import Case, Record
 from unet_bench.spec import Planned, Spec
@@ -73,8 +75,10 @@ def unavailable(case: Case) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _context() -> multiprocessing.context.BaseContext:
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
+    """The fork server every case's process comes from, loaded once with what cases need (`_preload`)."""
+    # The server and every case forked from it start with glibc's mmap threshold fixed, so that freed
+    # tensors leave RSS at once and a case can measure its CPU peak in its own fresh process.
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["unet_bench._preload", "unet_bench.runner"])
     return context

@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run", help="run an experiment file's cases, appending each record to results/<suite>/results.jsonl",
         description="Run every case of an experiment file, one at a time in a process of its own. Each "
-        "finished case is appended at once to OUT/results.jsonl; Ctrl-C keeps what is done and --resume "
+        "finished case is appended at once to DIR/results.jsonl; Ctrl-C keeps what is done and --resume "
         "finishes the rest. Exit status: 0 done, 1 some case ended in error, 2 bad input, 130 interrupted.",
     )
     run.add_argument("file", metavar="FILE", help="an experiment file, e.g. experiments/default.toml")

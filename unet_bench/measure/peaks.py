@@ -27,6 +27,9 @@ GPU_PEAKS: list[tuple[str, str, dict[str, float]]] = [
 ]
 
 GEMM_SIZE = 4096  # large enough that a 2-core CPU runs at its GEMM ceiling (~0.5-1 s per product)
+# The ceiling written into every record: a 2048² GEMM reached the same GFLOP/s as 4096² here (within noise)
+# in a fifth of the time, and the runner measures it again in every case's fresh process.
+RECORD_GEMM_SIZE = 2048
 CPU_GEMM_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -61,5 +64,5 @@ def peak_flops(device: str, dtype: str, tf32: bool, threads: int) -> tuple[float
     """(ceiling FLOP/s, its source) for a case's device and precision."""
     if device == "cuda":
         return gpu_peak(torch.cuda.get_device_name(), math_mode(dtype, tf32))
-    peak = cpu_gemm_peak(threads, dtype)
-    return peak, f"measured {GEMM_SIZE}x{GEMM_SIZE} {dtype} GEMM, {threads} threads, this process"
+    peak = cpu_gemm_peak(threads, dtype, size=RECORD_GEMM_SIZE, min_run_time=0.5)
+    return peak, f"measured {RECORD_GEMM_SIZE}x{RECORD_GEMM_SIZE} {dtype} GEMM, {threads} threads, this process"
