@@ -134,6 +134,7 @@ def timing_values(timing: Timing, counts: Counts, case: Case, threads: int) -> d
             "achieved_flops_scope": ("flops" if case.mode == "infer" else "train_flops")
             + " x batch / median latency (conv FLOPs only)",
             "peak_source": peak_source,
+            "timing_method": timing.method(),
             "calls_per_block": timing.calls_per_block,
             "first_call_s": timing.first_call_s,
             "compile_options": COMPILE_OPTIONS[case.mode] if case.compile else None,

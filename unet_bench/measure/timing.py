@@ -34,6 +34,14 @@ class Timing:
     def iqr_s(self) -> float:
         return self.p75_s - self.p25_s
 
+    def method(self) -> str:
+        """How this timing was taken, in words, for the record and the report."""
+        return (
+            f"torch.utils.benchmark Timer.adaptive_autorange on {self.threads} threads: {WARMUP_CALLS} warm-up "
+            f"calls excluded, at least {MIN_BLOCKS} timed blocks (until IQR/median < {IQR_THRESHOLD}), "
+            "accelerator synchronised per block; median and IQR of the blocks"
+        )
+
     @property
     def compile_s(self) -> float:
         """First-call time beyond a steady call: the cost of compiling (or autotuning) once."""
