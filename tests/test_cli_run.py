@@ -15,7 +15,7 @@ from unet_bench.cli import main
 from unet_bench.spec import load_spec
 from unet_bench.store import RESULTS_FILE, locked, read_records
 
-VARIANTS = ["paper", "padded", "additive", "no-skip", "bilinear", "nearest", "batchnorm", "gelu"]
+VARIANTS = ["paper", "padded", "additive", "no-skip", "bilinear", "nearest", "batchnorm", "leaky-relu"]
 TINY = f"""
 name = "tiny"
 description = "tiny networks at their smallest sizes"
