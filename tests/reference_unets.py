@@ -81,7 +81,7 @@ def copy_weights(src: nn.Module, dst: nn.Module) -> None:
     src_layers, dst_layers = weight_layers(src), weight_layers(dst)
     assert len(src_layers) == len(dst_layers)
     with torch.no_grad():
-        for a, b in zip(src_layers, dst_layers):
+        for a, b in zip(src_layers, dst_layers, strict=True):
             assert a.weight.shape == b.weight.shape, (a, b)
             b.weight.copy_(a.weight)
             b.bias.copy_(a.bias)

@@ -27,7 +27,11 @@ def test_sizes_lists_valid_inputs_and_outputs():
     result = run("sizes", "paper", "--min", "180", "--max", "240")
     assert result.returncode == 0, result.stderr
     assert [line for line in result.stdout.splitlines() if not line.startswith("#")] == [
-        "188 -> 4", "204 -> 20", "220 -> 36", "236 -> 52"]
+        "188 -> 4",
+        "204 -> 20",
+        "220 -> 36",
+        "236 -> 52",
+    ]
     near = run("sizes", "paper", "--near", "570")
     assert near.stdout.splitlines()[1:] == ["556 -> 372", "572 -> 388"]
     deeper = run("sizes", "paper", "--set", "depth=3", "--near", "96")

@@ -37,7 +37,7 @@ def test_geometry_agrees_with_the_network(overrides):
     first = geometry.smallest_valid_size(cfg)
     sizes = geometry.valid_sizes(cfg, 1, first + 3 * 2**cfg.depth)
     assert sizes[0] == first
-    for h, w in zip(sizes, reversed(sizes)):
+    for h, w in zip(sizes, reversed(sizes), strict=True):
         out = model(torch.zeros(1, 1, h, w))
         assert tuple(out.shape[-2:]) == geometry.output_size(cfg, (h, w))
 

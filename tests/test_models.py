@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 import unet_bench
+from tests.reference_unets import FlatUNet, copy_weights
 from unet_bench import BenchError, UNet, UNetConfig, create_model, get_config, list_models
 from unet_bench.models import geometry
-from tests.reference_unets import FlatUNet, copy_weights
 
 PAPER = UNetConfig()
 
@@ -109,8 +109,19 @@ def test_config_round_trips_through_a_plain_dict():
 
 def test_list_models_filters_by_glob():
     assert list_models("*norm") == ["batchnorm", "instancenorm", "groupnorm"]
-    for required in ["paper", "padded", "bilinear", "additive", "no-skip", "batchnorm", "instancenorm",
-                     "groupnorm", "nearest", "pixelshuffle", "leaky-relu"]:
+    for required in [
+        "paper",
+        "padded",
+        "bilinear",
+        "additive",
+        "no-skip",
+        "batchnorm",
+        "instancenorm",
+        "groupnorm",
+        "nearest",
+        "pixelshuffle",
+        "leaky-relu",
+    ]:
         assert required in list_models()
 
 

@@ -141,6 +141,13 @@ class Record:
     # --- context ---
     env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)
     extra: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping (per-stage params, ...)
+    # extra keys filled by unet_bench.measure:
+    #   params_per_stage, macs_per_stage: {stage: n} in network order (encoder0.., bottleneck, decoder..0, head)
+    #   other_ops: {fvcore op: count} outside convs (fvcore units); flops_per_output_pixel
+    #   train_flops_by_op: {aten op: FLOPs} of the training step; train_flops_scope: what train_flops covers
+    #   crosscheck: {fvcore_flops, flop_counter_flops, fvcore_only, agree}; crosscheck_text: the same in words
+    #   (infer/train) achieved_flops_scope, peak_source (where peak_flops_per_s comes from), calls_per_block,
+    #   first_call_s, compile_options; (train) saved_tensors (distinct storages), largest_saved_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,10 +166,19 @@ class Record:
     def for_case(cls, case: Case, **values: Any) -> Record:
         """A record that identifies ``case``; measured values are passed as keywords."""
         return cls(
-            variant=case.variant, mode=case.mode, device=case.device, batch=case.batch,
-            input_size=case.input_size, dtype=case.dtype, channels_last=case.channels_last,
-            compile=case.compile, tf32=case.tf32 if case.device == "cuda" else None,
+            variant=case.variant,
+            mode=case.mode,
+            device=case.device,
+            batch=case.batch,
+            input_size=case.input_size,
+            dtype=case.dtype,
+            channels_last=case.channels_last,
+            compile=case.compile,
+            tf32=case.tf32 if case.device == "cuda" else None,
             cudnn_benchmark=case.cudnn_benchmark if case.device == "cuda" else None,
-            threads=case.threads, repeat=case.repeat, case_id=case.case_id,
-            overrides=case.overrides_dict(), **values,
+            threads=case.threads,
+            repeat=case.repeat,
+            case_id=case.case_id,
+            overrides=case.overrides_dict(),
+            **values,
         )

@@ -11,10 +11,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from unet_bench.cli import models_cmd, quality_cmd
+from unet_bench.cli import measure_cmd, models_cmd, quality_cmd, report_cmd, run_cmd
 from unet_bench.errors import BenchError
 
-COMMANDS = [models_cmd, quality_cmd]
+COMMANDS = [models_cmd, measure_cmd, run_cmd, report_cmd, quality_cmd]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -7,8 +7,7 @@ import argparse
 import torch
 
 from unet_bench.errors import BenchError
-from unet_bench.models import UNet, get_variant, list_models
-from unet_bench.models import geometry
+from unet_bench.models import UNet, geometry, get_variant, list_models
 from unet_bench.models.config import parse_overrides
 
 

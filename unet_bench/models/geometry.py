@@ -124,6 +124,7 @@ def describe_invalid(cfg: UNetConfig, size: int) -> str:
 def check_input_size(cfg: UNetConfig, height: int, width: int) -> None:
     """Raise `InvalidInputSizeError` naming the bad dimension and the nearest valid sizes."""
     for name, size in (("height", height), ("width", width)):
+        size = int(size)  # under torch.jit.trace (fvcore) sizes arrive as 0-d tensors
         if not is_valid_size(cfg, size):
             first = smallest_valid_size(cfg)
             period = 2**cfg.depth

@@ -47,15 +47,15 @@ register_variant("paper", "Ronneberger et al. 2015, exactly: valid 3x3 convs, 2x
 register_variant("padded", "3x3 convs zero-padded by 1: output size = input size", padding="same")
 register_variant("bilinear", "x2 bilinear up-sampling + 1x1 conv instead of the 2x2 up-conv", upsample="bilinear")
 register_variant("nearest", "x2 nearest up-sampling + 1x1 conv instead of the 2x2 up-conv", upsample="nearest")
-register_variant("pixelshuffle", "1x1 conv to 4·C/2 + PixelShuffle(2) instead of the 2x2 up-conv", upsample="pixelshuffle")
+register_variant(
+    "pixelshuffle", "1x1 conv to 4·C/2 + PixelShuffle(2) instead of the 2x2 up-conv", upsample="pixelshuffle"
+)
 register_variant("additive", "skips added (crop + add) instead of concatenated", skip="add")
 register_variant("no-skip", "no skip connections: a plain encoder-decoder", skip="none")
 register_variant("batchnorm", "BatchNorm after every 3x3 conv", norm="batch")
 register_variant("instancenorm", "InstanceNorm (affine) after every 3x3 conv", norm="instance")
 register_variant("groupnorm", "GroupNorm (32 groups) after every 3x3 conv", norm="group")
 register_variant("leaky-relu", "LeakyReLU (slope 0.01) instead of ReLU", activation="leaky_relu")
-register_variant("gelu", "GELU instead of ReLU", activation="gelu")
-register_variant("dropout", "dropout 0.5 at the end of the contracting path, as the paper trains", dropout=0.5)
 register_variant("depth-3", "three poolings instead of four (bottleneck at 512 channels)", depth=3)
 register_variant("depth-5", "five poolings instead of four (bottleneck at 2048 channels)", depth=5)
 register_variant("width-32", "half width: 32 channels at the first level instead of 64", base_width=32)

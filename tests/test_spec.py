@@ -1,0 +1,203 @@
+"""Experiment files: every key checked up front with a one-line error, the grid expanded exactly."""
+
+from pathlib import Path
+
+import pytest
+
+from unet_bench import BenchError, list_models
+from unet_bench.spec import load_spec
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def labels(spec) -> list[str]:
+    return [p.case.label for p in spec.planned]
+
+
+HEAD = 'name = "t"\ndescription = "a test"\n'
+
+
+def test_flat_file_is_one_grid_in_run_order(tmp_path):
+    spec = load_spec(write(tmp_path, HEAD + """
+variants = ["paper", "padded"]
+modes = ["counts", "infer"]
+sizes = [188]
+size_rule = "nearest-input"
+batches = [1, 2]
+set = {base_width = 4}
+"""))
+    assert spec.name == "t" and spec.description == "a test"
+    assert labels(spec) == [
+        "paper[base_width=4] counts cpu b1 188px fp32 #0",
+        "paper[base_width=4] counts cpu b2 188px fp32 #0",
+        "paper[base_width=4] infer cpu b1 188px fp32 #0",
+        "paper[base_width=4] infer cpu b2 188px fp32 #0",
+        "padded[base_width=4] counts cpu b1 192px fp32 #0",  # 188 is not a multiple of 16: 192 is nearest
+        "padded[base_width=4] counts cpu b2 192px fp32 #0",
+        "padded[base_width=4] infer cpu b1 192px fp32 #0",
+        "padded[base_width=4] infer cpu b2 192px fp32 #0",
+    ]
+    assert all(p.cost_s > 0 and p.max_batch is None for p in spec.planned)
+
+
+def test_size_rules_give_each_variant_its_fair_input(tmp_path):
+    text = HEAD + 'variants = ["paper", "padded", "depth-3", "depth-5"]\nsizes = [388]\n'
+    nearest = load_spec(write(tmp_path, text + 'size_rule = "nearest-output"'))
+    assert [p.case.input_size for p in nearest.planned] == [572, 384, 476, 764]  # outputs 388, 384, 388, 388
+    common = load_spec(write(tmp_path, text.replace('"padded", ', "") + 'size_rule = "common-output"'))
+    assert [p.case.input_size for p in common.planned] == [572, 476, 764]
+    near_in = load_spec(write(tmp_path, HEAD + 'variants = ["paper", "padded"]\nsizes = [570]\n'
+                              'size_rule = "nearest-input"'))
+    assert [p.case.input_size for p in near_in.planned] == [572, 576]
+
+
+def test_grids_inherit_the_top_level_overrides_apply_in_order_and_duplicates_go(tmp_path):
+    spec = load_spec(write(tmp_path, HEAD + """
+modes = ["counts"]
+set = {base_width = 8}
+[overrides.depth-5]
+base_width = 4
+[[grid]]
+variants = ["paper", "depth-5"]
+sizes = [100]
+size_rule = "nearest-output"
+[[grid]]
+variants = ["paper"]
+sweep = {depth = [3, 4]}
+sizes = [100]
+size_rule = "nearest-output"
+repeats = 2
+"""))
+    assert labels(spec) == [
+        "paper[base_width=8] counts cpu b1 284px fp32 #0",
+        "depth-5[base_width=4] counts cpu b1 476px fp32 #0",  # its override beats `set`
+        "paper[base_width=8,depth=3] counts cpu b1 188px fp32 #0",
+        # paper with depth=4 is the first grid's case: kept once
+        "paper[base_width=8,depth=3] counts cpu b1 188px fp32 #1",  # repeats are the outer loop
+        "paper[base_width=8] counts cpu b1 284px fp32 #1",
+    ]
+    assert spec.duplicates == 1
+    assert spec.planned[0].case.overrides == (("base_width", 8),)
+
+
+def test_globs_cuda_flags_and_device_override(tmp_path):
+    text = HEAD + 'variants = ["*norm*"]\nsizes = [188]\ntf32 = [true, false]\ndevices = ["cuda"]\n'
+    spec = load_spec(write(tmp_path, text))
+    assert [p.case.variant for p in spec.planned[::2]] == ["batchnorm", "instancenorm", "groupnorm"]
+    assert [p.case.tf32 for p in spec.planned[:2]] == [True, False]
+    on_cpu = load_spec(write(tmp_path, text), device="cpu")  # TF32 means nothing on CPU: one case each
+    assert len(on_cpu.planned) == 3 and on_cpu.duplicates == 3
+    assert {p.case.device for p in on_cpu.planned} == {"cpu"}
+
+
+def test_every_variant_glob_and_predicted_cost_scales(tmp_path):
+    spec = load_spec(write(tmp_path, HEAD + 'variants = ["*"]\nmodes = ["counts", "infer", "train"]\n'
+                           'sizes = [388]\nsize_rule = "nearest-output"'))
+    assert [p.case.variant for p in spec.planned[::3]] == list_models()
+    counts, infer, train = (p.cost_s for p in spec.planned[:3])
+    assert counts < infer < train
+
+
+def test_max_batch_search_entries(tmp_path):
+    spec = load_spec(write(tmp_path, HEAD + """
+variants = ["paper"]
+modes = ["infer", "train"]
+devices = ["cuda"]
+dtypes = ["fp32", "bf16"]
+max_batch_search = true
+max_batch = 64
+"""))
+    assert [(p.case.mode, p.case.dtype, p.case.batch, p.max_batch) for p in spec.planned] == [
+        ("infer", "fp32", 1, 64), ("infer", "bf16", 1, 64),
+        ("train", "fp32", 1, 64), ("train", "bf16", 1, 64)]
+
+
+P = 'variants = ["paper"]\n'  # a valid start, so that each case below has exactly one mistake
+SEARCH = P + "max_batch_search = true\n"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (P + "size = [572]", "x.toml: size: unknown key; valid keys are"),
+        (P + "[[grid]]\nbatch = 2", "x.toml: grid[0].batch: unknown key; valid grid keys are"),
+        (P + 'sizes = "big"', "x.toml: sizes: 'big' is not allowed; it must be an integer >= 1"),
+        (P + "repeats = true", "x.toml: repeats: True is not allowed; it must be an integer >= 1"),
+        (P + 'modes = ["inference"]',
+         "x.toml: modes: 'inference' is not allowed; choose from 'counts', 'infer', 'train', 'quality'"),
+        (P + 'devices = ["tpu"]', "x.toml: devices: 'tpu' is not allowed; choose from 'cpu', 'cuda'"),
+        (P + "sizes = []", "x.toml: sizes: an empty list is not allowed"),
+        ('variants = ["unet"]', "x.toml: variants: 'unet' names no registered variant; valid variants are"),
+        (P + "sizes = [570]",
+         "x.toml: sizes: 570 is not a valid input size for paper: the nearest valid sizes are 556 and 572"),
+        ('variants = ["padded"]\nsizes = [388]\nsize_rule = "common-output"',
+         "x.toml: sizes: padded: no input gives an output of 388 px"),
+        (P + 'size_rule = "fair"', "x.toml: size_rule: 'fair' is not allowed; choose from 'input'"),
+        (P + "set = {width = 3}", "x.toml: set.width: unknown config field; valid fields are"),
+        (P + 'set = {norm = "layer"}', "x.toml: set: norm='layer' is not valid; choose one of"),
+        (P + "sweep = {depth = [3, 0]}", "x.toml: sweep: depth=0 is not valid"),
+        (P + "[overrides.unet]\ndepth = 3", "x.toml: overrides.unet: unknown variant"),
+        (SEARCH + 'modes = ["infer"]', "x.toml: max_batch_search: on cpu it needs cpu_memory_limit_gb"),
+        (SEARCH + 'modes = ["infer"]\nbatches = [2]\ndevices = ["cuda"]',
+         "x.toml: batches: not used with max_batch_search = true"),
+        (SEARCH + 'devices = ["cuda"]', "x.toml: modes: 'counts' cannot be searched for a max batch"),
+        (P + "cpu_memory_limit_gb = -1", "x.toml: cpu_memory_limit_gb: -1 is not allowed"),
+        ('modes = ["counts"]', "x.toml: variants: missing"),
+        ('variants = ["paper"\n', "x.toml: not valid TOML:"),
+    ],
+)
+def test_malformed_files_give_one_line_naming_file_and_key(tmp_path, body, message):
+    with pytest.raises(BenchError) as error:
+        load_spec(write(tmp_path, HEAD + body))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_name_and_description_are_required_and_name_is_a_folder(tmp_path):
+    with pytest.raises(BenchError, match="x.toml: description: missing"):
+        load_spec(write(tmp_path, 'name = "t"\nvariants = ["paper"]'))
+    with pytest.raises(BenchError, match="x.toml: name: '../up' is not allowed"):
+        load_spec(write(tmp_path, 'name = "../up"\ndescription = "d"\nvariants = ["paper"]'))
+    with pytest.raises(BenchError, match="nope.toml: no such experiment file"):
+        load_spec(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("name", ["default", "ablations", "scaling", "gpu"])
+def test_shipped_experiments_load(name):
+    spec = load_spec(EXPERIMENTS / f"{name}.toml")
+    assert spec.name == name and spec.planned
+
+
+def test_default_experiment_covers_every_variant_infer_and_train_on_cpu():
+    spec = load_spec(EXPERIMENTS / "default.toml")  # counts come with every infer and train record
+    for mode in ("infer", "train"):
+        assert sorted({p.case.variant for p in spec.planned if p.case.mode == mode}) == sorted(list_models())
+    assert {p.case.device for p in spec.planned} == {"cpu"}
+    infer = {p.case.variant: p.case.input_size for p in spec.planned if p.case.mode == "infer"}
+    assert infer["paper"] == 572 and infer["padded"] == 384  # the paper tile, or its fair-size equivalent
+
+
+def test_gpu_experiment_searches_the_max_batch_on_cuda():
+    spec = load_spec(EXPERIMENTS / "gpu.toml")
+    assert {p.case.device for p in spec.planned} == {"cuda"}
+    assert any(p.max_batch for p in spec.planned)
+    numerics = {(p.case.tf32, p.case.dtype) for p in spec.planned}
+    assert numerics >= {(True, "fp32"), (False, "fp32"), (True, "bf16")}
+    assert any(p.case.channels_last for p in spec.planned) and any(p.case.compile for p in spec.planned)
+
+
+def test_errors_name_the_key_where_the_file_sets_it(tmp_path):
+    text = HEAD + 'variants = ["paper"]\nsizes = [570]\n[[grid]]\nmodes = ["counts"]\n'
+    text += "[[grid]]\nsizes = [572, 4]\n"
+    with pytest.raises(BenchError, match=r"x.toml: sizes: 570 is not a valid input size"):
+        load_spec(write(tmp_path, text.replace("[572, 4]", "[572]")))
+    with pytest.raises(BenchError, match=r"x.toml: grid\[1\].sizes: 4 is not a valid input size"):
+        load_spec(write(tmp_path, text.replace("sizes = [570]\n", "")))
+    with pytest.raises(BenchError, match=r"x.toml: grid\[0\].variants: missing"):
+        load_spec(write(tmp_path, HEAD + "[[grid]]\nmodes = [\"counts\"]\n"))

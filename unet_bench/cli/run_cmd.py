@@ -1,0 +1,76 @@
+"""`unet-bench run FILE`: the main job — run an experiment file's cases unattended, or list them."""
+
+from __future__ import annotations
+
+import argparse
+
+from unet_bench.record import DEVICES
+from unet_bench.spec import Spec, load_spec
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def print_plan(spec: Spec, done: set[str]) -> None:
+    """--dry-run: every case in run order with its predicted cost (and whether --resume would skip it)."""
+    print(f"# {spec.name}: {spec.description}")
+    width = max((len(p.case.label) for p in spec.planned), default=0)
+    for index, planned in enumerate(spec.planned, start=1):
+        note = f"  (max-batch search up to {planned.max_batch})" if planned.max_batch else ""
+        if planned.case.case_id in done and not planned.max_batch:
+            note += "  done"
+        print(f"{index:4d}  {planned.case.label:<{width}}  ~{_duration(planned.cost_s):>6}{note}")
+    todo = [p for p in spec.planned if p.max_batch or p.case.case_id not in done]
+    extra = f", {spec.duplicates} duplicate cases dropped" if spec.duplicates else ""
+    cost = _duration(sum(p.cost_s for p in todo))
+    print(f"# {len(spec.planned)} cases{extra}; {len(todo)} to run, predicted ~{cost}"
+          " (a rough guess from FLOPs; the progress bar's ETA corrects it as cases finish)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from unet_bench import runner  # imports measure (and torch) only for a real run or a dry one
+
+    spec = load_spec(args.file, device=args.device, cpu_memory_limit_gb=args.cpu_memory_limit)
+    out_dir = runner.results_dir(spec, args.out)
+    if args.dry_run:
+        print_plan(spec, runner.done_case_ids(out_dir) if args.resume else set())
+        print(f"# results would go to {out_dir}/results.jsonl")
+        return 0
+    cost = _duration(spec.cost_s)
+    print(f"{spec.name}: {len(spec.planned)} cases -> {out_dir}/results.jsonl (predicted ~{cost})")
+    summary = runner.run_suite(spec, out_dir, resume=args.resume, timeout_s=args.timeout)
+    print(runner.describe(summary))
+    if not summary.interrupted:
+        print(f"next: unet-bench compare {out_dir}  ·  unet-bench report {out_dir}")
+    return summary.exit_code
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="run an experiment file's cases, appending each record to results/<suite>/results.jsonl",
+        description="Run every case of an experiment file, one at a time in a process of its own. Each "
+        "finished case is appended at once to DIR/results.jsonl; Ctrl-C keeps what is done and --resume "
+        "finishes the rest. Exit status: 0 done, 1 some case ended in error, 2 bad input, 130 interrupted.",
+    )
+    run.add_argument("file", metavar="FILE", help="an experiment file, e.g. experiments/default.toml")
+    run.add_argument("--out", metavar="DIR", default=None,
+                     help="results directory (default: results/<suite name>)")
+    run.add_argument("--resume", action="store_true", help="skip the cases DIR already records as ok")
+    run.add_argument("--dry-run", action="store_true",
+                     help="list the cases and their predicted cost; run nothing")
+    run.add_argument("--device", choices=DEVICES, default=None, help="run every case on this device instead")
+    run.add_argument("--cpu-memory-limit", type=_positive_float, default=None, metavar="GB",
+                     help="address-space limit of each CPU case's process, in GiB (going over records 'oom')")
+    run.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+                     help="stop a case after S seconds and record it as an error")
+    run.set_defaults(func=cmd_run)

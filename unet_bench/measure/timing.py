@@ -1,0 +1,72 @@
+"""Latency of one step with its noise: warm-up apart, repeated blocks, median and IQR, threads set.
+
+Built on ``torch.utils.benchmark.Timer`` (which synchronises CUDA around each block) with the thread count
+passed explicitly: its default is one thread, which would time a different machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from torch.utils.benchmark import Timer
+from torch.utils.benchmark.utils.common import set_torch_threads
+from torch.utils.benchmark.utils.timer import timer as bench_timer
+
+MIN_BLOCKS = 4  # adaptive_autorange's minimum number of timed blocks
+IQR_THRESHOLD = 0.05  # stop once IQR / median is below this (after min_run_time)
+WARMUP_CALLS = 2  # the first builds oneDNN primitives / autotunes / compiles, the second settles caches
+
+
+@dataclass
+class Timing:
+    median_s: float  # per call
+    p25_s: float
+    p75_s: float
+    n: int  # timed blocks
+    calls_per_block: int
+    threads: int
+    warmup_s: float  # all warm-up calls (first call included), excluded from the statistics
+    first_call_s: float  # the first call alone: compilation / autotuning happen here
+
+    @property
+    def iqr_s(self) -> float:
+        return self.p75_s - self.p25_s
+
+    def method(self) -> str:
+        """How this timing was taken, in words, for the record and the report."""
+        return (
+            f"torch.utils.benchmark Timer.adaptive_autorange on {self.threads} threads: {WARMUP_CALLS} warm-up "
+            f"calls excluded, at least {MIN_BLOCKS} timed blocks (until IQR/median < {IQR_THRESHOLD}), "
+            "accelerator synchronised per block; median and IQR of the blocks"
+        )
+
+    @property
+    def compile_s(self) -> float:
+        """First-call time beyond a steady call: the cost of compiling (or autotuning) once."""
+        return max(self.first_call_s - self.median_s, 0.0)
+
+
+def time_call(fn: Callable[[], object], threads: int, min_run_time: float = 1.0, label: str = "") -> Timing:
+    """Time ``fn`` on ``threads`` threads: warm-up calls first, then at least `MIN_BLOCKS` blocks.
+
+    Stops when IQR/median < `IQR_THRESHOLD` after ``min_run_time`` seconds, or after
+    max(10 x min_run_time, 8 calls) — whichever comes first, never before `MIN_BLOCKS` blocks.
+    """
+    timer = Timer("fn()", globals={"fn": fn}, num_threads=threads, label=label)
+    warm = []
+    with set_torch_threads(threads):
+        for _ in range(WARMUP_CALLS):
+            start = bench_timer()  # synchronises the accelerator, like the Timer's blocks
+            fn()
+            warm.append(bench_timer() - start)
+    max_run_time = max(10 * min_run_time, 8 * warm[-1])
+    measurement = timer.adaptive_autorange(
+        threshold=IQR_THRESHOLD, min_run_time=min_run_time, max_run_time=max_run_time
+    )
+    p25, median, p75 = np.percentile(measurement.times, [25, 50, 75])
+    return Timing(
+        median_s=float(median), p25_s=float(p25), p75_s=float(p75), n=len(measurement.times),
+        calls_per_block=measurement.number_per_run, threads=threads, warmup_s=sum(warm), first_call_s=warm[0],
+    )

@@ -1,0 +1,323 @@
+"""One report per run: a self-contained HTML file (figures embedded) and the same in Markdown.
+
+It says where the numbers come from before it shows them: the environment of every results directory,
+what the counts cover and how timing and memory were measured (read from the records' own method
+strings, so the text cannot drift from the code that measured), then a short summary of the largest
+effects written from the comparison table, the tables, and the figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import unet_bench
+from unet_bench.compare import COUNT_METRICS, NOISE_RULE, Comparison, available_metrics, caption, compare, sections
+from unet_bench.plots import FigureFile, make_figures
+from unet_bench.results import METRICS, load, ok
+
+# The metrics of the report's tables and summary, in this order, where measured.
+REPORT_METRICS = ("params", "macs", "train_flops", "peak_mem_bytes", "saved_activation_bytes",
+                  "latency_ms_median", "peak_fraction", "dice_mean", "iou_mean")
+SUMMARY_MIN_CHANGE = 0.01  # smaller relative changes are not worth a sentence
+PER_VARIANT = 2  # sentences per variant in the summary, so that one extreme variant does not fill it
+
+
+@dataclass
+class Report:
+    """The report's content, independent of the output format."""
+
+    title: str
+    sources: list[str]
+    summary: list[str]
+    environment: pd.DataFrame
+    methodology: list[tuple[str, str]]  # (topic, text)
+    comparison: Comparison
+    figures: list[FigureFile]
+    notes: list[str] = field(default_factory=list)
+
+
+def write_report(sources: Sequence[str | Path], out_dir: str | Path | None = None,
+                 baseline: str | None = None) -> tuple[Path, Path]:
+    """Load ``sources``, draw the figures and write ``report.html`` and ``report.md`` into ``out_dir``
+    (default: ``report/`` inside the first results directory). Returns the two paths."""
+    frame = load(sources)
+    out = Path(out_dir) if out_dir is not None else _default_out(sources[0])
+    out.mkdir(parents=True, exist_ok=True)
+    report = build(frame, out / "figures", baseline)
+    html_path, md_path = out / "report.html", out / "report.md"
+    html_path.write_text(to_html(report), encoding="utf-8")
+    md_path.write_text(to_markdown(report, figures_relative_to=out), encoding="utf-8")
+    return html_path, md_path
+
+
+def _default_out(source: str | Path) -> Path:
+    path = Path(source)
+    return (path if path.is_dir() else path.parent) / "report"
+
+
+def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None) -> Report:
+    """Everything the report says, from a loaded results frame."""
+    present = available_metrics(frame)
+    metrics = [m for m in REPORT_METRICS if m in present] or present
+    comparison = compare(frame, baseline, metrics)
+    sources = list(dict.fromkeys(frame["source"]))
+    plot_baseline = None if comparison.by_source else comparison.baseline
+    return Report(
+        title=f"unet-bench report: {', '.join(sources)}",
+        sources=sources,
+        summary=summarize(comparison),
+        environment=environment(frame),
+        methodology=methodology(frame),
+        comparison=comparison,
+        figures=make_figures(frame, figures_dir, plot_baseline),
+        notes=list(frame.attrs.get("notes", [])),
+    )
+
+
+# --- content ---------------------------------------------------------------------------------------------
+
+
+def environment(frame: pd.DataFrame) -> pd.DataFrame:
+    """One column per results directory: what ran where (versions, hardware, threads, git commit)."""
+    columns = {}
+    for source, rows in frame.groupby("source", sort=False):
+        info = {
+            "records": f"{len(rows)} ({', '.join(f'{n} {s}' for s, n in rows['status'].value_counts().items())})",
+            "suite": ", ".join(sorted({str(s) for s in rows["suite"].dropna()})) or "-",
+            "measured": _span(rows["timestamp"]),
+        }
+        for column in [c for c in rows.columns if c.startswith("env_")]:
+            values = sorted({str(v) for v in rows[column].dropna() if str(v) != ""})
+            if values and column != "env_timestamp":
+                info[column.removeprefix("env_").replace("_", " ")] = ", ".join(values)
+        columns[source] = info
+    return pd.DataFrame(columns).fillna("-")
+
+
+def _span(timestamps: pd.Series) -> str:
+    stamps = sorted(str(t) for t in timestamps.dropna() if str(t))
+    if not stamps:
+        return "-"
+    return stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+
+
+def methodology(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """What each number means and how it was measured; the method strings come from the records."""
+    done = ok(frame)
+    out = []
+    if done["macs"].notna().any():
+        scopes = _distinct(done["flops_scope"])
+        exact = done.dropna(subset=["macs", "flops"])
+        doubled = bool((exact["flops"] == 2 * exact["macs"]).all())
+        text = ("MACs are the multiply-accumulates of one forward pass per image, counting convolutions and "
+                "transposed convolutions only; FLOPs = 2 × MACs"
+                + ("" if doubled else " (NOTE: some records do not satisfy FLOPs = 2 × MACs)") + ". "
+                "Pooling, cropping, concatenation, activations, interpolation and normalisation are not in "
+                "these counts; where measured, they are reported apart as non-conv FLOPs.")
+        if scopes:
+            text += " Scope recorded by the counter: " + "; ".join(f"“{s}”" for s in scopes) + "."
+        if "extra_crosscheck_agree" in done and done["extra_crosscheck_agree"].notna().any():
+            agree = done["extra_crosscheck_agree"].dropna().astype(bool)
+            differ = _distinct(done.loc[agree.index[~agree], "extra_crosscheck_text"])
+            text += (f" Cross-check against torch's FlopCounterMode: identical in {int(agree.sum())} of {len(agree)} "
+                     "records" + (": " + "; ".join(differ[:3]) + ("; ..." if len(differ) > 3 else "") if differ else "")
+                     + ".")
+        if "extra_train_flops_scope" in done:
+            scopes = _distinct(done["extra_train_flops_scope"])
+            if scopes:
+                text += " Training-step FLOPs: " + "; ".join(scopes) + "."
+        out.append(("Counts", text))
+    timed = done.dropna(subset=["latency_ms_median"])
+    if not timed.empty:
+        methods = [c for c in timed.columns if "timing_method" in c or c.endswith("timer")]
+        described = _distinct(pd.concat([timed[c] for c in methods])) if methods else []
+        n = timed["latency_n"].dropna()
+        text = ("Latency is the time of one batch (inference: forward only; train: forward, loss, backward and "
+                "optimizer step), reported as the median of the timed measurements of a case and its "
+                "spread as the interquartile range (p25-p75)")
+        text += f"; {int(n.min())} to {int(n.max())} timed measurements per case" if len(n) else ""
+        text += (". Repeats of a case are separate records: tables show the median over repeats, error bars "
+                 "the lowest p25 to the highest p75.")
+        if timed["warmup_s"].notna().any():
+            text += (" Warm-up calls (where any compilation or cuDNN autotuning happens) were excluded from the "
+                     f"timing ({timed['warmup_s'].median():.2g} s median per case).")
+        if timed["compile_s"].notna().any():
+            text += " torch.compile time is reported apart (compile time) and excluded from the timing."
+        threads = _distinct(timed["threads"].dropna().astype(int).astype(str))
+        if threads:
+            text += f" Intra-op threads: {', '.join(threads)}."
+        if described:
+            text += " Timer: " + "; ".join(described) + "."
+        if "extra_calls_per_block" in timed and timed["extra_calls_per_block"].notna().any():
+            calls = pd.to_numeric(timed["extra_calls_per_block"], errors="coerce").dropna()
+            blocks = f"{int(calls.min())}" + (f" to {int(calls.max())}" if calls.max() > calls.min() else "")
+            text += f" Each timed measurement is a block of {blocks} calls, divided by the calls."
+        if timed["peak_fraction"].notna().any():
+            scope = _distinct(timed.get("extra_achieved_flops_scope", pd.Series(dtype=str)))
+            ceiling = _distinct(timed.get("extra_peak_source", pd.Series(dtype=str)))
+            text += (" Peak utilisation is achieved FLOP/s" + (f" ({'; '.join(scope)})" if scope else "")
+                     + " over the device ceiling" + (f" ({'; '.join(ceiling)})" if ceiling else "") + ".")
+        out.append(("Timing", text))
+    if done["peak_mem_bytes"].notna().any():
+        methods = _distinct(done.loc[done["peak_mem_bytes"].notna(), "peak_mem_method"])
+        text = "Peak memory is per batch" + (": " + "; ".join(methods) if methods else "") + "."
+        if done["saved_activation_bytes"].notna().any():
+            text += " Saved activations are the bytes autograd kept for the backward pass of a training step."
+        out.append(("Memory", text))
+    if done["dice_mean"].notna().any():
+        seeds = _distinct(done["quality_seeds"].dropna().astype(int).astype(str))
+        out.append(("Quality", "Dice and IoU on the validation split, mean ± standard deviation over "
+                               f"{'/'.join(seeds) or 'several'} training seeds."))
+    out.append(("Comparison", "Each variant is compared with the baseline measured in the same results "
+                              "directory and setting (mode, device, dtype, batch, input size; a variant that "
+                              "needs another valid input size is paired with the nearest one). " + NOISE_RULE + "."))
+    return out
+
+
+def _distinct(values: pd.Series) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values.dropna() if str(v).strip()))
+
+
+def summarize(comparison: Comparison, limit: int = 8) -> list[str]:
+    """Sentences on the largest effects: per metric the largest increase and decrease against the
+    reference (one per variant and metric, at most `PER_VARIANT` per variant), latency changes within
+    noise left out, largest first."""
+    table = comparison.table[~comparison.table["is_reference"]]
+    counted = table["mode"] == "counts"
+    found: dict[tuple[str, str], tuple[float, str]] = {}
+    for metric in comparison.metrics:
+        rel = table[f"{metric}_rel"]
+        if metric in COUNT_METRICS and counted.any():
+            rel = rel[counted]  # the counts table's numbers, as shown
+        if f"{metric}_within_noise" in table:
+            rel = rel.where(table[f"{metric}_within_noise"] != True)  # noqa: E712 (NaN stays NaN)
+        rel = rel[rel.abs() >= SUMMARY_MIN_CHANGE].dropna()
+        for index in {rel.idxmax(), rel.idxmin()} if len(rel) else ():
+            size = abs(float(np.log1p(rel[index])))
+            key = (table.loc[index, "variant"], metric)
+            if key not in found or size > found[key][0]:
+                found[key] = (size, _sentence(table.loc[index], metric, comparison))
+    per_variant: dict[str, int] = {}
+    sentences = []
+    for (variant, _), (_, text) in sorted(found.items(), key=lambda item: -item[1][0]):
+        per_variant[variant] = per_variant.get(variant, 0) + 1
+        if per_variant[variant] <= PER_VARIANT and len(sentences) < limit:
+            sentences.append(text)
+    timed = table.filter(like="_within_noise")
+    if not timed.empty:
+        flags = timed.stack().dropna()
+        sentences.append(f"{int((flags == True).sum())} of {len(flags)} timing differences are within "  # noqa: E712
+                         f"noise (rule under Methodology).")
+    return sentences or ["No differences against the baseline were measured."]
+
+
+def _sentence(row: pd.Series, metric: str, comparison: Comparison) -> str:
+    """'**padded**: 4.3× the MACs of paper (0.1072 vs 0.02499 G; infer, cpu, fp32, batch 1, 192 px): worse.'"""
+    info = METRICS[metric]
+    rel = row[f"{metric}_rel"]
+    against = f"{row['variant']} in {comparison.baseline}" if comparison.by_source else comparison.baseline
+    if metric == "latency_ms_median":
+        faster = "slower" if rel > 0 else "faster"
+        change = f"{1 + rel:.2g}× slower than" if rel >= 1 else f"{abs(rel):.0%} {faster} than"
+    elif rel >= 1:
+        change = f"{1 + rel:.2g}× the {info.label} of"
+    else:
+        fewer = "fewer" if metric in COUNT_METRICS else "less"
+        change = f"{abs(rel):.0%} {'more' if rel > 0 else fewer} {info.label} than"
+    who = f"{row['variant']} ({row['source']})" if comparison.by_source else row["variant"]
+    unit = f" {info.unit}" if info.unit else ""
+    values = f"{row[metric] * info.scale:.4g} vs {row[f'{metric}_ref'] * info.scale:.4g}{unit}"
+    setting = f"{row['mode']}, {row['device']}, {row['dtype']}, batch {row['batch']}, {int(row['input_size'])} px"
+    better = (rel > 0) == info.higher_is_better
+    return f"**{who}**: {change} {against} ({values}; {setting}): {'better' if better else 'worse'}."
+
+
+# --- rendering -------------------------------------------------------------------------------------------
+
+CSS = """
+body{font:14px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;max-width:1320px;
+margin:2em auto;padding:0 1.5em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+h3{font-size:1.05em;margin:1.4em 0 .4em}.meta{color:#666;font-size:.9em}
+table{border-collapse:collapse;font-size:12.5px;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
+th,td{padding:3px 9px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
+th{border-bottom:2px solid #999;background:#fafafa}td:first-child,th:first-child{text-align:left}
+tr:hover td{background:#f4f8ff}.scroll{overflow-x:auto}.env td{text-align:left;white-space:normal}
+figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#555;font-size:.9em;margin-top:.3em}.notes li{color:#555}
+dt{font-weight:600;margin-top:.6em}dd{margin-left:1.2em}
+"""
+
+
+def to_html(report: Report) -> str:
+    """A single self-contained HTML page (CSS inline, figures as base64 PNG)."""
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(report.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{esc(report.title)}</h1>",
+        f'<p class="meta">{esc(_generated())}</p>',
+        "<h2>Summary</h2><ul>" + "".join(f"<li>{_inline_html(s)}</li>" for s in report.summary) + "</ul>",
+        "<h2>Environment</h2>",
+        '<div class="scroll">' + report.environment.to_html(border=0, escape=True, classes="env") + "</div>",
+        "<h2>Methodology</h2><dl>"
+        + "".join(f"<dt>{esc(topic)}</dt><dd>{esc(text)}</dd>" for topic, text in report.methodology) + "</dl>",
+        "<h2>Tables</h2>",
+    ]
+    for _, title, table in sections(report.comparison):
+        parts.append(f"<h3>{esc(title)}</h3>")
+        parts.append('<div class="scroll">' + table.to_html(index=False, border=0, escape=True) + "</div>")
+    parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in caption(report.comparison)) + "</ul>")
+    if report.figures:
+        parts.append("<h2>Figures</h2>")
+    for figure in report.figures:
+        png = next(p for p in figure.paths if p.suffix == ".png")
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        parts.append(f'<figure id="{esc(figure.name)}"><h3>{esc(figure.title)}</h3>'
+                     f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
+    if report.notes:
+        notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
+        parts.append(f'<h2>Notes</h2><ul class="notes">{notes}</ul>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def to_markdown(report: Report, figures_relative_to: Path) -> str:
+    """The same report in Markdown; figures are linked (PNG files next to it), not embedded."""
+    lines = [f"# {report.title}", "", f"_{_generated()}_", "", "## Summary", ""]
+    lines += [f"- {s}" for s in report.summary]
+    lines += ["", "## Environment", "", report.environment.to_markdown(), "", "## Methodology", ""]
+    lines += [f"- **{topic}.** {text}" for topic, text in report.methodology]
+    lines += ["", "## Tables", ""]
+    for _, title, table in sections(report.comparison):
+        lines += [f"### {title}", "", table.to_markdown(index=False, disable_numparse=True), ""]
+    lines += [f"- {n}" for n in caption(report.comparison)]
+    if report.figures:
+        lines += ["", "## Figures", ""]
+    for figure in report.figures:
+        png = next(p for p in figure.paths if p.suffix == ".png")
+        lines += [f"### {figure.title}", "", f"![{figure.title}]({png.relative_to(figures_relative_to).as_posix()})",
+                  "", figure.caption, ""]
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _generated() -> str:
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return f"generated {stamp} by unet-bench {unet_bench.__version__}"
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then turn the summary's **bold** markers into <strong>."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))

@@ -1,0 +1,241 @@
+"""Results on disk → one tidy pandas DataFrame: one row per case and repeat, flat named columns.
+
+Tables, plots and the report all start from `load`, so every one of them sees the same rows and the same
+column names. Columns are the `Record` fields, unit in the name (``latency_ms_median``, ``peak_mem_bytes``),
+plus the network config flattened as ``cfg_<field>`` (``cfg_depth``, ``cfg_upsample``), the environment as
+``env_<key>`` (nested keys joined by ``_``), `Record.extra` as ``extra_<key>``, the overrides as one
+``overrides`` string (``"base_width=8,depth=3"``) and a ``source`` column naming the directory or file each
+row came from. Two kinds of input are read:
+
+- a results directory (or its ``results.jsonl``): one ``Record.to_dict()`` JSON object per line, as the
+  runner appends them, read with the runner's own `store.read_records`: a partial last line (a run killed
+  mid-write) is left out and reported in ``frame.attrs["notes"]``, never fatal; a case recorded more than
+  once (same ``case_id``, e.g. failed then re-run by ``--resume``) keeps its last record;
+- a pytest-benchmark JSON file (``--benchmark-json``): one row per benchmark, its timing statistics
+  mapped onto the latency columns; ``extra_info`` keys that name a `Record` field fill that field.
+
+`METRICS` names every measured column with its display unit and whether lower is better: the one place
+the tables and the figures take their labels from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from unet_bench.errors import BenchError, choices
+from unet_bench.record import Record
+from unet_bench.store import RESULTS_FILE, read_records
+
+# What identifies a measured setting apart from the network: rows that agree on these are comparable.
+FACTORS = ("mode", "device", "dtype", "input_size", "batch", "channels_last", "compile", "tf32",
+           "cudnn_benchmark", "threads")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A measured column and how to show it: ``value * scale`` in ``unit``."""
+
+    column: str
+    label: str
+    unit: str = ""
+    scale: float = 1.0
+    higher_is_better: bool = False
+    spread: tuple[str, str] | None = None  # columns holding the measured low/high (p25/p75) of the value
+    std: str | None = None  # column holding the spread as a standard deviation (quality over seeds)
+
+    @property
+    def heading(self) -> str:
+        return f"{self.label} ({self.unit})" if self.unit else self.label
+
+
+_MIB = 1 / 2**20
+METRICS: dict[str, Metric] = {m.column: m for m in (
+    Metric("params", "parameters", "M", 1e-6),
+    Metric("params_trainable", "trainable parameters", "M", 1e-6),
+    Metric("macs", "MACs", "G", 1e-9),
+    Metric("flops", "FLOPs", "G", 1e-9),
+    Metric("other_flops", "non-conv FLOPs", "M", 1e-6),
+    Metric("train_flops", "training-step FLOPs", "G", 1e-9),
+    Metric("macs_per_output_pixel", "MACs per output pixel", "k", 1e-3),
+    Metric("latency_ms_median", "latency", "ms", spread=("latency_ms_p25", "latency_ms_p75")),
+    Metric("images_per_s", "throughput", "img/s", higher_is_better=True),
+    Metric("output_mpix_per_s", "output throughput", "Mpx/s", higher_is_better=True),
+    Metric("achieved_flops_per_s", "achieved", "GFLOP/s", 1e-9, higher_is_better=True),
+    Metric("peak_fraction", "peak utilisation", "%", 100.0, higher_is_better=True),
+    Metric("peak_mem_bytes", "peak memory", "MiB", _MIB),
+    Metric("saved_activation_bytes", "saved activations", "MiB", _MIB),
+    Metric("param_bytes", "parameter memory", "MiB", _MIB),
+    Metric("grad_bytes", "gradient memory", "MiB", _MIB),
+    Metric("optimizer_bytes", "optimizer state", "MiB", _MIB),
+    Metric("predicted_peak_bytes", "predicted peak memory", "MiB", _MIB),
+    Metric("peak_mem_ratio", "measured / predicted memory"),
+    Metric("compile_s", "compile time", "s"),
+    Metric("dice_mean", "Dice", higher_is_better=True, std="dice_std"),
+    Metric("iou_mean", "IoU", higher_is_better=True, std="iou_std"),
+    Metric("train_time_s", "training time", "s"),
+)}
+
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
+_NUMERIC = ("output_size", "duration_s", "latency_ms_iqr", "latency_ms_p25", "latency_ms_p75", "latency_n",
+            "peak_flops_per_s", "warmup_s", "dice_std", "iou_std", "quality_seeds", "train_steps", *METRICS)
+
+
+def load(sources: Iterable[str | Path]) -> pd.DataFrame:
+    """Load results directories, ``results.jsonl`` files and pytest-benchmark JSON files into one frame.
+
+    Rows keep the order they were written in; lines that could not be read are listed in
+    ``frame.attrs["notes"]``. Raises `BenchError` for a missing path or when nothing readable is found.
+    """
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    seen: set[Path] = set()
+    for source in sources:
+        path = resolve(source)
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        name = str(source).rstrip("/") if path.suffix == ".json" or Path(source).is_dir() else str(path.parent)
+        found = _read_benchmark_json(path) if path.suffix == ".json" else _read_jsonl(path, notes)
+        if not found:
+            raise BenchError(f"no results in {source}: {path.name} holds no readable record")
+        for row in found:
+            row["source"] = name
+        rows.extend(found)
+    if not rows:
+        raise BenchError("no results given; name a results directory such as results/default")
+    frame = pd.DataFrame(rows)
+    for column in _NUMERIC:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame.attrs["notes"] = notes
+    return frame
+
+
+def resolve(source: str | Path) -> Path:
+    """The file behind ``source``: a directory's ``results.jsonl``, or the file itself.
+
+    A path that does not exist is refused with the results directories found next to it.
+    """
+    path = Path(source)
+    if path.is_dir():
+        if (path / RESULTS_FILE).is_file():
+            return path / RESULTS_FILE
+        inside = results_dirs(path)
+        hint = f"; results directories under it: {choices(inside)}" if inside else ""
+        raise BenchError(f"no {RESULTS_FILE} in {source}{hint}")
+    if path.is_file():
+        if path.suffix not in (".jsonl", ".json"):
+            raise BenchError(f"{source} is not a results file; give a results directory, a .jsonl or a "
+                             f"pytest-benchmark .json file")
+        return path
+    parent = path.parent if path.parent.is_dir() else Path(".")
+    near = results_dirs(parent)
+    hint = f"; results directories under {parent}: {choices(near)}" if near else ""
+    raise BenchError(f"results directory {str(source)!r} does not exist{hint}")
+
+
+def results_dirs(root: Path) -> list[str]:
+    """Directories under ``root`` (two levels at most) that hold a results file."""
+    found = sorted({p.parent for pattern in (f"*/{RESULTS_FILE}", f"*/*/{RESULTS_FILE}") for p in root.glob(pattern)})
+    return [str(p) for p in found]
+
+
+def flatten(data: dict[str, Any]) -> dict[str, Any]:
+    """One record dict → one flat row (config, env and extra spread into prefixed columns)."""
+    record = Record.from_dict(data).to_dict()  # fills fields an older writer did not know, keeps unknown ones
+    row = {k: v for k, v in record.items() if k not in ("config", "overrides", "env", "extra")}
+    row["overrides"] = ",".join(f"{k}={v}" for k, v in sorted(record["overrides"].items()))
+    for prefix in ("config", "env", "extra"):
+        short = "cfg" if prefix == "config" else prefix
+        for key, value in _flat_items(record[prefix]):
+            row[f"{short}_{key}"] = value
+    return row
+
+
+def _flat_items(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flat_items(value, f"{name}_")
+        elif isinstance(value, (list, tuple)):
+            yield name, json.dumps(value, default=str)
+        else:
+            yield name, value
+
+
+def _read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """Rows of a results file (read as the runner reads it back); a case recorded twice (failed, then
+    re-run by ``--resume``) keeps its last record."""
+    back = read_records(path)
+    if back.partial_line_bytes:
+        notes.append(f"{path}: left out a partial last line ({back.partial_line_bytes} bytes; a run killed "
+                     "mid-write leaves one, and --resume measures that case again)")
+    rows: dict[Any, dict[str, Any]] = {}
+    for number, data in enumerate(back.records, 1):
+        if "variant" not in data:
+            raise BenchError(f"{path}: record {number} has no 'variant'; it is not a unet-bench record")
+        row = flatten(data)
+        rows[row["case_id"] or f"#{number}"] = row
+    return list(rows.values())
+
+
+def _read_benchmark_json(path: Path) -> list[dict[str, Any]]:
+    """pytest-benchmark's ``--benchmark-json`` output → rows (seconds → ms, q1/q3 → p25/p75)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BenchError(f"{path} is not valid JSON ({error.msg if hasattr(error, 'msg') else error})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise BenchError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
+    machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
+    env = {
+        "python": machine.get("python_version"), "machine": machine.get("machine"),
+        "cpu": (machine.get("cpu") or {}).get("brand_raw"), "git_commit": commit.get("id"),
+        "git_dirty": commit.get("dirty"), "pytest_benchmark": data.get("version"),
+    }
+    rows = []
+    for bench in data["benchmarks"]:
+        stats, info = bench["stats"], dict(bench.get("extra_info") or {})
+        known = {k: info.pop(k) for k in list(info) if k in _RECORD_FIELDS and k not in ("env", "extra")}
+        batch = known.get("batch")
+        record = {
+            "variant": bench["name"], "mode": "benchmark", "device": None, "batch": None, "input_size": None,
+            "timestamp": data.get("datetime", ""),
+            **known,
+            "latency_ms_median": stats["median"] * 1e3, "latency_ms_p25": stats["q1"] * 1e3,
+            "latency_ms_p75": stats["q3"] * 1e3, "latency_ms_iqr": stats["iqr"] * 1e3,
+            "latency_n": stats["rounds"],
+            "env": {**env, "timer": (bench.get("options") or {}).get("timer")},
+            "extra": {"benchmark": bench.get("fullname", bench["name"]), "group": bench.get("group"), **info},
+        }
+        if batch and "images_per_s" not in known:
+            record["images_per_s"] = batch / stats["median"]
+        rows.append(flatten(record))
+    return rows
+
+
+def variant_labels(frame: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Row labels ``variant[overrides]``, with the overrides every row shares left out of the labels.
+
+    Returns the labels and the shared overrides (``"base_width=8"``, or ``""``) for a caption: a tiny run
+    at base_width=8 reads ``paper``, ``padded``, ... rather than repeating the width in every row.
+    """
+    parts = frame["overrides"].fillna("").map(lambda s: set(s.split(",")) - {""})
+    common = set.intersection(*parts) if len(parts) else set()
+    labels = [
+        variant if not (rest := sorted(p - common)) else f"{variant}[{','.join(rest)}]"
+        for variant, p in zip(frame["variant"], parts, strict=True)
+    ]
+    return pd.Series(labels, index=frame.index, name="variant"), ",".join(sorted(common))
+
+
+def ok(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose measurement succeeded (failed ones keep their status and message, no values)."""
+    return frame[frame["status"] == "ok"]

@@ -1,0 +1,402 @@
+"""Run a suite unattended: one case at a time, each in a process of its own, every record on disk at once.
+
+Isolation: each case runs in a fresh process forked from a server process that imported torch and
+unet_bench once (multiprocessing's ``forkserver``). A case that crashes its process, runs out of memory
+or hangs past a time limit is recorded (``error`` / ``oom``) and the suite goes on; its peak RSS is that
+of a fresh process (the import baseline plus what the case allocates), not what earlier cases left; and
+starting one costs a fork (~0.1 s), not a torch import (~2 s). POSIX only (a fork server; flock).
+
+Files: only this module (through `unet_bench.store`) writes. Each finished case is appended to
+``results.jsonl`` and fsynced before the next one starts; Ctrl-C (or SIGTERM) stops the case in flight
+and keeps everything finished; ``resume`` skips the cases already recorded ``ok``. A directory is
+written by one run at a time (a lock).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import functools
+import importlib
+import math
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from unet_bench.errors import BenchError
+from unet_bench.measure import env
+from unet_bench.measure.memory import MMAP_THRESHOLD
+from unet_bench.models import get_config
+from unet_bench.record import Case, Record
+from unet_bench.spec import Planned, Spec
+from unet_bench.store import RESULTS_FILE, ResultsWriter, locked, read_records
+
+# The one place that says which function measures which mode: "module:function", imported in the child.
+MEASURES = {
+    "counts": "unet_bench.measure:measure",
+    "infer": "unet_bench.measure:measure",
+    "train": "unet_bench.measure:measure",
+}
+
+
+def measure_case(case: Case) -> Record:
+    """Measure ``case`` with the function its mode dispatches to (raises on failure, like measure)."""
+    module, _, name = MEASURES[case.mode].partition(":")
+    return getattr(importlib.import_module(module), name)(case)
+
+
+def unavailable(case: Case) -> str | None:
+    """Why ``case`` cannot run on this machine at all (recorded as ``skipped``), or None."""
+    if case.mode not in MEASURES:
+        return f"mode {case.mode!r} is not available in this version of unet-bench"
+    if case.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():  # asks the driver; creates no CUDA context in this process
+            return "device 'cuda' is not available on this machine"
+    return None
+
+
+# --- one case in a child process -----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _context() -> multiprocessing.context.BaseContext:
+    """The fork server every case's process comes from, loaded once with what cases need (`_preload`)."""
+    # The server and every case forked from it start with glibc's mmap threshold fixed, so that freed
+    # tensors leave RSS at once and a case can measure its CPU peak in its own fresh process.
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["unet_bench._preload", "unet_bench.runner"])
+    return context
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this child when its parent (the fork server) dies with the run."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child(conn: Connection, measure_fn: Callable[[Case], Record], case: Case, memory_limit: int | None,
+           ) -> None:
+    """Child process: measure one case and send back its record, or how it failed."""
+    _die_with_parent()
+    if memory_limit is not None:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, hard))
+    try:
+        try:
+            message = ("done", measure_fn(case).to_dict())
+        except Exception as exc:  # noqa: BLE001 - any failure is a result to record
+            from unet_bench.measure import classify_failure
+
+            status, text = classify_failure(exc)
+            message = ("failed", status, text, traceback.format_exc(), _environment(case))
+        conn.send(message)
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the whole process group; the parent
+        pass  # stops the run and records nothing for this case
+
+
+def _environment(case: Case) -> dict[str, Any]:
+    try:
+        return env.fingerprint(case.device)
+    except Exception:  # noqa: BLE001 - the environment is a courtesy on a failure record
+        return {}
+
+
+def run_isolated(
+    case: Case,
+    measure_fn: Callable[[Case], Record] = measure_case,
+    memory_limit_gb: float | None = None,
+    timeout_s: float | None = None,
+) -> Record:
+    """Measure ``case`` in a child process; a crash, a timeout or a raised error comes back as a record.
+
+    ``memory_limit_gb`` caps the child's address space (CPU cases only: CUDA reserves far more address
+    space than memory), so that running out of it is an ``oom`` result, not a machine in swap.
+    """
+    limit = int(memory_limit_gb * 2**30) if memory_limit_gb and case.device == "cpu" else None
+    context = _context()
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(sender, measure_fn, case, limit), daemon=True)
+    start = time.perf_counter()
+    message = None
+    try:
+        process.start()
+        sender.close()
+        ready = wait([receiver, process.sentinel], timeout=timeout_s)
+        if receiver in ready or receiver.poll():
+            try:
+                message = receiver.recv()
+            except EOFError:
+                pass
+        if message is None and not ready:
+            return _failure(case, "error", f"timed out after {timeout_s:g} s (the case was stopped)", start)
+    finally:  # however this ends (Ctrl-C included), no case process outlives it
+        if process.pid is not None:
+            if process.is_alive():
+                process.kill()
+            process.join()
+        sender.close()
+        receiver.close()
+    if message is None:
+        return _failure(case, "error", _crash_message(process.exitcode, limit), start)
+    if message[0] == "done":
+        return Record.from_dict(message[1])
+    _, status, text, trace, environment = message
+    record = _failure(case, status, text, start, environment)
+    record.extra["traceback"] = trace
+    return record
+
+
+def _crash_message(exitcode: int | None, limit: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        why = f"the case's process was killed by {name}"
+        if name == "SIGKILL":
+            why += " (the kernel's out-of-memory killer, or a kill from outside)"
+    else:
+        why = f"the case's process exited with status {exitcode} without a result"
+    if limit is not None:
+        why += f"; it ran under a CPU memory limit of {limit / 2**30:g} GiB"
+    return why
+
+
+def _failure(case: Case, status: str, message: str, start: float | None = None,
+             environment: dict[str, Any] | None = None) -> Record:
+    """A record for a case that produced no measurement, with its full config and the host's environment."""
+    if environment is None:
+        environment = {k: v for k, v in env.fingerprint("cpu").items() if k not in ("device", "device_name")}
+    config = get_config(case.variant, **case.overrides_dict()).to_dict()
+    duration = None if start is None else time.perf_counter() - start
+    return Record.for_case(case, status=status, message=message, config=config, duration_s=duration,
+                           env=environment)
+
+
+# --- the suite -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchSearch:
+    """Outcome of a max-batch search: the largest batch that ran, the smallest that ran out of memory."""
+
+    case: Case  # the searched case (its batch is the search's start)
+    fits: int  # 0 when even batch 1 did not
+    fails: int | None  # None when nothing up to max_batch ran out of memory
+    stopped: str | None = None  # why the search ended early (a probe ended in error or was skipped)
+
+    def describe(self, max_batch: int) -> str:
+        name = self.case.label.replace(f" b{self.case.batch} ", " ")
+        if self.stopped:
+            return f"max batch {name}: search stopped: {self.stopped}"
+        bound = f"{self.fails} does not" if self.fails else f"nothing up to max_batch = {max_batch} ran out"
+        return f"max batch {name}: {self.fits} fits, {bound}"
+
+
+@dataclass
+class Summary:
+    """What a run did: records written by status, cases skipped as already done, and how it ended."""
+
+    out_dir: Path
+    written: Counter = field(default_factory=Counter)
+    already_done: int = 0
+    partial_line_bytes: int = 0
+    interrupted: bool = False
+    searches: list[BatchSearch] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """130 interrupted, 1 if a case ended in error, else 0 (oom and skipped are results)."""
+        return 130 if self.interrupted else 1 if self.written["error"] else 0
+
+
+def results_dir(spec: Spec, out: str | Path | None = None) -> Path:
+    """Where a suite writes: ``out``, or ``results/<suite name>`` under the current directory."""
+    return Path(out) if out is not None else Path("results") / spec.name
+
+
+def done_case_ids(out_dir: Path) -> set[str]:
+    """Ids of the cases recorded ``ok`` in ``out_dir`` (what ``--resume`` skips)."""
+    return {r.get("case_id") for r in read_records(out_dir / RESULTS_FILE).records if r.get("status") == "ok"}
+
+
+def run_suite(
+    spec: Spec,
+    out_dir: str | Path,
+    resume: bool = False,
+    measure_fn: Callable[[Case], Record] = measure_case,
+    timeout_s: float | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Summary:
+    """Run every case of ``spec`` not yet done, appending each record to ``out_dir/results.jsonl``.
+
+    ``measure_fn`` must be importable by name (it is sent to the child process). ``progress``: True
+    shows the bar, None shows it on a terminal only. ``log`` gets one line per finished case and notes
+    (default: printed above the bar, flushed, so that a log file follows the run).
+    """
+    log = log or _say
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = Summary(out_dir)
+    with locked(out_dir), _sigterm_as_interrupt():
+        back = read_records(out_dir / RESULTS_FILE)
+        if back.records and not resume:
+            raise BenchError(f"{out_dir / RESULTS_FILE} already holds {len(back.records)} records; "
+                             "add --resume to finish that run, or write to another directory with --out")
+        if back.partial_line_bytes:
+            summary.partial_line_bytes = back.partial_line_bytes
+            log(f"{out_dir / RESULTS_FILE}: left out a partial last line ({back.partial_line_bytes} bytes, "
+                "from a run killed mid-write); its case runs again")
+        known = {r.get("case_id"): r.get("status") for r in back.records if r.get("status") in ("ok", "oom")}
+        todo = [p for p in spec.planned if p.max_batch or known.get(p.case.case_id) != "ok"]
+        summary.already_done = len(spec.planned) - len(todo)
+        if summary.already_done:
+            log(f"resuming: {summary.already_done} of {len(spec.planned)} cases already recorded ok")
+        with ResultsWriter(out_dir / RESULTS_FILE) as writer, _bar(todo, progress) as bar:
+            suite = _Suite(spec, writer, known, summary, measure_fn, timeout_s, bar, log)
+            try:
+                for planned in todo:
+                    suite.run(planned)
+                    bar.update(planned.cost_s)
+            except KeyboardInterrupt:
+                summary.interrupted = True
+    return summary
+
+
+class _Suite:
+    """State of one run: where records go, what is known, and how each case is run."""
+
+    def __init__(self, spec: Spec, writer: ResultsWriter, known: dict[str, str], summary: Summary,
+                 measure_fn: Callable[[Case], Record], timeout_s: float | None, bar: tqdm,
+                 log: Callable[[str], None]) -> None:
+        self.spec, self.writer, self.known, self.summary = spec, writer, known, summary
+        self.measure_fn, self.timeout_s, self.bar, self.log = measure_fn, timeout_s, bar, log
+
+    def run(self, planned: Planned) -> None:
+        if planned.max_batch:
+            search = self.search_max_batch(planned.case, planned.max_batch)
+            self.summary.searches.append(search)
+            self.log(search.describe(planned.max_batch))
+        else:
+            self.measure(planned.case)
+
+    def measure(self, case: Case) -> str:
+        """Run one case, record it, and return its status."""
+        self.bar.set_description_str(case.label)
+        reason = unavailable(case)
+        if reason:
+            record = _failure(case, "skipped", reason)
+        else:
+            record = run_isolated(case, self.measure_fn, self.spec.cpu_memory_limit_gb, self.timeout_s)
+        record.suite = self.spec.name
+        record.timestamp = record.timestamp or env.now()
+        if self.spec.cpu_memory_limit_gb and case.device == "cpu":
+            record.extra["cpu_memory_limit_gb"] = self.spec.cpu_memory_limit_gb
+        self.writer.append(record.to_dict())
+        self.known[case.case_id] = record.status
+        self.summary.written[record.status] += 1
+        self.log(_line(case, record))
+        return record.status
+
+    def search_max_batch(self, case: Case, max_batch: int) -> BatchSearch:
+        """Largest batch ≤ ``max_batch`` that runs without OOM: double from 1 until one fails, then bisect.
+
+        Each probe is a case recorded like any other; an ``oom`` is a result here, so a probe already
+        recorded ok or oom (earlier in this run, or in the run being resumed) is not run again.
+        """
+        fits, fails = 0, None
+        batch = 1
+        while True:
+            probe = dataclasses.replace(case, batch=batch)
+            status = self.known.get(probe.case_id) or self.measure(probe)
+            if status == "ok":
+                fits = batch
+            elif status == "oom":
+                fails = batch
+            else:  # an error or a skip says nothing about memory
+                return BatchSearch(case, fits, fails, f"batch {batch} ended '{status}'")
+            if fails is None:
+                if fits >= max_batch:
+                    return BatchSearch(case, fits, None)
+                batch = min(2 * fits, max_batch)
+            elif fails - fits <= 1:
+                return BatchSearch(case, fits, fails)
+            else:
+                batch = (fits + fails) // 2
+
+
+def _say(line: str) -> None:
+    """Print a line above the progress bar, flushed (a log file sees each case as it ends)."""
+    tqdm.write(line)
+    sys.stdout.flush()
+
+
+def _line(case: Case, record: Record) -> str:
+    """One log line per finished case: status, case, headline figure or message."""
+    if record.status != "ok":
+        return f"{record.status:<7} {case.label}: {record.message}"
+    if record.latency_ms_median is not None:
+        figure = f"{record.latency_ms_median:.1f} ms"
+    elif record.dice_mean is not None:
+        figure = f"Dice {record.dice_mean:.3f}"
+    else:
+        figure = f"{record.macs / 1e9:.2f} GMACs" if record.macs else ""
+    return f"{'ok':<7} {case.label}  {figure}  ({record.duration_s or 0:.1f} s)"
+
+
+@contextmanager
+def _bar(todo: list[Planned], progress: bool | None) -> Iterator[tqdm]:
+    """A progress bar over predicted seconds, so its ETA weighs a slow case more than a quick one."""
+    total = sum(p.cost_s for p in todo)
+    bar = tqdm(total=math.ceil(total), disable=None if progress is None else not progress, file=sys.stderr,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} elapsed, ETA {remaining}",
+               dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM (a scheduler's or `timeout`'s stop) end a run as gracefully as Ctrl-C does."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def describe(summary: Summary) -> str:
+    """The closing lines of a run: what was written, where, and what to do next."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.written.items())) or "nothing new"
+    where = summary.out_dir / RESULTS_FILE
+    lines = [f"{'interrupted' if summary.interrupted else 'done'}: {counts} written to {where}"]
+    if summary.interrupted:
+        lines.append(f"every finished case is on disk; finish the rest with --resume --out {summary.out_dir}")
+    elif summary.written["error"]:
+        lines.append(f"see the 'message' of the error records in {where}; --resume runs them again")
+    return "\n".join(lines)

@@ -1,0 +1,486 @@
+"""Experiment files: read a TOML file, check every key before anything runs, expand its grid into cases.
+
+An experiment file names a suite and describes its cases as one or more grids (cartesian products)::
+
+    name = "default"                   # required: results go to results/<name>/
+    description = "what it answers"    # required
+    cpu_memory_limit_gb = 8            # optional: address-space limit of each case's process (→ 'oom')
+
+    devices = ["cpu"]                  # grid keys at the top level are the defaults of every [[grid]]
+
+    [overrides.depth-5]                # per-variant config overrides, wherever that variant appears
+    base_width = 32
+
+    [[grid]]                           # with no [[grid]] block, the top level is the one grid
+    variants = ["*"]                   # registered names or globs, in this order
+    modes = ["counts", "infer"]
+    sizes = [388]
+    size_rule = "nearest-output"
+
+Grid keys (a list key also takes a single value; a key in a ``[[grid]]`` block replaces the top level's):
+
+===================  ==========================  ===================================================
+key                  default                     meaning
+===================  ==========================  ===================================================
+variants             (required)                  registered variant names or globs (``"*norm*"``)
+modes                ["counts"]                  counts | infer | train | quality
+sizes                [572]                       square sizes in pixels, read through ``size_rule``
+size_rule            "input"                     how ``sizes`` become each variant's input (below)
+batches              [1]                         batch sizes
+devices              ["cpu"]                     cpu | cuda
+dtypes               ["fp32"]                    fp32 | bf16 | fp16 (autocast)
+channels_last        [false]                     memory format
+compile              [false]                     torch.compile
+tf32                 [true]                      CUDA: TF32 convs/matmuls; false = IEEE fp32
+cudnn_benchmark      [false]                     CUDA: cuDNN autotuning
+threads              all cores                   intra-op threads
+repeats              1                           measurements of each case (each its own record)
+min_run_time_s       1.0                         timing budget of one measurement
+seeds                3                           quality mode: training seeds
+set                  {}                          config fields set for every variant (base_width = 16)
+sweep                {}                          config fields swept: {depth = [3, 4, 5]} (a product)
+overrides            {}                          per variant: {depth-5 = {base_width = 32}}
+max_batch_search     false                       search the largest batch that fits (infer/train)
+max_batch            1024                        upper bound of that search
+===================  ==========================  ===================================================
+
+``size_rule`` is how a fair comparison is asked for, since a valid-convolution UNet returns a smaller map
+than its input and each variant takes different sizes:
+
+- ``input``: every size is an input size and must be valid for every variant (else an error up front);
+- ``nearest-input``: each variant gets the valid input size nearest to each size (ties go up);
+- ``common-output``: every size is an *output* size; each variant gets the input that yields exactly it;
+- ``nearest-output``: each variant gets the valid input whose output is nearest to each size (ties go up)
+  — the paper network at 388 gets 572, the padded one 384.
+
+Config values apply in this order: the variant, ``set``, its ``overrides`` entry, the ``sweep`` value.
+Overrides equal to the variant's own value are dropped, CUDA-only flags are reset on CPU cases, and a case
+that two grids both produce is kept once (its ``case_id`` is what ``--resume`` matches on). Within a grid
+the repeats are the outer loop, so repeated measurements of one case are spread over the run rather than
+back to back, and slow drift (heat, other load) spreads over every variant alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from unet_bench.errors import BenchError, choices
+from unet_bench.models import geometry, get_config, list_models
+from unet_bench.models.config import UNetConfig
+from unet_bench.record import DEVICES, DTYPES, MODES, Case
+
+SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
+TOP_KEYS = ("name", "description", "cpu_memory_limit_gb", "grid")
+SEARCH_MODES = ("infer", "train")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One entry of a suite: a case, its predicted cost, and whether it starts a max-batch search.
+
+    With ``max_batch`` set, the runner does not run ``case`` as is: it searches the largest batch that
+    fits (doubling from 1 until out of memory, then bisecting), each probe a case of its own.
+    """
+
+    case: Case
+    cost_s: float
+    max_batch: int | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """An experiment file, checked and expanded."""
+
+    name: str
+    description: str
+    path: Path
+    planned: tuple[Planned, ...]
+    cpu_memory_limit_gb: float | None = None
+    duplicates: int = 0  # cases produced by more than one grid, kept once
+
+    @property
+    def cost_s(self) -> float:
+        return sum(p.cost_s for p in self.planned)
+
+
+# --- value checkers: each returns the normalised value or raises with what is allowed ------------------
+
+
+class _Invalid(Exception):
+    """A value that is not allowed; the message says what is (the caller adds file and key)."""
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise _Invalid(f"{value!r} is not allowed; choose from {choices(allowed)}")
+        return value
+    return check
+
+
+def _integer(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise _Invalid(f"{value!r} is not allowed; it must be an integer >= {minimum}")
+        return value
+    return check
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise _Invalid(f"{value!r} is not allowed; it must be a number > 0")
+    return float(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"{value!r} is not allowed; it must be true or false")
+    return value
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"{value!r} is not allowed; it must be a non-empty string")
+    return value
+
+
+def _list_of(check: Callable[[Any], Any]) -> Callable[[Any], tuple]:
+    """A list of values (a single value is a list of one); empty lists and repeats are refused."""
+    def check_list(value: Any) -> tuple:
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise _Invalid("an empty list is not allowed; give at least one value")
+        out = tuple(check(v) for v in values)
+        if len(set(out)) != len(out):
+            raise _Invalid(f"{value!r} repeats a value; give each once")
+        return out
+    return check_list
+
+
+def _table(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise _Invalid(f"{value!r} is not allowed; it must be a table of config fields, e.g. {{depth = 3}}")
+    return value
+
+
+GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, default)
+    "variants": (_list_of(_string), None),
+    "modes": (_list_of(_one_of(MODES)), ("counts",)),
+    "sizes": (_list_of(_integer(1)), (572,)),
+    "size_rule": (_one_of(SIZE_RULES), "input"),
+    "batches": (_list_of(_integer(1)), (1,)),
+    "devices": (_list_of(_one_of(DEVICES)), ("cpu",)),
+    "dtypes": (_list_of(_one_of(DTYPES)), ("fp32",)),
+    "channels_last": (_list_of(_boolean), (False,)),
+    "compile": (_list_of(_boolean), (False,)),
+    "tf32": (_list_of(_boolean), (True,)),
+    "cudnn_benchmark": (_list_of(_boolean), (False,)),
+    "threads": (_list_of(_integer(1)), (None,)),
+    "repeats": (_integer(1), 1),
+    "min_run_time_s": (_positive_number, 1.0),
+    "seeds": (_integer(1), 3),
+    "set": (_table, {}),
+    "sweep": (_table, {}),
+    "overrides": (_table, {}),
+    "max_batch_search": (_boolean, False),
+    "max_batch": (_integer(1), 1024),
+}
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+
+def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: float | None = None) -> Spec:
+    """Read, check and expand an experiment file; any mistake is a one-line `BenchError` naming the key.
+
+    ``device`` runs every case on that device instead of the file's; ``cpu_memory_limit_gb`` replaces
+    the file's limit.
+    """
+    path = Path(path)
+    data = _read_toml(path)
+    where = _Where(path)
+    unknown = [k for k in data if k not in TOP_KEYS and k not in GRID_KEYS]
+    if unknown:
+        where.fail(unknown[0], f"unknown key; valid keys are {choices(TOP_KEYS + tuple(GRID_KEYS))}")
+    for key in ("name", "description"):
+        if key not in data:
+            where.fail(key, "missing; every experiment file needs a name and a description")
+    name = where.check("name", data["name"], _string)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        where.fail("name", f"{name!r} is not allowed; use letters, digits, '.', '_' and '-' "
+                   "(it names a folder)")
+    description = where.check("description", data["description"], _string)
+    limit = data.get("cpu_memory_limit_gb")
+    limit = where.check("cpu_memory_limit_gb", limit, _positive_number) if limit is not None else None
+    if cpu_memory_limit_gb is not None:
+        limit = cpu_memory_limit_gb
+    if device is not None and device not in DEVICES:
+        raise BenchError(f"--device {device!r} is not valid; choose one of {choices(DEVICES)}")
+
+    top = {k: v for k, v in data.items() if k in GRID_KEYS}
+    blocks = data.get("grid", [{}])
+    if not isinstance(blocks, list) or not blocks or not all(isinstance(b, dict) for b in blocks):
+        where.fail("grid", "must be one or more [[grid]] tables")
+    planned: list[Planned] = []
+    for index, block in enumerate(blocks):
+        prefix = f"grid[{index}]." if "grid" in data else ""
+        for key in block:
+            if key not in GRID_KEYS:
+                where.fail(prefix + key, f"unknown key; valid grid keys are {choices(GRID_KEYS)}")
+        grid = _Grid(where, prefix, top, block)
+        planned.extend(grid.expand(device, limit))
+
+    kept: dict[str, Planned] = {}
+    for item in planned:
+        key = item.case.case_id + (f"/search{item.max_batch}" if item.max_batch else "")
+        kept.setdefault(key, item)
+    return Spec(name, description, path, tuple(kept.values()), limit, len(planned) - len(kept))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        shipped = sorted(p.as_posix() for p in Path("experiments").glob("*.toml"))
+        hint = f"; experiment files here: {', '.join(shipped)}" if shipped else ""
+        raise BenchError(f"{path}: no such experiment file{hint}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise BenchError(f"{path}: not valid TOML: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BenchError(f"{path}: cannot read it: {error}") from None
+
+
+class _Where:
+    """Formats errors as ``FILE: KEY: what is wrong; what is allowed``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, key: str, message: str) -> None:
+        raise BenchError(f"{self.path}: {key}: {message}")
+
+    def check(self, key: str, value: Any, check: Callable[[Any], Any]) -> Any:
+        try:
+            return check(value)
+        except _Invalid as error:
+            self.fail(key, str(error))
+
+
+class _Grid:
+    """One grid block with the top level's defaults filled in, checked key by key.
+
+    Errors name a key where the file sets it: ``grid[1].sizes`` for the block's own, ``sizes`` for the
+    top level's.
+    """
+
+    def __init__(self, where: _Where, prefix: str, top: dict[str, Any], block: dict[str, Any]) -> None:
+        self.where, self.prefix, self.block = where, prefix, block
+        values = {**top, **block}
+        if "variants" not in values:
+            where.fail(prefix + "variants", 'missing; name the variants to run, e.g. ["paper", "padded"] '
+                       'or ["*"]')
+        self.values = {}
+        for key, (check, default) in GRID_KEYS.items():
+            self.values[key] = default
+            if key in values:
+                try:
+                    self.values[key] = check(values[key])
+                except _Invalid as error:
+                    self.fail(key, str(error))
+        self.given = set(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def fail(self, key: str, message: str) -> None:
+        local = key.split(".")[0] in self.block
+        self.where.fail((self.prefix if local else "") + key, message)
+
+    def variants(self) -> list[str]:
+        names: list[str] = []
+        for pattern in self["variants"]:
+            matched = list_models(pattern)
+            if not matched:
+                self.fail("variants", f"{pattern!r} names no registered variant; valid variants are "
+                          f"{choices(list_models())} (globs such as '*norm*' work too)")
+            names.extend(n for n in matched if n not in names)
+        return names
+
+    def config_changes(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[dict[str, Any]]]:
+        """``set``, per-variant ``overrides`` and the ``sweep`` combinations, each checked."""
+        fields = UNetConfig.__dataclass_fields__
+        for key in ("set", "sweep"):
+            for name in self[key]:
+                if name not in fields:
+                    self.fail(f"{key}.{name}", f"unknown config field; valid fields are {choices(fields)}")
+        per_variant = self["overrides"]
+        for variant, changes in per_variant.items():
+            if variant not in list_models():
+                self.fail(f"overrides.{variant}",
+                          f"unknown variant; valid variants are {choices(list_models())}")
+            if not isinstance(changes, dict):
+                self.fail(f"overrides.{variant}", "must be a table of config fields, e.g. {base_width = 32}")
+            for name in changes:
+                if name not in fields:
+                    self.fail(f"overrides.{variant}.{name}",
+                              f"unknown config field; valid fields are {choices(fields)}")
+        sweep = {}
+        for name, values in self["sweep"].items():
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                self.fail(f"sweep.{name}", "an empty list is not allowed; give the values to sweep")
+            sweep[name] = values
+        combos = [dict(zip(sweep, combo, strict=True)) for combo in itertools.product(*sweep.values())]
+        return self["set"], per_variant, combos
+
+    def configs(self, variant: str) -> list[tuple[tuple[tuple[str, Any], ...], UNetConfig]]:
+        """Each (overrides, config) this grid asks of ``variant``; overrides equal to its own are dropped."""
+        fixed, per_variant, combos = self.config_changes()
+        base = get_config(variant)
+        out = []
+        for combo in combos:
+            for key, changes in (("set", fixed), (f"overrides.{variant}", per_variant.get(variant, {})),
+                                 ("sweep", combo)):
+                try:
+                    base.replace(**changes)
+                except BenchError as error:
+                    self.fail(key, str(error))
+            changes = {**fixed, **per_variant.get(variant, {}), **combo}
+            cfg = base.replace(**changes)
+            overrides = tuple(sorted((k, v) for k, v in changes.items() if getattr(base, k) != v))
+            out.append((overrides, cfg))
+        return out
+
+    def input_sizes(self, variant: str, overrides: tuple, cfg: UNetConfig) -> list[int]:
+        """The input size for each of ``sizes`` under ``size_rule`` (refused up front if none fits)."""
+        rule = self["size_rule"]
+        named = variant + (f" with {', '.join(f'{k}={v}' for k, v in overrides)}" if overrides else "")
+        out = []
+        for size in self["sizes"]:
+            if rule == "input" and not geometry.is_valid_size(cfg, size):
+                self.fail("sizes", f"{size} is not a valid input size for {named}: "
+                          f"{geometry.describe_invalid(cfg, size)} (or set size_rule = \"nearest-input\")")
+            if rule == "common-output":
+                try:
+                    size = geometry.input_size_for_output(cfg, size)
+                except BenchError as error:
+                    self.fail("sizes", f"{named}: {error} (or set size_rule = \"nearest-output\")")
+            elif rule in ("nearest-input", "nearest-output"):
+                target = size + geometry.size_loss(cfg) if rule == "nearest-output" else size
+                below, above = geometry.nearest_valid_sizes(cfg, target)
+                near = [s for s in (above, below) if s is not None]
+                if not near:
+                    self.fail("sizes", f"no valid input size for {named} is near {target}")
+                size = min(near, key=lambda s: abs(s - target))
+            out.append(size)
+        return out
+
+    def expand(self, device: str | None, limit: float | None) -> list[Planned]:
+        """Every case of this grid, in run order."""
+        search = self["max_batch_search"]
+        if search:
+            if "batches" in self.given:
+                self.fail("batches", "not used with max_batch_search = true (the search picks the batches; "
+                          "bound it with max_batch)")
+            bad = [m for m in self["modes"] if m not in SEARCH_MODES]
+            if bad:
+                self.fail("modes", f"{bad[0]!r} cannot be searched for a max batch; "
+                          f"choose from {choices(SEARCH_MODES)}")
+        devices = (device,) if device else self["devices"]
+        if search and "cpu" in devices and limit is None:
+            self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
+                      "without a limit the search would fill the machine's memory")
+        shapes = []
+        for variant in self.variants():
+            for overrides, cfg in self.configs(variant):
+                sizes = self.input_sizes(variant, overrides, cfg)
+                shapes.extend((variant, overrides, cfg, size) for size in sizes)
+        options = itertools.product(
+            self["modes"], devices, self["dtypes"], self["channels_last"], self["compile"], self["tf32"],
+            self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"],
+        )
+        options = list(options)
+        planned = []
+        for repeat in range(self["repeats"]):
+            for (variant, overrides, cfg, size), opts in itertools.product(shapes, options):
+                mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch = opts
+                case = Case(
+                    variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, input_size=size,
+                    dtype=dtype, channels_last=channels_last, compile=compiled,
+                    tf32=tf32 if dev == "cuda" else True,
+                    cudnn_benchmark=cudnn_benchmark if dev == "cuda" else False,
+                    threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"],
+                    seeds=self["seeds"],
+                )
+                max_batch = self["max_batch"] if search else None
+                planned.append(Planned(case, predict_cost_s(case, cfg, max_batch), max_batch))
+        return planned
+
+
+# --- predicted cost ------------------------------------------------------------------------------------
+
+# A rough guess, good to a factor of two or so: the progress bar's ETA rescales it by the measured pace,
+# and --dry-run shows it so that a suite too big for its machine is caught before it starts.
+CPU_FLOPS_PER_S_PER_CORE = 60e9  # fp32 convolutions through oneDNN, a recent x86 core
+CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
+CASE_OVERHEAD_S = 1.0  # process fork, model build, counting on the meta device, environment fingerprint
+CPU_PEAK_CHILD_S = 3.0  # measure's CPU peak-memory process: a Python start and a torch import
+COMPILE_S = 60.0  # torch.compile of one UNet
+QUALITY_STEPS = 200  # quality mode: training steps per seed
+
+
+@functools.lru_cache(maxsize=1024)
+def forward_flops(cfg: UNetConfig, input_size: int) -> int:
+    """Forward FLOPs of one image, counted by torch on the meta device (no compute, milliseconds)."""
+    import torch
+
+    from unet_bench.measure.counts import flop_counter_counts
+    from unet_bench.models import UNet
+
+    with torch.device("meta"):
+        model = UNet(cfg)
+    return sum(flop_counter_counts(model, (1, cfg.in_channels, input_size, input_size), train=False).values())
+
+
+def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) -> float:
+    """Predicted wall time of one case (of a whole search when ``max_batch`` is set), in seconds.
+
+    Follows measure's protocol: every mode counts with one real forward (fvcore); infer and train then
+    run their step for the warm-up, the fewest timed blocks (or the timing budget, if longer), one more
+    for the saved-for-backward count (train), and two in the CPU peak-memory process. A search is priced
+    as if it reached ``max_batch``.
+    """
+    from unet_bench.measure.timing import MIN_BLOCKS, WARMUP_CALLS
+
+    if case.device == "cuda":
+        rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
+    else:
+        rate = CPU_FLOPS_PER_S_PER_CORE * (case.threads or len(os.sched_getaffinity(0)))
+    forward_s = forward_flops(cfg, case.input_size) / rate
+    step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
+    cost = CASE_OVERHEAD_S + forward_s + (COMPILE_S if case.compile else 0.0)
+    if case.mode == "quality":
+        cost += case.seeds * QUALITY_STEPS * step_s
+    elif case.mode in ("infer", "train"):
+        timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
+        extra_steps = (case.mode == "train") + (2 if case.device == "cpu" else 1)
+        cost += WARMUP_CALLS * step_s + timed_s + extra_steps * step_s
+        cost += CPU_PEAK_CHILD_S if case.device == "cpu" else 0.0
+    if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
+        cost *= 2 + math.log2(max_batch)
+    return cost
