@@ -180,7 +180,7 @@ def test_default_experiment_covers_every_variant_infer_and_train_on_cpu():
         assert sorted({p.case.variant for p in spec.planned if p.case.mode == mode}) == sorted(list_models())
     assert {p.case.device for p in spec.planned} == {"cpu"}
     infer = {p.case.variant: p.case.input_size for p in spec.planned if p.case.mode == "infer"}
-    assert infer["paper"] == 572 and infer["padded"] == 384  # the paper tile, or its fair-size equivalent
+    assert infer["paper"] == infer["depth-5"] == 572 and infer["padded"] == 576  # the paper tile, or the nearest valid
 
 
 def test_gpu_experiment_searches_the_max_batch_on_cuda():
