@@ -6,7 +6,7 @@ import argparse
 import json
 
 from unet_bench.cli.models_cmd import add_variant_arguments, variant_config
-from unet_bench.quality.evaluate import evaluate_quality
+from unet_bench.quality.evaluate import DEFAULT_STEPS, DEFAULT_TILE_OUT, evaluate_quality
 from unet_bench.quality.folder import load_split
 from unet_bench.quality.train import INITS, OPTIMIZERS
 
@@ -44,11 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_variant_arguments(parser)
     parser.add_argument("--seeds", type=int, default=3, metavar="N", help="training seeds (default 3)")
-    parser.add_argument("--steps", type=int, default=300, metavar="N", help="steps per seed (default 300)")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+                        help=f"steps per seed (default {DEFAULT_STEPS})")
     parser.add_argument("--batch", type=int, default=4, metavar="N", help="tiles per step (default 4)")
-    parser.add_argument("--tile-out", type=int, default=64, metavar="PX",
+    parser.add_argument("--tile-out", type=int, default=DEFAULT_TILE_OUT, metavar="PX",
                         help="output side of a training tile; each variant takes the smallest valid input "
-                        "giving at least that (default 64)")
+                        f"giving at least that (default {DEFAULT_TILE_OUT})")
     parser.add_argument("--tile-in", type=int, default=None, metavar="PX",
                         help="the input tile side instead (must be valid for the variant)")
     parser.add_argument("--halo", type=int, default=None, metavar="PX",
