@@ -28,7 +28,7 @@ def test_tiny_training_lowers_the_loss_and_beats_trivial_predictors(tiny_task):
     extra = result["extra"]
     assert extra["loss_end_per_seed"][0] < 0.6 * extra["loss_start_per_seed"][0]
     # all background scores Dice 0; all foreground, the best constant, scores 2p/(1+p)
-    p = tiny_task.val.foreground_fraction()
+    p = extra["val_foreground_fraction"]
     assert extra["dice_all_foreground"] == pytest.approx(2 * p / (1 + p))
     assert result["dice_mean"] > extra["dice_all_foreground"] + 0.25
     assert 0 < result["iou_mean"] < result["dice_mean"]  # IoU = D / (2 − D) < D

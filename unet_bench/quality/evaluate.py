@@ -133,6 +133,7 @@ def _evaluate(
             "loss_start_per_seed": loss_start,  # mean loss over the first tenth of the steps
             "loss_end_per_seed": loss_end,  # ... and over the last tenth
             "dice_all_foreground": dice([np.ones_like(m) for m in data.val.masks], data.val.masks),
+            "val_foreground_fraction": data.val.foreground_fraction(),
             "quality_total_s": time.perf_counter() - start,
             "tile_in": tile_in,
             "tile_out": output_size(cfg, tile_in),
