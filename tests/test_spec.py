@@ -168,7 +168,7 @@ def test_name_and_description_are_required_and_name_is_a_folder(tmp_path):
         load_spec(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("name", ["default", "ablations", "scaling", "gpu"])
+@pytest.mark.parametrize("name", ["default", "ablations", "scaling", "gpu", "quality"])
 def test_shipped_experiments_load(name):
     spec = load_spec(EXPERIMENTS / f"{name}.toml")
     assert spec.name == name and spec.planned

@@ -49,6 +49,7 @@ MEASURES = {
     "counts": "unet_bench.measure:measure",
     "infer": "unet_bench.measure:measure",
     "train": "unet_bench.measure:measure",
+    "quality": "unet_bench.quality.case:measure_quality",
 }
 
 

@@ -441,7 +441,6 @@ CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about 
 CASE_OVERHEAD_S = 1.0  # process fork, model build, counting on the meta device, environment fingerprint
 CPU_PEAK_CHILD_S = 3.0  # measure's CPU peak-memory process: a Python start and a torch import
 COMPILE_S = 60.0  # torch.compile of one UNet
-QUALITY_STEPS = 200  # quality mode: training steps per seed
 
 
 @functools.lru_cache(maxsize=1024)
@@ -475,7 +474,9 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
     cost = CASE_OVERHEAD_S + forward_s + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
-        cost += case.seeds * QUALITY_STEPS * step_s
+        from unet_bench.quality import DEFAULT_STEPS
+
+        cost += case.seeds * DEFAULT_STEPS * step_s
     elif case.mode in ("infer", "train"):
         timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
         extra_steps = (case.mode == "train") + (2 if case.device == "cpu" else 1)

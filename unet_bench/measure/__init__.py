@@ -24,7 +24,7 @@ from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
 from unet_bench.record import DEVICES, DTYPES, MODES, Case, Record
 
-__all__ = ["build_model", "classify_failure", "count", "measure", "measure_module"]
+__all__ = ["build_model", "classify_failure", "count", "counts_values", "measure", "measure_module"]
 
 OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
 

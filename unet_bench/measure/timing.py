@@ -52,7 +52,7 @@ def time_call(fn: Callable[[], object], threads: int, min_run_time: float = 1.0,
     """Time ``fn`` on ``threads`` threads: warm-up calls first, then at least `MIN_BLOCKS` blocks.
 
     Stops when IQR/median < `IQR_THRESHOLD` after ``min_run_time`` seconds, or after
-    max(10 x min_run_time, 8 calls) — whichever comes first, never before `MIN_BLOCKS` blocks.
+    max(4 x min_run_time, 6 calls) — whichever comes first, never before `MIN_BLOCKS` blocks.
     """
     timer = Timer("fn()", globals={"fn": fn}, num_threads=threads, label=label)
     warm = []
@@ -61,7 +61,7 @@ def time_call(fn: Callable[[], object], threads: int, min_run_time: float = 1.0,
             start = bench_timer()  # synchronises the accelerator, like the Timer's blocks
             fn()
             warm.append(bench_timer() - start)
-    max_run_time = max(10 * min_run_time, 8 * warm[-1])
+    max_run_time = max(4 * min_run_time, 6 * warm[-1])  # noise is reported (IQR), not waited out
     measurement = timer.adaptive_autorange(
         threshold=IQR_THRESHOLD, min_run_time=min_run_time, max_run_time=max_run_time
     )
