@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as error:
         sys.stderr.write(f"unet-bench {args.command}: error: {error}\n")
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: the reader has all it wants
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write(f"unet-bench {args.command}: interrupted\n")
         return 130

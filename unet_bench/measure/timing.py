@@ -17,6 +17,7 @@ from torch.utils.benchmark.utils.timer import timer as bench_timer
 MIN_BLOCKS = 4  # adaptive_autorange's minimum number of timed blocks
 IQR_THRESHOLD = 0.05  # stop once IQR / median is below this (after min_run_time)
 WARMUP_CALLS = 2  # the first builds oneDNN primitives / autotunes / compiles, the second settles caches
+EAGER_CPU_WARMUP_CALLS = 1  # eager on CPU nothing is compiled or tuned: one call, as torch.utils.benchmark does
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Timing:
     threads: int
     warmup_s: float  # all warm-up calls (first call included), excluded from the statistics
     first_call_s: float  # the first call alone: compilation / autotuning happen here
+    warmup_calls: int = WARMUP_CALLS
 
     @property
     def iqr_s(self) -> float:
@@ -37,7 +39,7 @@ class Timing:
     def method(self) -> str:
         """How this timing was taken, in words, for the record and the report."""
         return (
-            f"torch.utils.benchmark Timer.adaptive_autorange on {self.threads} threads: {WARMUP_CALLS} warm-up "
+            f"torch.utils.benchmark Timer.adaptive_autorange on {self.threads} threads: {self.warmup_calls} warm-up "
             f"calls excluded, at least {MIN_BLOCKS} timed blocks (until IQR/median < {IQR_THRESHOLD}), "
             "accelerator synchronised per block; median and IQR of the blocks"
         )
@@ -48,7 +50,9 @@ class Timing:
         return max(self.first_call_s - self.median_s, 0.0)
 
 
-def time_call(fn: Callable[[], object], threads: int, min_run_time: float = 1.0, label: str = "") -> Timing:
+def time_call(
+    fn: Callable[[], object], threads: int, min_run_time: float = 1.0, label: str = "", warmup_calls: int = WARMUP_CALLS
+) -> Timing:
     """Time ``fn`` on ``threads`` threads: warm-up calls first, then at least `MIN_BLOCKS` blocks.
 
     Stops when IQR/median < `IQR_THRESHOLD` after ``min_run_time`` seconds, or after
@@ -57,7 +61,7 @@ def time_call(fn: Callable[[], object], threads: int, min_run_time: float = 1.0,
     timer = Timer("fn()", globals={"fn": fn}, num_threads=threads, label=label)
     warm = []
     with set_torch_threads(threads):
-        for _ in range(WARMUP_CALLS):
+        for _ in range(warmup_calls):
             start = bench_timer()  # synchronises the accelerator, like the Timer's blocks
             fn()
             warm.append(bench_timer() - start)
@@ -69,4 +73,5 @@ def time_call(fn: Callable[[], object], threads: int, min_run_time: float = 1.0,
     return Timing(
         median_s=float(median), p25_s=float(p25), p75_s=float(p75), n=len(measurement.times),
         calls_per_block=measurement.number_per_run, threads=threads, warmup_s=sum(warm), first_call_s=warm[0],
+        warmup_calls=warmup_calls,
     )
