@@ -439,7 +439,6 @@ class _Grid:
 CPU_FLOPS_PER_S_PER_CORE = 60e9  # fp32 convolutions through oneDNN, a recent x86 core
 CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
 CASE_OVERHEAD_S = 1.0  # process fork, model build, counting on the meta device, environment fingerprint
-CPU_PEAK_CHILD_S = 3.0  # measure's CPU peak-memory process: a Python start and a torch import
 COMPILE_S = 60.0  # torch.compile of one UNet
 
 
@@ -461,10 +460,11 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
 
     Follows measure's protocol: every mode counts with one real forward (fvcore); infer and train then
     run their step for the warm-up, the fewest timed blocks (or the timing budget, if longer), one more
-    for the saved-for-backward count (train), and two in the CPU peak-memory process. A search is priced
+    for the saved-for-backward count (train), and one for the peak memory (measured in the case's own
+    process under the runner). A search is priced
     as if it reached ``max_batch``.
     """
-    from unet_bench.measure.timing import MIN_BLOCKS, WARMUP_CALLS
+    from unet_bench.measure.timing import MIN_BLOCKS, warmup_calls
 
     if case.device == "cuda":
         rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
@@ -479,9 +479,8 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
         cost += case.seeds * DEFAULT_STEPS * step_s
     elif case.mode in ("infer", "train"):
         timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
-        extra_steps = (case.mode == "train") + (2 if case.device == "cpu" else 1)
-        cost += WARMUP_CALLS * step_s + timed_s + extra_steps * step_s
-        cost += CPU_PEAK_CHILD_S if case.device == "cpu" else 0.0
+        extra_steps = (case.mode == "train") + 1
+        cost += warmup_calls(case.device, case.compile) * step_s + timed_s + extra_steps * step_s
     if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
         cost *= 2 + math.log2(max_batch)
     return cost

@@ -18,7 +18,7 @@ from unet_bench.measure.counts import TRAIN_SCOPE, Counts, count
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.peaks import peak_flops
 from unet_bench.measure.steps import COMPILE_OPTIONS, backend_flags, build_step
-from unet_bench.measure.timing import EAGER_CPU_WARMUP_CALLS, WARMUP_CALLS, Timing, time_call
+from unet_bench.measure.timing import Timing, time_call, warmup_calls
 from unet_bench.models.geometry import check_input_size
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
@@ -173,8 +173,7 @@ def measure_module(
         if case.mode in ("infer", "train"):
             with backend_flags(case):
                 step = build_step(model, case, channels)
-                eager_cpu = case.device == "cpu" and not case.compile
-                warmup = EAGER_CPU_WARMUP_CALLS if eager_cpu else WARMUP_CALLS
+                warmup = warmup_calls(case.device, case.compile)
                 timing = time_call(step.run, threads, case.min_run_time_s, label=case.label, warmup_calls=warmup)
             update(record, timing_values(timing, counts, case, threads))
             update(record, memory_values(step, case, channels))

@@ -20,6 +20,11 @@ WARMUP_CALLS = 2  # the first builds oneDNN primitives / autotunes / compiles, t
 EAGER_CPU_WARMUP_CALLS = 1  # eager on CPU nothing is compiled or tuned: one call, as torch.utils.benchmark does
 
 
+def warmup_calls(device: str, compiled: bool) -> int:
+    """Warm-up calls before timing: one for eager CPU, two where compiling or autotuning happens."""
+    return EAGER_CPU_WARMUP_CALLS if device == "cpu" and not compiled else WARMUP_CALLS
+
+
 @dataclass
 class Timing:
     median_s: float  # per call
