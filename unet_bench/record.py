@@ -17,10 +17,25 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from unet_bench.errors import BenchError, choices
+
+# The vocabulary of cases: every module that checks or offers one of these imports it from here.
 MODES = ("counts", "infer", "train", "quality")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 STATUSES = ("ok", "oom", "error", "skipped")
+# How an experiment file's sizes become a variant's input (documented in unet_bench.suite.spec).
+SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
+DEFAULT_MIN_RUN_TIME_S = 1.0  # time budget for the timed blocks of one measurement
+DEFAULT_SEEDS = 3  # quality mode: training seeds
+
+
+def unknown_fields(cls: type, data: dict[str, Any]) -> None:
+    """Refuse keys that are not fields of the dataclass ``cls``, naming the valid ones."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise BenchError(f"unknown {cls.__name__} field {unknown[0]!r}; valid fields are {choices(names)}")
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,12 @@ class Case:
     cudnn_benchmark: bool = False
     threads: int | None = None  # intra-op threads; None = every core torch sees
     repeat: int = 0  # index of this repeat of the same case (each repeat is its own record)
-    min_run_time_s: float = 1.0  # time budget for the timed blocks of one measurement
-    seeds: int = 3  # quality mode: number of training seeds
+    min_run_time_s: float = DEFAULT_MIN_RUN_TIME_S  # time budget for the timed blocks of one measurement
+    seeds: int = DEFAULT_SEEDS  # quality mode: number of training seeds
+    # How input_size was chosen: the experiment file's size and rule (None for a size given directly).
+    # Comparisons pair rows of one grid point by these, not by guessing from sizes.
+    requested_size: int | None = None
+    size_rule: str | None = None
 
     def overrides_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
@@ -50,6 +69,12 @@ class Case:
         data = dataclasses.asdict(self)
         data["overrides"] = self.overrides_dict()
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Case:
+        """The inverse of `to_dict`; an unknown key is refused with the list of valid fields."""
+        unknown_fields(cls, data)
+        return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items()))})
 
     @property
     def case_id(self) -> str:
@@ -76,6 +101,8 @@ class Record:
     device: str
     batch: int
     input_size: int  # side of the square input, pixels
+    requested_size: int | None = None  # the size the experiment file asked for (Case.requested_size)
+    size_rule: str | None = None  # how input_size was chosen from it (Case.size_rule)
     output_size: int | None = None  # side of the square output, pixels (smaller than the input for valid convs)
     dtype: str = "fp32"
     channels_last: bool = False
@@ -111,6 +138,7 @@ class Record:
     latency_ms_p25: float | None = None
     latency_ms_p75: float | None = None
     latency_n: int | None = None  # number of timed measurements behind the median
+    latency_ms_per_output_mpix: float | None = None  # median latency / output megapixels of the batch
     images_per_s: float | None = None
     output_mpix_per_s: float | None = None  # output megapixels per second (all classes count once)
     achieved_flops_per_s: float | None = None
@@ -171,6 +199,8 @@ class Record:
             device=case.device,
             batch=case.batch,
             input_size=case.input_size,
+            requested_size=case.requested_size,
+            size_rule=case.size_rule,
             dtype=case.dtype,
             channels_last=case.channels_last,
             compile=case.compile,

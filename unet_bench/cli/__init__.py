@@ -1,8 +1,10 @@
 """The `unet-bench` command: one sub-command module per job, all sharing one error policy.
 
 Any mistake in what the user asked for (a `BenchError`, or a bad argument) prints one line on stderr and
-exits with status 2, without a traceback. Each module in `COMMANDS` adds its sub-commands with
-``register(subparsers)`` and points them at a function ``(args) -> int``.
+exits with status 2, without a traceback. Each module in `COMMANDS` is one command, named after it: it
+adds its parser with ``register(subparsers)`` and points it at a function ``(args) -> int``, which imports
+what it uses (torch, pandas, matplotlib) only when it runs, so that ``--help`` and a usage error answer
+at once.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from unet_bench.cli import measure_cmd, models_cmd, quality_cmd, report_cmd, run_cmd
+from unet_bench.cli import compare, count, models, quality, report, run, sizes, time
 from unet_bench.errors import BenchError
 
-COMMANDS = [models_cmd, measure_cmd, run_cmd, report_cmd, quality_cmd]
+COMMANDS = [models, sizes, count, time, run, compare, report, quality]
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -14,6 +14,8 @@ from torch.utils.benchmark import Timer
 from torch.utils.benchmark.utils.common import set_torch_threads
 from torch.utils.benchmark.utils.timer import timer as bench_timer
 
+from unet_bench.record import DEFAULT_MIN_RUN_TIME_S
+
 MIN_BLOCKS = 4  # adaptive_autorange's minimum number of timed blocks
 IQR_THRESHOLD = 0.05  # stop once IQR / median is below this (after min_run_time)
 WARMUP_CALLS = 2  # the first builds oneDNN primitives / autotunes / compiles, the second settles caches
@@ -56,7 +58,8 @@ class Timing:
 
 
 def time_call(
-    fn: Callable[[], object], threads: int, min_run_time: float = 1.0, label: str = "", warmup_calls: int = WARMUP_CALLS
+    fn: Callable[[], object], threads: int, min_run_time: float = DEFAULT_MIN_RUN_TIME_S, label: str = "",
+    warmup_calls: int = WARMUP_CALLS,
 ) -> Timing:
     """Time ``fn`` on ``threads`` threads: warm-up calls first, then at least `MIN_BLOCKS` blocks.
 

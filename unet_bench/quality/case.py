@@ -1,15 +1,13 @@
 """A suite case of mode ``quality``: train and score the case's variant, as one `Record`.
 
 The record carries the network's counts at the training tile too (parameters, MACs), so that quality
-can be set against cost from the same line of results.
+can be set against cost from the same line of results. `unet_bench.measure.measure` finishes it.
 """
 
 from __future__ import annotations
 
-import time
-
-from unet_bench.measure import counts_values, env
 from unet_bench.measure.counts import count
+from unet_bench.measure.fields import counts_values
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
 from unet_bench.quality.evaluate import evaluate_quality
@@ -18,7 +16,6 @@ from unet_bench.record import Case, Record
 
 def measure_quality(case: Case) -> Record:
     """Train ``case``'s variant ``case.seeds`` times on tiles of ``case.input_size`` px and score it."""
-    start = time.perf_counter()
     cfg = get_config(case.variant, **case.overrides_dict())
     counts = count(UNet(cfg), (1, cfg.in_channels, case.input_size, case.input_size))
     result = evaluate_quality(cfg, seeds=case.seeds, batch=case.batch, tile_in=case.input_size,
@@ -27,7 +24,4 @@ def measure_quality(case: Case) -> Record:
     extra = {**values.pop("extra"), **result.pop("extra")}
     record = Record.for_case(case, **values, **result, extra=extra)
     record.config = cfg.to_dict()
-    record.env = env.fingerprint(case.device)
-    record.timestamp = env.now()
-    record.duration_s = time.perf_counter() - start
     return record

@@ -22,12 +22,11 @@ from unet_bench.models.geometry import nearest_valid_sizes, output_size, size_lo
 from unet_bench.models.unet import UNet
 from unet_bench.quality.data import SegmentationSet, Split
 from unet_bench.quality.metrics import dice, iou
+from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TILE_OUT
 from unet_bench.quality.synthetic import synthetic_task
 from unet_bench.quality.tiling import predict_tiled, tile_grid
 from unet_bench.quality.train import TrainSettings, train
-
-DEFAULT_STEPS = 300  # per seed: at base_width 8 every variant beats the best constant by ~0.4 Dice
-DEFAULT_TILE_OUT = 64  # training tile output side: paper network 252 px in, padded 64 px
+from unet_bench.record import DEFAULT_SEEDS
 
 
 def training_tile(cfg: UNetConfig, tile_out: int) -> int:
@@ -58,7 +57,7 @@ def _std(values: list[float]) -> float:
 
 
 def evaluate_quality(
-    cfg: UNetConfig, *, seeds: int = 3, steps: int = DEFAULT_STEPS, batch: int = 4,
+    cfg: UNetConfig, *, seeds: int = DEFAULT_SEEDS, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
     tile_out: int = DEFAULT_TILE_OUT, tile_in: int | None = None, halo: int | None = None,
     optimizer: str = "sgd", lr: float | None = None, weight_map: bool = True, init: str = "paper",
     data: Split | None = None, device: str = "cpu", threads: int | None = None,

@@ -24,10 +24,9 @@ from unet_bench.models.config import UNetConfig
 from unet_bench.models.geometry import check_input_size, output_size
 from unet_bench.models.unet import UNet
 from unet_bench.quality.data import SegmentationSet
+from unet_bench.quality.settings import INITS, OPTIMIZERS
 from unet_bench.quality.weights import SIGMA, W0, weight_map
 
-OPTIMIZERS = ("sgd", "adam")
-INITS = ("paper", "torch")
 DEFAULT_LR = {"sgd": 1e-3, "adam": 1e-3}
 
 

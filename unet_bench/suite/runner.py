@@ -6,7 +6,7 @@ or hangs past a time limit is recorded (``error`` / ``oom``) and the suite goes 
 of a fresh process (the import baseline plus what the case allocates), not what earlier cases left; and
 starting one costs a fork (~0.1 s), not a torch import (~2 s). POSIX only (a fork server; flock).
 
-Files: only this module (through `unet_bench.store`) writes. Each finished case is appended to
+Files: only this module (through `unet_bench.suite.store`) writes. Each finished case is appended to
 ``results.jsonl`` and fsynced before the next one starts; Ctrl-C (or SIGTERM) stops the case in flight
 and keeps everything finished; ``resume`` skips the cases already recorded ``ok``. A directory is
 written by one run at a time (a lock).
@@ -17,14 +17,12 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import functools
-import importlib
 import math
 import multiprocessing
 import os
 import resource
 import signal
 import sys
-import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -37,31 +35,17 @@ from typing import Any
 from tqdm import tqdm
 
 from unet_bench.errors import BenchError
-from unet_bench.measure import env
+from unet_bench.measure import env, measure
 from unet_bench.measure.memory import MMAP_THRESHOLD
-from unet_bench.models import get_config
-from unet_bench.record import Case, Record
-from unet_bench.spec import Planned, Spec
-from unet_bench.store import RESULTS_FILE, ResultsWriter, locked, read_records
-
-# The one place that says which function measures which mode: "module:function", imported in the child.
-MEASURES = {
-    "counts": "unet_bench.measure:measure",
-    "infer": "unet_bench.measure:measure",
-    "train": "unet_bench.measure:measure",
-    "quality": "unet_bench.quality.case:measure_quality",
-}
-
-
-def measure_case(case: Case) -> Record:
-    """Measure ``case`` with the function its mode dispatches to (raises on failure, like measure)."""
-    module, _, name = MEASURES[case.mode].partition(":")
-    return getattr(importlib.import_module(module), name)(case)
+from unet_bench.measure.outcome import begin, classify_failure, failed
+from unet_bench.record import MODES, Case, Record
+from unet_bench.suite.spec import Planned, Spec
+from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, locked, read_records
 
 
 def unavailable(case: Case) -> str | None:
     """Why ``case`` cannot run on this machine at all (recorded as ``skipped``), or None."""
-    if case.mode not in MEASURES:
+    if case.mode not in MODES:
         return f"mode {case.mode!r} is not available in this version of unet-bench"
     if case.device == "cuda":
         import torch
@@ -81,7 +65,7 @@ def _context() -> multiprocessing.context.BaseContext:
     # tensors leave RSS at once and a case can measure its CPU peak in its own fresh process.
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["unet_bench._preload", "unet_bench.runner"])
+    context.set_forkserver_preload(["unet_bench.suite.preload", "unet_bench.suite.runner"])
     return context
 
 
@@ -104,8 +88,6 @@ def _child(conn: Connection, measure_fn: Callable[[Case], Record], case: Case, m
         try:
             message = ("done", measure_fn(case).to_dict())
         except Exception as exc:  # noqa: BLE001 - any failure is a result to record
-            from unet_bench.measure import classify_failure
-
             status, text = classify_failure(exc)
             message = ("failed", status, text, traceback.format_exc(), _environment(case))
         conn.send(message)
@@ -122,7 +104,7 @@ def _environment(case: Case) -> dict[str, Any]:
 
 def run_isolated(
     case: Case,
-    measure_fn: Callable[[Case], Record] = measure_case,
+    measure_fn: Callable[[Case], Record] = measure,
     memory_limit_gb: float | None = None,
     timeout_s: float | None = None,
 ) -> Record:
@@ -135,7 +117,7 @@ def run_isolated(
     context = _context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, measure_fn, case, limit), daemon=True)
-    start = time.perf_counter()
+    started = begin()
     message = None
     try:
         process.start()
@@ -147,7 +129,7 @@ def run_isolated(
             except EOFError:
                 pass
         if message is None and not ready:
-            return _failure(case, "error", f"timed out after {timeout_s:g} s (the case was stopped)", start)
+            return failed(case, "error", f"timed out after {timeout_s:g} s (the case was stopped)", started)
     finally:  # however this ends (Ctrl-C included), no case process outlives it
         if process.pid is not None:
             if process.is_alive():
@@ -156,11 +138,11 @@ def run_isolated(
         sender.close()
         receiver.close()
     if message is None:
-        return _failure(case, "error", _crash_message(process.exitcode, limit), start)
+        return failed(case, "error", _crash_message(process.exitcode, limit), started)
     if message[0] == "done":
         return Record.from_dict(message[1])
     _, status, text, trace, environment = message
-    record = _failure(case, status, text, start, environment)
+    record = failed(case, status, text, started, environment)
     record.extra["traceback"] = trace
     return record
 
@@ -176,17 +158,6 @@ def _crash_message(exitcode: int | None, limit: int | None) -> str:
     if limit is not None:
         why += f"; it ran under a CPU memory limit of {limit / 2**30:g} GiB"
     return why
-
-
-def _failure(case: Case, status: str, message: str, start: float | None = None,
-             environment: dict[str, Any] | None = None) -> Record:
-    """A record for a case that produced no measurement, with its full config and the host's environment."""
-    if environment is None:
-        environment = {k: v for k, v in env.fingerprint("cpu").items() if k not in ("device", "device_name")}
-    config = get_config(case.variant, **case.overrides_dict()).to_dict()
-    duration = None if start is None else time.perf_counter() - start
-    return Record.for_case(case, status=status, message=message, config=config, duration_s=duration,
-                           env=environment)
 
 
 # --- the suite -----------------------------------------------------------------------------------------
@@ -240,7 +211,7 @@ def run_suite(
     spec: Spec,
     out_dir: str | Path,
     resume: bool = False,
-    measure_fn: Callable[[Case], Record] = measure_case,
+    measure_fn: Callable[[Case], Record] = measure,
     timeout_s: float | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -302,7 +273,7 @@ class _Suite:
         self.bar.set_description_str(case.label)
         reason = unavailable(case)
         if reason:
-            record = _failure(case, "skipped", reason)
+            record = failed(case, "skipped", reason)
         else:
             record = run_isolated(case, self.measure_fn, self.spec.cpu_memory_limit_gb, self.timeout_s)
         record.suite = self.spec.name

@@ -31,7 +31,7 @@ import pandas as pd
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import Record
-from unet_bench.store import RESULTS_FILE, read_records
+from unet_bench.suite.store import RESULTS_FILE, read_records
 
 # What identifies a measured setting apart from the network: rows that agree on these are comparable.
 FACTORS = ("mode", "device", "dtype", "input_size", "batch", "channels_last", "compile", "tf32",

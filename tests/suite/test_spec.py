@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from unet_bench import BenchError, list_models
-from unet_bench.spec import load_spec
+from unet_bench.suite.spec import load_spec
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 def write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:

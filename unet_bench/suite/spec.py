@@ -62,10 +62,7 @@ back to back, and slow drift (heat, other load) spreads over every variant alike
 
 from __future__ import annotations
 
-import functools
 import itertools
-import math
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -81,9 +78,18 @@ else:  # pragma: no cover
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import UNetConfig
-from unet_bench.record import DEVICES, DTYPES, MODES, Case
+from unet_bench.record import (
+    DEFAULT_MIN_RUN_TIME_S,
+    DEFAULT_SEEDS,
+    DEVICES,
+    DTYPES,
+    MODES,
+    SIZE_RULES,
+    Case,
+)
+from unet_bench.suite.checks import Invalid, boolean, integer, list_of, one_of, positive_number, string, table
+from unet_bench.suite.cost import predict_cost_s
 
-SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
 TOP_KEYS = ("name", "description", "cpu_memory_limit_gb", "grid")
 SEARCH_MODES = ("infer", "train")
 
@@ -117,87 +123,27 @@ class Spec:
         return sum(p.cost_s for p in self.planned)
 
 
-# --- value checkers: each returns the normalised value or raises with what is allowed ------------------
-
-
-class _Invalid(Exception):
-    """A value that is not allowed; the message says what is (the caller adds file and key)."""
-
-
-def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in allowed:
-            raise _Invalid(f"{value!r} is not allowed; choose from {choices(allowed)}")
-        return value
-    return check
-
-
-def _integer(minimum: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise _Invalid(f"{value!r} is not allowed; it must be an integer >= {minimum}")
-        return value
-    return check
-
-
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise _Invalid(f"{value!r} is not allowed; it must be a number > 0")
-    return float(value)
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"{value!r} is not allowed; it must be true or false")
-    return value
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid(f"{value!r} is not allowed; it must be a non-empty string")
-    return value
-
-
-def _list_of(check: Callable[[Any], Any]) -> Callable[[Any], tuple]:
-    """A list of values (a single value is a list of one); empty lists and repeats are refused."""
-    def check_list(value: Any) -> tuple:
-        values = value if isinstance(value, list) else [value]
-        if not values:
-            raise _Invalid("an empty list is not allowed; give at least one value")
-        out = tuple(check(v) for v in values)
-        if len(set(out)) != len(out):
-            raise _Invalid(f"{value!r} repeats a value; give each once")
-        return out
-    return check_list
-
-
-def _table(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise _Invalid(f"{value!r} is not allowed; it must be a table of config fields, e.g. {{depth = 3}}")
-    return value
-
-
 GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, default)
-    "variants": (_list_of(_string), None),
-    "modes": (_list_of(_one_of(MODES)), ("counts",)),
-    "sizes": (_list_of(_integer(1)), (572,)),
-    "size_rule": (_one_of(SIZE_RULES), "input"),
-    "batches": (_list_of(_integer(1)), (1,)),
-    "devices": (_list_of(_one_of(DEVICES)), ("cpu",)),
-    "dtypes": (_list_of(_one_of(DTYPES)), ("fp32",)),
-    "channels_last": (_list_of(_boolean), (False,)),
-    "compile": (_list_of(_boolean), (False,)),
-    "tf32": (_list_of(_boolean), (True,)),
-    "cudnn_benchmark": (_list_of(_boolean), (False,)),
-    "threads": (_list_of(_integer(1)), (None,)),
-    "repeats": (_integer(1), 1),
-    "min_run_time_s": (_positive_number, 1.0),
-    "seeds": (_integer(1), 3),
-    "set": (_table, {}),
-    "sweep": (_table, {}),
-    "overrides": (_table, {}),
-    "max_batch_search": (_boolean, False),
-    "max_batch": (_integer(1), 1024),
+    "variants": (list_of(string), None),
+    "modes": (list_of(one_of(MODES)), ("counts",)),
+    "sizes": (list_of(integer(1)), (572,)),
+    "size_rule": (one_of(SIZE_RULES), "input"),
+    "batches": (list_of(integer(1)), (1,)),
+    "devices": (list_of(one_of(DEVICES)), ("cpu",)),
+    "dtypes": (list_of(one_of(DTYPES)), ("fp32",)),
+    "channels_last": (list_of(boolean), (False,)),
+    "compile": (list_of(boolean), (False,)),
+    "tf32": (list_of(boolean), (True,)),
+    "cudnn_benchmark": (list_of(boolean), (False,)),
+    "threads": (list_of(integer(1)), (None,)),
+    "repeats": (integer(1), 1),
+    "min_run_time_s": (positive_number, DEFAULT_MIN_RUN_TIME_S),
+    "seeds": (integer(1), DEFAULT_SEEDS),
+    "set": (table, {}),
+    "sweep": (table, {}),
+    "overrides": (table, {}),
+    "max_batch_search": (boolean, False),
+    "max_batch": (integer(1), 1024),
 }
 
 
@@ -219,13 +165,13 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
     for key in ("name", "description"):
         if key not in data:
             where.fail(key, "missing; every experiment file needs a name and a description")
-    name = where.check("name", data["name"], _string)
+    name = where.check("name", data["name"], string)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         where.fail("name", f"{name!r} is not allowed; use letters, digits, '.', '_' and '-' "
                    "(it names a folder)")
-    description = where.check("description", data["description"], _string)
+    description = where.check("description", data["description"], string)
     limit = data.get("cpu_memory_limit_gb")
-    limit = where.check("cpu_memory_limit_gb", limit, _positive_number) if limit is not None else None
+    limit = where.check("cpu_memory_limit_gb", limit, positive_number) if limit is not None else None
     if cpu_memory_limit_gb is not None:
         limit = cpu_memory_limit_gb
     if device is not None and device not in DEVICES:
@@ -277,7 +223,7 @@ class _Where:
     def check(self, key: str, value: Any, check: Callable[[Any], Any]) -> Any:
         try:
             return check(value)
-        except _Invalid as error:
+        except Invalid as error:
             self.fail(key, str(error))
 
 
@@ -300,7 +246,7 @@ class _Grid:
             if key in values:
                 try:
                     self.values[key] = check(values[key])
-                except _Invalid as error:
+                except Invalid as error:
                     self.fail(key, str(error))
         self.given = set(values)
 
@@ -409,7 +355,8 @@ class _Grid:
         for variant in self.variants():
             for overrides, cfg in self.configs(variant):
                 sizes = self.input_sizes(variant, overrides, cfg)
-                shapes.extend((variant, overrides, cfg, size) for size in sizes)
+                shapes.extend((variant, overrides, cfg, size, asked)
+                              for size, asked in zip(sizes, self["sizes"], strict=True))
         options = itertools.product(
             self["modes"], devices, self["dtypes"], self["channels_last"], self["compile"], self["tf32"],
             self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"],
@@ -417,7 +364,7 @@ class _Grid:
         options = list(options)
         planned = []
         for repeat in range(self["repeats"]):
-            for (variant, overrides, cfg, size), opts in itertools.product(shapes, options):
+            for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
                 mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch = opts
                 case = Case(
                     variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, input_size=size,
@@ -425,62 +372,8 @@ class _Grid:
                     tf32=tf32 if dev == "cuda" else True,
                     cudnn_benchmark=cudnn_benchmark if dev == "cuda" else False,
                     threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"],
-                    seeds=self["seeds"],
+                    seeds=self["seeds"], requested_size=asked, size_rule=self["size_rule"],
                 )
                 max_batch = self["max_batch"] if search else None
                 planned.append(Planned(case, predict_cost_s(case, cfg, max_batch), max_batch))
         return planned
-
-
-# --- predicted cost ------------------------------------------------------------------------------------
-
-# A rough guess, good to a factor of two or so: the progress bar's ETA rescales it by the measured pace,
-# and --dry-run shows it so that a suite too big for its machine is caught before it starts.
-CPU_FLOPS_PER_S_PER_CORE = 60e9  # fp32 convolutions through oneDNN, a recent x86 core
-CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
-CASE_OVERHEAD_S = 1.0  # process fork, model build, counting on the meta device, environment fingerprint
-COMPILE_S = 60.0  # torch.compile of one UNet
-
-
-@functools.lru_cache(maxsize=1024)
-def forward_flops(cfg: UNetConfig, input_size: int) -> int:
-    """Forward FLOPs of one image, counted by torch on the meta device (no compute, milliseconds)."""
-    import torch
-
-    from unet_bench.measure.counts import flop_counter_counts
-    from unet_bench.models import UNet
-
-    with torch.device("meta"):
-        model = UNet(cfg)
-    return sum(flop_counter_counts(model, (1, cfg.in_channels, input_size, input_size), train=False).values())
-
-
-def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) -> float:
-    """Predicted wall time of one case (of a whole search when ``max_batch`` is set), in seconds.
-
-    Follows measure's protocol: every mode counts with one real forward (fvcore); infer and train then
-    run their step for the warm-up, the fewest timed blocks (or the timing budget, if longer), one more
-    for the saved-for-backward count (train), and one for the peak memory (measured in the case's own
-    process under the runner). A search is priced
-    as if it reached ``max_batch``.
-    """
-    from unet_bench.measure.timing import MIN_BLOCKS, warmup_calls
-
-    if case.device == "cuda":
-        rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
-    else:
-        rate = CPU_FLOPS_PER_S_PER_CORE * (case.threads or len(os.sched_getaffinity(0)))
-    forward_s = forward_flops(cfg, case.input_size) / rate
-    step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
-    cost = CASE_OVERHEAD_S + forward_s + (COMPILE_S if case.compile else 0.0)
-    if case.mode == "quality":
-        from unet_bench.quality import DEFAULT_STEPS
-
-        cost += case.seeds * DEFAULT_STEPS * step_s
-    elif case.mode in ("infer", "train"):
-        timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
-        extra_steps = (case.mode == "train") + 1
-        cost += warmup_calls(case.device, case.compile) * step_s + timed_s + extra_steps * step_s
-    if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
-        cost *= 2 + math.log2(max_batch)
-    return cost

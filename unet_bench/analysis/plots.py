@@ -29,9 +29,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.transforms import offset_copy
 
-from unet_bench.compare import available_metrics, compare
+from unet_bench.analysis.compare import available_metrics, compare
+from unet_bench.analysis.results import FACTORS, METRICS, variant_labels
 from unet_bench.errors import BenchError, choices
-from unet_bench.results import FACTORS, METRICS, variant_labels
 
 FORMATS = ("png", "svg")
 STYLE: dict[str, Any] = {

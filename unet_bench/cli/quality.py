@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from unet_bench.cli.models_cmd import add_variant_arguments, variant_config
-from unet_bench.quality.evaluate import DEFAULT_STEPS, DEFAULT_TILE_OUT, evaluate_quality
-from unet_bench.quality.folder import load_split
-from unet_bench.quality.train import INITS, OPTIMIZERS
+from unet_bench.cli.common import add_variant_arguments, variant_config
+from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TILE_OUT, INITS, OPTIMIZERS
+from unet_bench.record import DEFAULT_SEEDS, DEVICES
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
+    from unet_bench.quality.evaluate import evaluate_quality
+    from unet_bench.quality.folder import load_split
+
     cfg = variant_config(args)
     data = load_split(args.data) if args.data else None
     result = evaluate_quality(
@@ -43,10 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or --data DIR) and report Dice and IoU of the object class, mean ± std over seeds.",
     )
     add_variant_arguments(parser)
-    parser.add_argument("--seeds", type=int, default=3, metavar="N", help="training seeds (default 3)")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                        help=f"training seeds (default {DEFAULT_SEEDS})")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
                         help=f"steps per seed (default {DEFAULT_STEPS})")
-    parser.add_argument("--batch", type=int, default=4, metavar="N", help="tiles per step (default 4)")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
+                        help=f"tiles per step (default {DEFAULT_BATCH})")
     parser.add_argument("--tile-out", type=int, default=DEFAULT_TILE_OUT, metavar="PX",
                         help="output side of a training tile; each variant takes the smallest valid input "
                         f"giving at least that (default {DEFAULT_TILE_OUT})")
@@ -63,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", metavar="DIR", default=None,
                         help="a folder of image/mask pairs (images/ + masks/, or train/ + val/) instead of "
                         "the synthetic task")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="default cpu")
+    parser.add_argument("--device", default="cpu", choices=DEVICES, help="default cpu")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch intra-op threads (default: torch's, i.e. every core)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")

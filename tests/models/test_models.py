@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import unet_bench
-from tests.reference_unets import FlatUNet, copy_weights
+from tests.models.reference_unets import FlatUNet, copy_weights
 from unet_bench import BenchError, UNet, UNetConfig, create_model, get_config, list_models
 from unet_bench.models import geometry
 

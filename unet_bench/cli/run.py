@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from unet_bench.cli.common import positive_float
 from unet_bench.record import DEVICES
-from unet_bench.spec import Spec, load_spec
 
 
 def _duration(seconds: float) -> str:
@@ -14,7 +14,7 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def print_plan(spec: Spec, done: set[str]) -> None:
+def print_plan(spec, done: set[str]) -> None:
     """--dry-run: every case in run order with its predicted cost (and whether --resume would skip it)."""
     print(f"# {spec.name}: {spec.description}")
     width = max((len(p.case.label) for p in spec.planned), default=0)
@@ -31,7 +31,8 @@ def print_plan(spec: Spec, done: set[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from unet_bench import runner  # imports measure (and torch) only for a real run or a dry one
+    from unet_bench.suite import runner
+    from unet_bench.suite.spec import load_spec
 
     spec = load_spec(args.file, device=args.device, cpu_memory_limit_gb=args.cpu_memory_limit)
     out_dir = runner.results_dir(spec, args.out)
@@ -48,13 +49,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run", help="run an experiment file's cases, appending each record to results/<suite>/results.jsonl",
@@ -69,8 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="list the cases and their predicted cost; run nothing")
     run.add_argument("--device", choices=DEVICES, default=None, help="run every case on this device instead")
-    run.add_argument("--cpu-memory-limit", type=_positive_float, default=None, metavar="GB",
+    run.add_argument("--cpu-memory-limit", type=positive_float, default=None, metavar="GB",
                      help="address-space limit of each CPU case's process, in GiB (going over records 'oom')")
-    run.add_argument("--timeout", type=_positive_float, default=None, metavar="S",
+    run.add_argument("--timeout", type=positive_float, default=None, metavar="S",
                      help="stop a case after S seconds and record it as an error")
     run.set_defaults(func=cmd_run)

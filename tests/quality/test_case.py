@@ -4,10 +4,10 @@ import statistics
 
 import pytest
 
+from unet_bench.measure import measure
 from unet_bench.models import geometry
 from unet_bench.models.registry import get_config
 from unet_bench.record import Case
-from unet_bench.runner import measure_case
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -16,7 +16,7 @@ def test_quality_case_gives_one_record_with_quality_and_cost():
     cfg = get_config("paper", **dict(overrides))
     size = geometry.input_size_for_output(cfg, 36)
     case = Case("paper", overrides, mode="quality", batch=2, input_size=size, seeds=2, threads=1)
-    record = measure_case(case)
+    record = measure(case)
     assert record.mode == "quality" and record.case_id == case.case_id and record.status == "ok"
     assert record.quality_seeds == 2 and len(record.extra["dice_per_seed"]) == 2
     # a 2-wide network may still predict all background after 300 steps: this checks the plumbing, and

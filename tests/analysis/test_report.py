@@ -20,11 +20,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from unet_bench.analysis.compare import compare
+from unet_bench.analysis.plots import make_figures
+from unet_bench.analysis.results import load
+from unet_bench.analysis.stats import within_noise
+from unet_bench.analysis.tables import render
 from unet_bench.cli import main
-from unet_bench.compare import compare, render, within_noise
 from unet_bench.errors import BenchError
-from unet_bench.plots import make_figures
-from unet_bench.results import load
 
 pytest_plugins = ["pytester"]
 

@@ -26,26 +26,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
 
+from unet_bench.analysis.results import FACTORS, METRICS, ok, variant_labels
+from unet_bench.analysis.stats import within_noise
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
-from unet_bench.results import FACTORS, METRICS, ok, variant_labels
 
-ALPHA = 0.05
-MIN_REPEATS_FOR_TEST = 3
 SIZE_TOLERANCE = 0.10  # nearest-valid sizes of one grid point differ by less than this fraction
 DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean")
-FORMATS = ("text", "md", "csv", "latex")
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
-NOISE_MARK = "~"
-NOISE_RULE = (
-    f"{NOISE_MARK} = within noise: the IQR intervals (lowest p25 to highest p75 over repeats) overlap, or a "
-    f"two-sided Mann-Whitney U test on the repeat medians gives p >= {ALPHA} (run when both sides have "
-    f">= {MIN_REPEATS_FOR_TEST} repeats and p < {ALPHA} is reachable)"
-)
-_TEXT_COLUMNS = ("variant", "results", "device", "dtype", "channels_last", "compile", "tf32", "cudnn.benchmark")
-_HEADINGS = {"input_size": "size (px)", "channels_last": "channels_last", "cudnn_benchmark": "cudnn.benchmark"}
 
 
 @dataclass
@@ -113,10 +102,15 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: list[str]
 
 
 def _key(values) -> tuple:
-    return tuple(None if _missing(v) else v for v in values)
+    return tuple(None if missing(v) else v for v in values)
 
 
-def _missing(value: Any) -> bool:
+def key_one(value: Any) -> Any:
+    """A value as a grouping key: NaN and None both become None."""
+    return None if missing(value) else value
+
+
+def missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -173,9 +167,9 @@ def _relative(rows: pd.DataFrame, metrics: list[str], baseline: str, by_source: 
             ref = ref_index.get(index)
             base = np.nan if ref is None else ref[metric]
             ref_values.append(base)
-            rels.append(row[metric] / base - 1 if base and not _missing(base) else np.nan)
+            rels.append(row[metric] / base - 1 if base and not missing(base) else np.nan)
             if spread:
-                within, p = (np.nan, np.nan) if ref is None or _missing(base) or _missing(row[metric]) else \
+                within, p = (np.nan, np.nan) if ref is None or missing(base) or missing(row[metric]) else \
                     within_noise(
                         (ref[f"{metric}_low"], ref[f"{metric}_high"]), ref[f"_{metric}_samples"],
                         (row[f"{metric}_low"], row[f"{metric}_high"]), row[f"_{metric}_samples"])
@@ -201,11 +195,11 @@ def _ordered(table: pd.DataFrame, baseline: str, by_source: bool) -> pd.DataFram
 
     def key(i: int) -> tuple:
         row = table.iloc[i]
-        size = row["input_size"] if _missing(row["ref_input_size"]) else row["ref_input_size"]
-        setting = tuple(rank(_key_one(row[f])) for f in FACTORS if f not in ("mode", "input_size"))
+        size = row["input_size"] if missing(row["ref_input_size"]) else row["ref_input_size"]
+        setting = tuple(rank(key_one(row[f])) for f in FACTORS if f not in ("mode", "input_size"))
         first, last = (variants[row["variant"]], sources[row["source"]])[:: 1 if by_source else -1]
-        return (modes.get(row["mode"], len(modes)), str(row["mode"]), first, setting[:2], rank(_key_one(size)),
-                setting[2:], last, rank(_key_one(row["input_size"])))
+        return (modes.get(row["mode"], len(modes)), str(row["mode"]), first, setting[:2], rank(key_one(size)),
+                setting[2:], last, rank(key_one(row["input_size"])))
 
     return table.iloc[sorted(range(len(table)), key=key)].reset_index(drop=True)
 
@@ -231,7 +225,7 @@ def _pair_sizes(rows: pd.DataFrame, refs: pd.DataFrame | None) -> dict[Any, pd.S
     for rule in rules:
         options = sorted(
             (gap, i, j) for i, row in rows.iterrows() if i not in pairs for j, ref in free.items()
-            if not _missing(row["input_size"]) and (gap := rule(row, ref)) is not None
+            if not missing(row["input_size"]) and (gap := rule(row, ref)) is not None
         )
         for _, i, j in options:
             if i not in pairs and j in free:
@@ -241,146 +235,7 @@ def _pair_sizes(rows: pd.DataFrame, refs: pd.DataFrame | None) -> dict[Any, pd.S
 
 def _gap(size: float, ref: float, exact: bool = False) -> float | None:
     """|size - ref| when it is small enough to count as the same setting, else None."""
-    if _missing(size) or _missing(ref):
+    if missing(size) or missing(ref):
         return None
     gap = abs(size - ref)
     return gap if gap == 0 or (not exact and gap <= SIZE_TOLERANCE * ref) else None
-
-
-def within_noise(ref_interval: tuple[float, float], ref_samples: list[float],
-                 interval: tuple[float, float], samples: list[float]) -> tuple[bool, float]:
-    """Whether a change is within noise, and the Mann-Whitney p-value (NaN when not run): see NOISE_RULE."""
-    overlap = ref_interval[0] <= interval[1] and interval[0] <= ref_interval[1]
-    p = np.nan
-    n1, n2 = len(ref_samples), len(samples)
-    if min(n1, n2) >= MIN_REPEATS_FOR_TEST and 2 / math.comb(n1 + n2, n1) < ALPHA:
-        p = float(mannwhitneyu(ref_samples, samples, alternative="two-sided").pvalue)
-    return bool(overlap or (not math.isnan(p) and p >= ALPHA)), p
-
-
-# --- output -------------------------------------------------------------------------------------------
-
-
-def render(comparison: Comparison, fmt: str = "text") -> str:
-    """The comparison as text, Markdown, CSV or LaTeX (booktabs), one table per mode for the readable ones."""
-    if fmt not in FORMATS:
-        raise BenchError(f"unknown format {fmt!r}; valid formats are {choices(FORMATS)}")
-    if fmt == "csv":
-        return _tidy(comparison).to_csv(index=False)
-    parts = []
-    for _, title, frame in sections(comparison):
-        if fmt == "text":
-            parts.append(f"{title}\n{frame.to_string(index=False)}")
-        elif fmt == "md":
-            parts.append(f"### {title}\n\n{frame.to_markdown(index=False, disable_numparse=True)}")
-        else:
-            parts.append(f"% {title}\n{_latex(frame)}")
-    notes = caption(comparison)
-    if fmt == "latex":
-        notes = [f"% {line}" for line in notes]
-    elif fmt == "md":
-        notes = [f"- {line}" for line in notes]
-    return "\n\n".join(parts) + "\n\n" + "\n".join(notes) + "\n"
-
-
-def caption(comparison: Comparison) -> list[str]:
-    """The lines under the tables: what Δ is against, the noise rule, shared overrides, failed cases."""
-    if comparison.by_source:
-        lines = [f"Δ = relative change against the same variant and setting in {comparison.baseline}"]
-    else:
-        lines = [f"Δ = relative change against {comparison.baseline} in the same results and setting"]
-    if any(METRICS[m].spread for m in comparison.metrics):
-        lines.append(NOISE_RULE)
-    if comparison.common_overrides:
-        lines.append(f"every network: {comparison.common_overrides}")
-    lines += [f"not measured: {line}" for line in comparison.failed]
-    return lines
-
-
-def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
-    """(mode, title, display frame) per mode: only the metrics measured in that mode (counts only in the
-    counts table when there is one), only the factors that vary shown as columns, the constant ones in
-    the title."""
-    table = comparison.table
-    has_counts = (table["mode"] == "counts").any()
-    out = []
-    for mode, rows in table.groupby("mode", sort=False, dropna=False):
-        metrics = [m for m in comparison.metrics if rows[m].notna().any()
-                   and not (has_counts and mode != "counts" and m in COUNT_METRICS)]
-        if not metrics:
-            continue
-        varying = [f for f in FACTORS if f != "mode" and rows[f].map(_key_one).nunique(dropna=False) > 1]
-        constant = [f"{f}={_show(rows[f].iloc[0])}" for f in FACTORS
-                    if f not in varying and f != "mode" and _key_one(rows[f].iloc[0]) is not None]
-        title = f"mode: {mode}" + (f" ({', '.join(constant)})" if constant else "")
-        display = pd.DataFrame({"variant": rows["variant"]})
-        if table["source"].nunique() > 1:
-            display["results"] = rows["source"]
-        for factor in varying:
-            if factor == "input_size":
-                sizes = zip(rows["input_size"], rows["output_size"], strict=True)
-                display[_HEADINGS[factor]] = [_size(i, o) for i, o in sizes]
-            else:
-                display[_HEADINGS.get(factor, factor)] = rows[factor].map(_show)
-        if (rows["repeats"] > 1).any():
-            display["repeats"] = rows["repeats"].astype(int).astype(str)
-        for metric in metrics:
-            info = METRICS[metric]
-            display[info.heading] = rows[metric].map(lambda v, s=info.scale: _number(v * s))
-            display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
-        out.append((str(mode), title, display.reset_index(drop=True)))
-    return out
-
-
-def _show(value: Any) -> str:
-    """A factor value as text: whole numbers without '.0' (a column holding None turns ints into floats)."""
-    value = _key_one(value)
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-
-
-def _key_one(value: Any) -> Any:
-    return None if _missing(value) else value
-
-
-def _size(inp: float, out: float) -> str:
-    if _missing(inp):
-        return "-"
-    return f"{int(inp)}" if _missing(out) else f"{int(inp)}→{int(out)}"
-
-
-def _number(value: float) -> str:
-    if _missing(value):
-        return "-"
-    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
-
-
-def _delta(row: pd.Series, metric: str) -> str:
-    if row["is_reference"]:
-        return "ref"
-    rel = row[f"{metric}_rel"]
-    if _missing(rel):
-        return "-"
-    text = f"{rel * 100:+.1f}%"
-    noise = row.get(f"{metric}_within_noise")
-    return f"{text} {NOISE_MARK}" if noise is True else text
-
-
-def _tidy(comparison: Comparison) -> pd.DataFrame:
-    """The machine-readable table: raw values in the columns' own units, integers kept exact."""
-    table = comparison.table.copy()
-    for column in ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops",
-                   "peak_mem_bytes", "saved_activation_bytes", "param_bytes", "grad_bytes", "optimizer_bytes",
-                   "predicted_peak_bytes", "output_size"):
-        for name in (column, f"{column}_ref", f"{column}_low", f"{column}_high"):
-            if name in table:
-                table[name] = table[name].round().astype("Int64")
-    table.insert(0, "baseline", comparison.baseline)
-    return table
-
-
-def _latex(display: pd.DataFrame) -> str:
-    """A booktabs tabular; text cells escaped, Δ as a math symbol so pdflatex needs no Unicode set-up."""
-    styler = display.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    align = "".join("l" if c in _TEXT_COLUMNS else "r" for c in display.columns)
-    text = styler.to_latex(hrules=True, column_format=align)
-    return text.replace("Δ", r"$\Delta$").replace("→", r"$\to$")

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 
 import unet_bench
-from unet_bench.compare import COUNT_METRICS, NOISE_RULE, Comparison, available_metrics, caption, compare, sections
-from unet_bench.plots import FigureFile, make_figures
-from unet_bench.results import METRICS, load, ok
+from unet_bench.analysis.compare import COUNT_METRICS, Comparison, available_metrics, compare
+from unet_bench.analysis.plots import FigureFile, make_figures
+from unet_bench.analysis.results import METRICS, load, ok
+from unet_bench.analysis.stats import NOISE_RULE
+from unet_bench.analysis.tables import caption, sections
 
 # The metrics of the report's tables and summary, in this order, where measured.
 REPORT_METRICS = ("params", "macs", "train_flops", "peak_mem_bytes", "saved_activation_bytes",

@@ -14,9 +14,9 @@ import torch
 from unet_bench import BenchError, create_model
 from unet_bench.measure import measure
 from unet_bench.record import Case, Record
-from unet_bench.runner import describe, done_case_ids, run_isolated, run_suite
-from unet_bench.spec import load_spec
-from unet_bench.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, locked, read_records
+from unet_bench.suite.runner import describe, done_case_ids, run_isolated, run_suite
+from unet_bench.suite.spec import load_spec
+from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, locked, read_records
 
 TINY = """
 name = "tiny"

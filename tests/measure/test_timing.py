@@ -90,7 +90,7 @@ def test_gpu_ceilings_by_name_and_math_mode():
 
 @pytest.mark.parametrize(
     "change, message",
-    [({"mode": "quality"}, "unet_bench.quality"), ({"dtype": "fp8"}, "dtype='fp8' is not valid"),
+    [({"mode": "bogus"}, "mode=.bogus. is not valid"), ({"dtype": "fp8"}, "dtype='fp8' is not valid"),
      ({"batch": 0}, "batch=0"), ({"threads": 0}, "threads=0")],
 )
 def test_cases_that_cannot_be_measured_are_refused(change, message):

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from unet_bench.cli import main
-from unet_bench.spec import load_spec
-from unet_bench.store import RESULTS_FILE, locked, read_records
+from unet_bench.suite.spec import load_spec
+from unet_bench.suite.store import RESULTS_FILE, locked, read_records
 
 VARIANTS = ["paper", "padded", "additive", "no-skip", "bilinear", "nearest", "batchnorm", "leaky-relu"]
 TINY = f"""

@@ -1,0 +1,72 @@
+"""What several commands share: how a network and a case are named on the command line, and how a
+record is printed. Nothing here imports torch: the parsers are built before any command runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, Case, Record
+
+
+def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
+    """NAME plus ``--set KEY=VALUE`` overrides: how every command names a network."""
+    parser.add_argument("name", metavar="NAME", help="a registered variant (see 'unet-bench models')")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field on top of the variant, e.g. --set depth=3 (repeatable)",
+    )
+
+
+def variant_config(args: argparse.Namespace):
+    """The config named by NAME and ``--set`` overrides (unknown names, keys and values refused)."""
+    from unet_bench.models import get_variant
+    from unet_bench.models.config import parse_overrides
+
+    return get_variant(args.name).config.replace(**parse_overrides(args.overrides))
+
+
+def add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    add_variant_arguments(parser)
+    parser.add_argument("--size", type=int, required=True, metavar="N", help="input side, pixels (e.g. 572)")
+    parser.add_argument("--batch", type=int, default=1, metavar="B", help="images per batch (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the record as one JSON object")
+
+
+def case_from_args(args: argparse.Namespace, mode: str) -> Case:
+    """The case a `count` or `time` command line asks for."""
+    from unet_bench.models.config import parse_overrides
+
+    variant_config(args)  # refuses unknown variants, keys and values first
+    return Case(
+        variant=args.name, overrides=tuple(sorted(parse_overrides(args.overrides).items())), mode=mode,
+        device=getattr(args, "device", "cpu"), batch=args.batch, input_size=args.size,
+        dtype=getattr(args, "dtype", "fp32"), channels_last=getattr(args, "channels_last", False),
+        compile=getattr(args, "compile", False), tf32=not getattr(args, "no_tf32", False),
+        cudnn_benchmark=getattr(args, "cudnn_benchmark", False), threads=getattr(args, "threads", None),
+        min_run_time_s=getattr(args, "min_run_time", DEFAULT_MIN_RUN_TIME_S),
+    )
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite positive number")
+    return value
+
+
+def emit_json(record: Record) -> None:
+    print(json.dumps(record.to_dict(), default=str))
+
+
+def shape_line(record: Record) -> str:
+    cfg = record.config
+    return (
+        f"{record.variant}: {record.batch}x{cfg['in_channels']}x{record.input_size}x{record.input_size} -> "
+        f"{record.batch}x{cfg['num_classes']}x{record.output_size}x{record.output_size}"
+    )

@@ -1,0 +1,62 @@
+"""`unet-bench count NAME --size N`: parameters, MACs and FLOPs (forward and training step), per stage.
+
+Prints a readable summary that names what each number covers, or with ``--json`` exactly one JSON
+object: the measurement record (`unet_bench.record.Record`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from unet_bench.cli.common import add_case_arguments, case_from_args, emit_json, shape_line
+from unet_bench.record import Record
+
+
+def print_counts(record: Record) -> None:
+    extra = record.extra
+    per_pixel = record.macs_per_output_pixel or 0.0
+    print(shape_line(record) + "   (counts are per image; x batch for a batch)")
+    print(f"parameters      {record.params:,} (trainable {record.params_trainable:,})")
+    print(f"forward MACs    {record.macs:,}  ({per_pixel:,.0f} per output pixel)")
+    print(f"forward FLOPs   {record.flops:,}  (2 per MAC)")
+    print(f"  covers: {record.flops_scope}")
+    other = ", ".join(f"{op} {n:,}" for op, n in extra["other_ops"].items()) or "none in this network"
+    print(f"other ops       {other}  (fvcore units: interpolation and norms, not in the FLOPs above)")
+    print(f"training FLOPs  {record.train_flops:,}  ({record.train_flops / record.flops:.3f} x forward)")
+    print(f"  covers: {extra['train_flops_scope']}")
+    print(f"cross-check     {extra['crosscheck_text']}")
+    print(f"{'stage':<12} {'parameters':>14} {'forward MACs':>20} {'MACs %':>7}")
+    for stage, params in extra["params_per_stage"].items():
+        macs = extra["macs_per_stage"].get(stage, 0)
+        print(f"{stage:<12} {params:>14,} {macs:>20,} {100 * macs / record.macs:>6.1f}%")
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    from unet_bench.measure import build_model, measure_module
+    from unet_bench.measure.counts import count, layer_table
+
+    case = case_from_args(args, "counts")
+    model = build_model(case)
+    counts = count(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
+    record = measure_module(model, case, counts=counts)
+    if args.json:
+        emit_json(record)
+        return 0
+    print_counts(record)
+    if args.layers:
+        print("\nper layer (fvcore; its '#flops' column counts MACs):")
+        print(layer_table(counts.analysis, args.layers))
+    return 0
+
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    count_parser = subparsers.add_parser(
+        "count", help="parameters, MACs and FLOPs (forward and training step), per stage; no timing"
+    )
+    add_case_arguments(count_parser)
+    count_parser.add_argument(
+        "--layers", type=int, nargs="?", const=3, default=0, metavar="DEPTH",
+        help="also print fvcore's per-layer table, modules nested up to DEPTH (default 3)",
+    )
+    count_parser.set_defaults(func=cmd_count)

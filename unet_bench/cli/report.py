@@ -1,0 +1,27 @@
+"""`unet-bench report RESULTS...`: a self-contained HTML report and the same in Markdown, with figures."""
+
+from __future__ import annotations
+
+import argparse
+
+from unet_bench.cli.compare import BASELINE_HELP, RESULTS_HELP
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from unet_bench.analysis.report import write_report
+
+    html_path, md_path = write_report(args.results, args.out, args.baseline)
+    print(f"wrote {html_path}")
+    print(f"wrote {md_path}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    rep = subparsers.add_parser(
+        "report", help="a self-contained HTML report (and Markdown) with tables and figures",
+        description="Write report.html (figures embedded), report.md and figures/*.png|svg.",
+    )
+    rep.add_argument("results", nargs="+", metavar="RESULTS", help=RESULTS_HELP)
+    rep.add_argument("--out", default=None, metavar="DIR", help="where to write (default: RESULTS/report)")
+    rep.add_argument("--baseline", default=None, help=BASELINE_HELP)
+    rep.set_defaults(func=cmd_report)

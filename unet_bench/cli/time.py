@@ -1,0 +1,83 @@
+"""`unet-bench time NAME --size N`: latency, throughput, % of peak and memory of inference or a training step.
+
+Prints a readable summary that names what each number covers, or with ``--json`` exactly one JSON
+object: the measurement record (`unet_bench.record.Record`).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from unet_bench.cli.common import add_case_arguments, case_from_args, emit_json, positive_float, shape_line
+from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, DEVICES, DTYPES, Record
+
+GIGA = 1e9
+
+
+def human_bytes(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:,.1f} MiB"
+
+
+def print_timing(record: Record) -> None:
+    extra = record.extra
+    opts = [record.dtype]
+    opts += ["channels_last"] if record.channels_last else []
+    opts += ["compile"] if record.compile else []
+    if record.device == "cuda":
+        opts += ["tf32" if record.tf32 else "ieee-fp32"]
+        opts += ["cudnn.benchmark"] if record.cudnn_benchmark else []
+    print(f"{shape_line(record)}   {record.mode} on {record.env['device_name']} ({record.device}), "
+          f"{'/'.join(opts)}, {record.threads} threads")
+    print(f"latency         {record.latency_ms_median:,.2f} ms median per batch  "
+          f"(IQR {record.latency_ms_iqr:,.2f} ms: p25 {record.latency_ms_p25:,.2f}, "
+          f"p75 {record.latency_ms_p75:,.2f}; n={record.latency_n} blocks of {extra['calls_per_block']}; "
+          f"warm-up {record.warmup_s:.2f} s excluded)")
+    if record.compile_s is not None:
+        print(f"compile         {record.compile_s:.2f} s (first call beyond a steady call), excluded")
+    print(f"throughput      {record.images_per_s:,.3f} images/s, "
+          f"{record.output_mpix_per_s:,.4f} output Mpix/s")
+    print(f"compute         {record.achieved_flops_per_s / GIGA:,.1f} GFLOP/s achieved "
+          f"({extra['achieved_flops_scope']})")
+    if record.peak_fraction is not None:
+        print(f"                = {100 * record.peak_fraction:.1f}% of "
+              f"{record.peak_flops_per_s / GIGA:,.1f} GFLOP/s ({extra['peak_source']})")
+    print(f"memory          peak {human_bytes(record.peak_mem_bytes)}  [{record.peak_mem_method}]")
+    if record.mode == "train":
+        print(f"                saved for backward {human_bytes(record.saved_activation_bytes)}, "
+              f"parameters {human_bytes(record.param_bytes)}, gradients {human_bytes(record.grad_bytes)}, "
+              f"optimizer state {human_bytes(record.optimizer_bytes)} (SGD momentum)")
+        ratio = f"{record.peak_mem_ratio:.2f}" if record.peak_mem_ratio is not None else "n/a"
+        print(f"                predicted peak {human_bytes(record.predicted_peak_bytes)}; "
+              f"measured/predicted {ratio}")
+
+
+def cmd_time(args: argparse.Namespace) -> int:
+    from unet_bench.measure import measure
+
+    record = measure(case_from_args(args, args.mode))
+    if args.json:
+        emit_json(record)
+    else:
+        print_timing(record)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    time_parser = subparsers.add_parser(
+        "time", help="latency, throughput, %% of peak and memory of inference or a training step"
+    )
+    add_case_arguments(time_parser)
+    add = time_parser.add_argument
+    add("--device", choices=DEVICES, default="cpu")
+    add("--mode", choices=("infer", "train"), default="infer",
+        help="infer: forward under inference_mode; train: forward, loss, backward, SGD step")
+    add("--dtype", choices=DTYPES, default="fp32", help="bf16 / fp16 run under autocast")
+    add("--channels-last", action="store_true", help="channels_last memory format")
+    add("--compile", action="store_true", help="torch.compile (compile time reported apart)")
+    add("--no-tf32", action="store_true", help="CUDA: IEEE fp32 instead of TF32")
+    add("--cudnn-benchmark", action="store_true", help="CUDA: cudnn.benchmark autotuning")
+    add("--threads", type=int, default=None, metavar="T",
+        help="intra-op threads (default: every core this process may use)")
+    add("--min-run-time", type=positive_float, default=DEFAULT_MIN_RUN_TIME_S, metavar="S",
+        help=f"seconds of timed blocks before the noise check (default {DEFAULT_MIN_RUN_TIME_S:g})")
+    time_parser.set_defaults(func=cmd_time)

@@ -1,0 +1,123 @@
+"""`measure(case) -> Record`: the one way a case is measured, whatever its mode.
+
+``counts``, ``infer`` and ``train`` build the case's network and measure it here (counts, then timing
+and memory); ``quality`` trains and scores it (`unet_bench.quality.case`). Every record is finished by
+`outcome.finish` (environment, timestamp, duration). Failures raise (a `BenchError` for a case that
+cannot be valid, an out-of-memory error, ...): the suite files them with `outcome.classify_failure`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from unet_bench.errors import BenchError, choices
+from unet_bench.measure import env
+from unet_bench.measure.counts import Counts, count
+from unet_bench.measure.fields import counts_values, timing_values, update
+from unet_bench.measure.memory import memory_values
+from unet_bench.measure.outcome import begin, finish
+from unet_bench.measure.steps import backend_flags, build_step
+from unet_bench.measure.timing import time_call, warmup_calls
+from unet_bench.models.geometry import check_input_size
+from unet_bench.models.registry import get_config
+from unet_bench.models.unet import UNet
+from unet_bench.quality.case import measure_quality
+from unet_bench.record import DEVICES, DTYPES, MODES, Case, Record
+
+
+def check_case(case: Case) -> None:
+    """Refuse a case that cannot be measured here, with the valid choices."""
+    for name, value, allowed in (("mode", case.mode, MODES), ("device", case.device, DEVICES),
+                                 ("dtype", case.dtype, DTYPES)):
+        if value not in allowed:
+            raise BenchError(f"{name}={value!r} is not valid; choose one of {choices(allowed)}")
+    if case.device == "cuda" and not torch.cuda.is_available():
+        raise BenchError(
+            f"device 'cuda' is not available here (torch {torch.__version__}, "
+            f"{'built without CUDA' if torch.version.cuda is None else 'no GPU visible'}); use device 'cpu'"
+        )
+    if case.batch < 1:
+        raise BenchError(f"batch={case.batch} is not valid; it must be a positive integer")
+    if case.threads is not None and case.threads < 1:
+        raise BenchError(f"threads={case.threads} is not valid; it must be a positive integer")
+
+
+def build_model(case: Case) -> UNet:
+    """The case's variant with its overrides, after checking the case and its input size."""
+    check_case(case)
+    cfg = get_config(case.variant, **case.overrides_dict())
+    check_input_size(cfg, case.input_size, case.input_size)
+    return UNet(cfg)
+
+
+def measure(case: Case) -> Record:
+    """Measure ``case`` by its mode (see the module docstring)."""
+    check_case(case)
+    return MEASURES[case.mode](case)
+
+
+def _measure_network(case: Case) -> Record:
+    return measure_module(build_model(case), case)
+
+
+def _measure_quality(case: Case) -> Record:
+    started = begin()
+    return finish(measure_quality(case), started, case.device)
+
+
+# Which function measures which mode: every mode of `MODES` has exactly one entry.
+MEASURES: dict[str, Callable[[Case], Record]] = {
+    "counts": _measure_network,
+    "infer": _measure_network,
+    "train": _measure_network,
+    "quality": _measure_quality,
+}
+
+
+def in_channels_of(model: nn.Module) -> int:
+    """Input channels of a network: its config's, else those of its first convolution."""
+    cfg = getattr(model, "cfg", None)
+    if cfg is not None and hasattr(cfg, "in_channels"):
+        return cfg.in_channels
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return module.in_channels
+    raise BenchError(f"cannot tell the input channels of {type(model).__name__}; pass in_channels")
+
+
+def measure_module(
+    model: nn.Module, case: Case, in_channels: int | None = None, counts: Counts | None = None
+) -> Record:
+    """Measure any network for ``case`` in mode counts, infer or train (``case.variant`` only names it).
+
+    ``counts``: the network's `count` at this input size, if the caller already has it.
+    """
+    check_case(case)
+    if case.mode not in ("counts", "infer", "train"):
+        raise BenchError(f"mode={case.mode!r} needs a registered variant: use measure(case)")
+    started = begin()
+    threads = case.threads or env.cpu_count()
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = model.to(case.device)
+        channels = in_channels or in_channels_of(model)
+        if counts is None:
+            counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
+        record = Record.for_case(case, **counts_values(counts))
+        record.threads = threads
+        if hasattr(getattr(model, "cfg", None), "to_dict"):
+            record.config = model.cfg.to_dict()
+        if case.mode in ("infer", "train"):
+            with backend_flags(case):
+                step = build_step(model, case, channels)
+                warmup = warmup_calls(case.device, case.compile)
+                timing = time_call(step.run, threads, case.min_run_time_s, label=case.label, warmup_calls=warmup)
+            update(record, timing_values(timing, counts, case, threads))
+            update(record, memory_values(step, case, channels))
+        return finish(record, started, case.device)
+    finally:
+        torch.set_num_threads(saved_threads)

@@ -1,0 +1,79 @@
+"""The record fields each measurement fills: counts, timing and throughput, set on a `Record` by name."""
+
+from __future__ import annotations
+
+from unet_bench.measure.counts import TRAIN_SCOPE, Counts
+from unet_bench.measure.peaks import peak_flops
+from unet_bench.measure.steps import COMPILE_OPTIONS
+from unet_bench.measure.timing import Timing
+from unet_bench.record import Case, Record, unknown_fields
+
+
+def counts_values(counts: Counts) -> dict:
+    """The record fields (and ``extra`` entries) that the counts fill."""
+    return {
+        "output_size": counts.output_shape[-1],
+        "params": counts.params.total,
+        "params_trainable": counts.params.trainable,
+        "macs": counts.macs,
+        "flops": counts.flops,
+        "flops_scope": counts.scope,
+        "other_flops": counts.other_flops,
+        "train_flops": counts.train_flops,
+        "macs_per_output_pixel": counts.macs_per_output_pixel,
+        "extra": {
+            "params_per_stage": counts.params.per_stage,
+            "macs_per_stage": counts.macs_per_stage,
+            "other_ops": counts.other_ops,
+            "train_flops_by_op": counts.train_flops_by_op,
+            "train_flops_scope": TRAIN_SCOPE,
+            "flops_per_output_pixel": 2 * counts.macs_per_output_pixel,
+            "crosscheck": counts.crosscheck.to_dict(),
+            "crosscheck_text": counts.crosscheck.describe(),
+        },
+    }
+
+
+def timing_values(timing: Timing, counts: Counts, case: Case, threads: int) -> dict:
+    """The record's timing and throughput fields (``extra`` entries included)."""
+    seconds = timing.median_s
+    work = counts.flops if case.mode == "infer" else counts.train_flops
+    achieved = work * case.batch / seconds
+    peak, peak_source = peak_flops(case.device, case.dtype, case.tf32, threads)
+    output_mpix = case.batch * counts.output_pixels / 1e6
+    return {
+        "latency_ms_median": 1e3 * seconds,
+        "latency_ms_p25": 1e3 * timing.p25_s,
+        "latency_ms_p75": 1e3 * timing.p75_s,
+        "latency_ms_iqr": 1e3 * timing.iqr_s,
+        "latency_n": timing.n,
+        "latency_ms_per_output_mpix": 1e3 * seconds / output_mpix,
+        "images_per_s": case.batch / seconds,
+        "output_mpix_per_s": output_mpix / seconds,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak,
+        "peak_fraction": achieved / peak if peak else None,
+        "warmup_s": timing.warmup_s,
+        "compile_s": timing.compile_s if case.compile else None,
+        "extra": {
+            "achieved_flops_scope": ("flops" if case.mode == "infer" else "train_flops")
+            + " x batch / median latency (conv FLOPs only)",
+            "peak_source": peak_source,
+            "timing_method": timing.method(),
+            "calls_per_block": timing.calls_per_block,
+            "first_call_s": timing.first_call_s,
+            "compile_options": COMPILE_OPTIONS[case.mode] if case.compile else None,
+        },
+    }
+
+
+def update(record: Record, values: dict) -> None:
+    """Set record fields from ``values``, merging its ``extra`` dict rather than replacing it.
+
+    A key that is not a record field is refused (a typo would otherwise add a stray attribute).
+    """
+    values = dict(values)
+    record.extra.update(values.pop("extra", {}))
+    unknown_fields(Record, values)
+    for key, value in values.items():
+        setattr(record, key, value)

@@ -1,0 +1,70 @@
+"""How every measurement ends: a finished record (environment, timestamp, duration) or a failure record.
+
+One place for both, so a record from ``unet-bench time``, a suite case, a quality case or a crashed
+process carries the same context in the same keys.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from unet_bench.measure import env
+from unet_bench.record import Case, Record
+
+OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
+
+
+@dataclass
+class Started:
+    """When a measurement began, and what the machine looked like then."""
+
+    t0: float = field(default_factory=time.perf_counter)
+
+
+def begin() -> Started:
+    return Started()
+
+
+def finish(record: Record, started: Started, device: str) -> Record:
+    """Stamp ``record`` with the environment, the time it finished and how long it took."""
+    record.env = env.fingerprint(device)
+    record.timestamp = env.now()
+    record.duration_s = time.perf_counter() - started.t0
+    return record
+
+
+def classify_failure(exc: BaseException) -> tuple[str, str]:
+    """``(status, message)`` for a failed measurement: ``oom`` for any out-of-memory error, else ``error``.
+
+    The message is one line: the exception's type and the first line of its text.
+    """
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return "oom", message
+    if isinstance(exc, RuntimeError) and any(marker in text.lower() for marker in OOM_MARKERS):
+        return "oom", message
+    return "error", message
+
+
+def failed(case: Case, status: str, message: str, started: Started | None = None,
+           environment: dict | None = None) -> Record:
+    """A record for a case that produced no measurement, with its full config and the host's environment.
+
+    ``environment``: the fingerprint taken where the case ran (a case process that failed), else this
+    process's, without device details (a skipped or crashed case may name a device this process never
+    touched).
+    """
+    from unet_bench.models import get_config
+
+    if environment is None:
+        environment = {k: v for k, v in env.fingerprint("cpu").items() if k not in ("device", "device_name")}
+    record = Record.for_case(case, status=status, message=message,
+                             config=get_config(case.variant, **case.overrides_dict()).to_dict(),
+                             env=environment, timestamp=env.now())
+    if started is not None:
+        record.duration_s = time.perf_counter() - started.t0
+    return record

@@ -1,0 +1,65 @@
+"""Predicted wall time of a case, for ``--dry-run`` and the progress bar's ETA.
+
+A model of what `unet_bench.measure.measure` does, priced from the case's forward FLOPs (counted on the
+meta device, no compute) and a few constants of this kind of machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+from unet_bench.models.config import UNetConfig
+from unet_bench.record import Case
+
+# A rough guess, good to a factor of two or so: the progress bar's ETA rescales it by the measured pace,
+# and --dry-run shows it so that a suite too big for its machine is caught before it starts.
+CPU_FLOPS_PER_S_PER_CORE = 60e9  # fp32 convolutions through oneDNN, a recent x86 core
+CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
+CASE_OVERHEAD_S = 1.0  # process fork, model build, counting on the meta device, environment fingerprint
+COMPILE_S = 60.0  # torch.compile of one UNet
+
+
+@functools.lru_cache(maxsize=1024)
+def forward_flops(cfg: UNetConfig, input_size: int) -> int:
+    """Forward FLOPs of one image, counted by torch on the meta device (no compute, milliseconds)."""
+    import torch
+
+    from unet_bench.measure.counts import flop_counter_counts
+    from unet_bench.models import UNet
+
+    with torch.device("meta"):
+        model = UNet(cfg)
+    return sum(flop_counter_counts(model, (1, cfg.in_channels, input_size, input_size), train=False).values())
+
+
+def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) -> float:
+    """Predicted wall time of one case (of a whole search when ``max_batch`` is set), in seconds.
+
+    Follows measure's protocol: every mode counts with one real forward (fvcore); infer and train then
+    run their step for the warm-up, the fewest timed blocks (or the timing budget, if longer), one more
+    for the saved-for-backward count (train), and one for the peak memory (measured in the case's own
+    process under the runner). A search is priced
+    as if it reached ``max_batch``.
+    """
+    from unet_bench.measure.timing import MIN_BLOCKS, warmup_calls
+
+    if case.device == "cuda":
+        rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
+    else:
+        rate = CPU_FLOPS_PER_S_PER_CORE * (case.threads or len(os.sched_getaffinity(0)))
+    forward_s = forward_flops(cfg, case.input_size) / rate
+    step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
+    cost = CASE_OVERHEAD_S + forward_s + (COMPILE_S if case.compile else 0.0)
+    if case.mode == "quality":
+        from unet_bench.quality.settings import DEFAULT_STEPS
+
+        cost += case.seeds * DEFAULT_STEPS * step_s
+    elif case.mode in ("infer", "train"):
+        timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
+        extra_steps = (case.mode == "train") + 1
+        cost += warmup_calls(case.device, case.compile) * step_s + timed_s + extra_steps * step_s
+    if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
+        cost *= 2 + math.log2(max_batch)
+    return cost
