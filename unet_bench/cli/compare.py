@@ -30,8 +30,8 @@ def _metrics(text: list[str] | None) -> list[str] | None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from unet_bench.analysis.compare import compare
-    from unet_bench.analysis.tables import render
     from unet_bench.analysis.results import load
+    from unet_bench.analysis.tables import render
 
     frame = load(args.results)
     _print_notes(frame)

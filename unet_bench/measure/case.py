@@ -8,6 +8,7 @@ cannot be valid, an out-of-memory error, ...): the suite files them with `outcom
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -53,23 +54,37 @@ def build_model(case: Case) -> UNet:
     return UNet(cfg)
 
 
-def measure(case: Case) -> Record:
-    """Measure ``case`` by its mode (see the module docstring)."""
+def count_case(case: Case) -> Counts:
+    """The counts of ``case``'s network at its input size, per image, without the fvcore trace object.
+
+    A suite counts each network and size once (counting runs one real forward for fvcore) and hands the
+    result to every case and repeat that needs it, so that no forward pass is run twice for counting.
+    """
+    model = build_model(case)
+    counts = count(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
+    return dataclasses.replace(counts, analysis=None)
+
+
+def measure(case: Case, counts: Counts | None = None) -> Record:
+    """Measure ``case`` by its mode (see the module docstring).
+
+    ``counts``: `count_case(case)` if the caller already has it (a suite counts each network once).
+    """
     check_case(case)
-    return MEASURES[case.mode](case)
+    return MEASURES[case.mode](case, counts)
 
 
-def _measure_network(case: Case) -> Record:
-    return measure_module(build_model(case), case)
+def _measure_network(case: Case, counts: Counts | None) -> Record:
+    return measure_module(build_model(case), case, counts=counts)
 
 
-def _measure_quality(case: Case) -> Record:
+def _measure_quality(case: Case, counts: Counts | None) -> Record:
     started = begin()
-    return finish(measure_quality(case), started, case.device)
+    return finish(measure_quality(case, counts), started, case.device)
 
 
 # Which function measures which mode: every mode of `MODES` has exactly one entry.
-MEASURES: dict[str, Callable[[Case], Record]] = {
+MEASURES: dict[str, Callable[[Case, Counts | None], Record]] = {
     "counts": _measure_network,
     "infer": _measure_network,
     "train": _measure_network,

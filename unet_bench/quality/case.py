@@ -6,7 +6,7 @@ can be set against cost from the same line of results. `unet_bench.measure.measu
 
 from __future__ import annotations
 
-from unet_bench.measure.counts import count
+from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.fields import counts_values
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
@@ -14,10 +14,14 @@ from unet_bench.quality.evaluate import evaluate_quality
 from unet_bench.record import Case, Record
 
 
-def measure_quality(case: Case) -> Record:
-    """Train ``case``'s variant ``case.seeds`` times on tiles of ``case.input_size`` px and score it."""
+def measure_quality(case: Case, counts: Counts | None = None) -> Record:
+    """Train ``case``'s variant ``case.seeds`` times on tiles of ``case.input_size`` px and score it.
+
+    ``counts``: the network's counts at that tile, if the caller already has them.
+    """
     cfg = get_config(case.variant, **case.overrides_dict())
-    counts = count(UNet(cfg), (1, cfg.in_channels, case.input_size, case.input_size))
+    if counts is None:
+        counts = count(UNet(cfg), (1, cfg.in_channels, case.input_size, case.input_size))
     result = evaluate_quality(cfg, seeds=case.seeds, batch=case.batch, tile_in=case.input_size,
                               device=case.device, threads=case.threads)
     values = counts_values(counts)

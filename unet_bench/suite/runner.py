@@ -35,7 +35,8 @@ from typing import Any
 from tqdm import tqdm
 
 from unet_bench.errors import BenchError
-from unet_bench.measure import env, measure
+from unet_bench.measure import count_case, env, measure
+from unet_bench.measure.counts import Counts
 from unet_bench.measure.memory import MMAP_THRESHOLD
 from unet_bench.measure.outcome import begin, classify_failure, failed
 from unet_bench.record import MODES, Case, Record
@@ -211,14 +212,16 @@ def run_suite(
     spec: Spec,
     out_dir: str | Path,
     resume: bool = False,
-    measure_fn: Callable[[Case], Record] = measure,
+    measure_fn: Callable[[Case], Record] | None = None,
     timeout_s: float | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Summary:
     """Run every case of ``spec`` not yet done, appending each record to ``out_dir/results.jsonl``.
 
-    ``measure_fn`` must be importable by name (it is sent to the child process). ``progress``: True
+    ``measure_fn``: None measures each case with `unet_bench.measure.measure`, counting each network
+    and size once in this process and handing the counts to every case and repeat that needs them; any
+    other function must be importable by name (it is sent to the child process). ``progress``: True
     shows the bar, None shows it on a terminal only. ``log`` gets one line per finished case and notes
     (default: printed above the bar, flushed, so that a log file follows the run).
     """
@@ -255,10 +258,22 @@ class _Suite:
     """State of one run: where records go, what is known, and how each case is run."""
 
     def __init__(self, spec: Spec, writer: ResultsWriter, known: dict[str, str], summary: Summary,
-                 measure_fn: Callable[[Case], Record], timeout_s: float | None, bar: tqdm,
+                 measure_fn: Callable[[Case], Record] | None, timeout_s: float | None, bar: tqdm,
                  log: Callable[[str], None]) -> None:
         self.spec, self.writer, self.known, self.summary = spec, writer, known, summary
         self.measure_fn, self.timeout_s, self.bar, self.log = measure_fn, timeout_s, bar, log
+        self.counts: dict[tuple, Counts | None] = {}
+
+    def counts_for(self, case: Case) -> Counts | None:
+        """The counts of ``case``'s network and size, counted once per run (None if counting fails: the
+        case's own process then meets the same error and records it)."""
+        key = (case.variant, case.overrides, case.input_size)
+        if key not in self.counts:
+            try:
+                self.counts[key] = count_case(case)
+            except Exception:  # noqa: BLE001 - recorded by the case itself
+                self.counts[key] = None
+        return self.counts[key]
 
     def run(self, planned: Planned) -> None:
         if planned.max_batch:
@@ -275,7 +290,8 @@ class _Suite:
         if reason:
             record = failed(case, "skipped", reason)
         else:
-            record = run_isolated(case, self.measure_fn, self.spec.cpu_memory_limit_gb, self.timeout_s)
+            measure_fn = self.measure_fn or functools.partial(measure, counts=self.counts_for(case))
+            record = run_isolated(case, measure_fn, self.spec.cpu_memory_limit_gb, self.timeout_s)
         record.suite = self.spec.name
         record.timestamp = record.timestamp or env.now()
         if self.spec.cpu_memory_limit_gb and case.device == "cpu":
