@@ -33,7 +33,7 @@ def conv_macs_by_hand(model: nn.Module, size: int) -> int:
 
 
 def test_paper_at_572_is_exact():
-    """The issue's known values, counted by fvcore at full width and size (one real forward)."""
+    """The paper network's known values, counted by fvcore at full width and size (one real forward)."""
     record = measure(Case("paper", input_size=572))
     assert record.macs == 150_428_424_448
     assert record.flops == 300_856_848_896

@@ -1,8 +1,9 @@
 """Independent, flat UNets written from the definitions (not from the package's blocks).
 
-`FlatUNet` follows the seed network (../shared/seed) layer for layer: named convs, an explicit crop, the
-encoder map concatenated first. ``upsample="bilinear"`` and ``merge="add"`` give the two mission variants
-as the issue defines them. Width is a parameter so tests can run them small.
+`FlatUNet` follows the paper's network layer for layer: named convs, an explicit crop, the encoder map
+concatenated first. ``upsample="bilinear"`` and ``merge="add"`` give the bilinear and additive variants
+(x2 interpolation + 1x1 conv C→C/2; crop and add the skip). Width is a parameter so tests can run them
+small.
 """
 
 from __future__ import annotations

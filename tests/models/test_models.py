@@ -52,7 +52,7 @@ def test_matches_flat_reference_after_copying_weights(name, reference, width):
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_mission_variant_parameter_counts():
+def test_bilinear_and_additive_parameter_counts():
     # bilinear: each 2x2 up-conv C*C/2*4 weights becomes a 1x1 conv C*C/2, same bias
     saved = sum(3 * c * (c // 2) for c in (128, 256, 512, 1024))
     assert n_params(meta_model("bilinear")) == 31_030_658 - saved == 28_941_698
