@@ -31,10 +31,11 @@ def print_plan(spec, done: set[str]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from unet_bench.suite import runner
     from unet_bench.suite.spec import load_spec
 
     spec = load_spec(args.file, device=args.device, cpu_memory_limit_gb=args.cpu_memory_limit)
+    from unet_bench.suite import runner  # torch and the measurement code, once the file is known good
+
     out_dir = runner.results_dir(spec, args.out)
     if args.dry_run:
         print_plan(spec, runner.done_case_ids(out_dir) if args.resume else set())

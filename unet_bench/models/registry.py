@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.models.config import UNetConfig
-from unet_bench.models.unet import UNet
+
+if TYPE_CHECKING:
+    from unet_bench.models.unet import UNet
 
 PAPER = UNetConfig()
 
@@ -81,4 +83,6 @@ def get_config(name: str, **overrides: Any) -> UNetConfig:
 
 def create_model(name: str = "paper", **overrides: Any) -> UNet:
     """Build variant ``name``, with any config fields overridden (``create_model("padded", depth=3)``)."""
+    from unet_bench.models.unet import UNet  # torch is imported when a network is built, not to list names
+
     return UNet(get_config(name, **overrides))
