@@ -34,7 +34,8 @@ import statistics, time, torch
 import torch.nn as nn, torch.nn.functional as F
 
 def double_conv(cin, cout):
-    return nn.Sequential(nn.Conv2d(cin, cout, 3), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3), nn.ReLU(inplace=True))
+    relu = nn.ReLU(inplace=True)
+    return nn.Sequential(nn.Conv2d(cin, cout, 3), relu, nn.Conv2d(cout, cout, 3), relu)
 
 class UNet(nn.Module):
     def __init__(self):
