@@ -37,7 +37,7 @@ from tqdm import tqdm
 from unet_bench.errors import BenchError
 from unet_bench.measure import env, measure
 from unet_bench.measure.memory import MMAP_THRESHOLD
-from unet_bench.measure.outcome import begin, classify_failure, failed
+from unet_bench.measure.outcome import Started, classify_failure, failed
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.spec import Planned, Spec
 from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, locked, read_records
@@ -117,7 +117,7 @@ def run_isolated(
     context = _context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, measure_fn, case, limit), daemon=True)
-    started = begin()
+    started = Started()  # the clock only: the case's own process samples the load
     message = None
     try:
         process.start()
