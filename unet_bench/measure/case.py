@@ -115,7 +115,7 @@ def measure_module(
             with backend_flags(case):
                 step = build_step(model, case, channels)
                 warmup = warmup_calls(case.device, case.compile)
-                timing = time_call(step.run, threads, case.min_run_time_s, label=case.label, warmup_calls=warmup)
+                timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device)
             update(record, timing_values(timing, counts, case, threads))
             update(record, memory_values(step, case, channels))
         return finish(record, started, case.device)
