@@ -9,7 +9,6 @@ import torch
 
 from unet_bench.errors import BenchError
 from unet_bench.measure import env, measure
-from unet_bench.measure.peaks import gpu_peak, math_mode
 from unet_bench.measure.timing import MAX_BLOCKS, MIN_BLOCK_S, MIN_BLOCKS, WARMUP_CALLS, time_call
 from unet_bench.record import Case
 
@@ -99,7 +98,8 @@ def test_infer_record_throughput_follows_from_latency_and_counts():
     assert record.output_mpix_per_s == pytest.approx(2 * 4 * 4 / seconds / 1e6)
     assert record.achieved_flops_per_s == pytest.approx(record.flops * 2 / seconds)
     assert record.peak_fraction == pytest.approx(record.achieved_flops_per_s / record.peak_flops_per_s)
-    assert "GEMM" in record.extra["peak_source"] and record.peak_flops_per_s > 1e9
+    assert record.peak_fraction <= 1
+    assert "kernels" in record.extra["peak_source"] and record.peak_flops_per_s > 1e9
     assert record.extra["timing_method"].startswith("fixed budget")
     assert record.warmup_s > 0 and record.compile_s is None
     assert record.tf32 is None and record.cudnn_benchmark is None  # CPU
@@ -116,15 +116,6 @@ def test_bf16_channels_last_runs_and_is_recorded():
     assert record.dtype == "bf16" and record.channels_last
     assert record.latency_ms_median > 0
     assert "bf16" in record.extra["peak_source"]
-
-
-def test_gpu_ceilings_by_name_and_math_mode():
-    assert math_mode("fp32", tf32=True) == "tf32" and math_mode("fp32", tf32=False) == "fp32"
-    assert gpu_peak("NVIDIA H100 80GB HBM3", "bf16")[0] == 989e12
-    assert gpu_peak("NVIDIA H100 PCIe", "tf32")[0] == 378e12
-    assert gpu_peak("NVIDIA A100-SXM4-80GB", "fp32")[0] == 19.5e12
-    assert gpu_peak("Tesla T4", "bf16")[0] is None
-    assert gpu_peak("Some Future GPU", "fp32") == (None, "no ceiling known for 'Some Future GPU'")
 
 
 @pytest.mark.parametrize(
@@ -167,5 +158,5 @@ def test_cuda_infer_record(tf32):
     assert record.extra["throughput_calls_per_block"] >= 1 and "synchronised" in record.extra["latency_scope"]
     assert record.images_per_s == pytest.approx(4 * record.extra["throughput_calls_per_block"] / float(
         np.median(record.extra["throughput_block_times_s"])))
-    if record.peak_flops_per_s is not None:
-        assert record.peak_fraction == pytest.approx(record.achieved_flops_per_s / record.peak_flops_per_s)
+    assert record.peak_fraction <= 1
+    assert record.peak_fraction == pytest.approx(record.achieved_flops_per_s / record.peak_flops_per_s)

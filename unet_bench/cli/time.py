@@ -41,6 +41,9 @@ def print_timing(record: Record) -> None:
     if record.peak_fraction is not None:
         print(f"                = {100 * record.peak_fraction:.1f}% of "
               f"{record.peak_flops_per_s / GIGA:,.1f} GFLOP/s ({extra['peak_source']})")
+    if extra.get("peak_nominal_flops_per_s"):
+        print(f"                nominal peak {extra['peak_nominal_flops_per_s'] / GIGA:,.1f} GFLOP/s "
+              f"({extra['peak_nominal_source']})")
     print(f"memory          peak {human_bytes(record.peak_mem_bytes)}  [{record.peak_mem_method}]")
     if record.mode == "train":
         print(f"                saved for backward {human_bytes(record.saved_activation_bytes)}, "

@@ -19,6 +19,7 @@ from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.fields import counts_values, timing_values, update
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
+from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
 from unet_bench.measure.steps import backend_flags, build_step
 from unet_bench.measure.timing import time_call, warmup_calls
 from unet_bench.models.geometry import check_input_size
@@ -53,23 +54,27 @@ def build_model(case: Case) -> UNet:
     return UNet(cfg)
 
 
-def measure(case: Case) -> Record:
-    """Measure ``case`` by its mode (see the module docstring)."""
+def measure(case: Case, ceiling: Ceiling | None = None) -> Record:
+    """Measure ``case`` by its mode (see the module docstring).
+
+    ``ceiling``: the compute ceiling of the case's `peaks.ceiling_key`, measured once for a whole run;
+    None measures it here (after the timing) when the case is timed.
+    """
     check_case(case)
-    return MEASURES[case.mode](case)
+    return MEASURES[case.mode](case, ceiling)
 
 
-def _measure_network(case: Case) -> Record:
-    return measure_module(build_model(case), case)
+def _measure_network(case: Case, ceiling: Ceiling | None) -> Record:
+    return measure_module(build_model(case), case, ceiling=ceiling)
 
 
-def _measure_quality(case: Case) -> Record:
+def _measure_quality(case: Case, ceiling: Ceiling | None) -> Record:
     started = begin()
     return finish(measure_quality(case), started, case.device)
 
 
 # Which function measures which mode: every mode of `MODES` has exactly one entry.
-MEASURES: dict[str, Callable[[Case], Record]] = {
+MEASURES: dict[str, Callable[[Case, Ceiling | None], Record]] = {
     "counts": _measure_network,
     "infer": _measure_network,
     "train": _measure_network,
@@ -89,11 +94,13 @@ def in_channels_of(model: nn.Module) -> int:
 
 
 def measure_module(
-    model: nn.Module, case: Case, in_channels: int | None = None, counts: Counts | None = None
+    model: nn.Module, case: Case, in_channels: int | None = None, counts: Counts | None = None,
+    ceiling: Ceiling | None = None,
 ) -> Record:
     """Measure any network for ``case`` in mode counts, infer or train (``case.variant`` only names it).
 
-    ``counts``: the network's `count` at this input size, if the caller already has it.
+    ``counts``: the network's `count` at this input size, if the caller already has it; ``ceiling``: as
+    for `measure`.
     """
     check_case(case)
     if case.mode not in ("counts", "infer", "train"):
@@ -116,8 +123,10 @@ def measure_module(
                 step = build_step(model, case, channels)
                 warmup = warmup_calls(case.device, case.compile)
                 timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device)
-            update(record, timing_values(timing, counts, case, threads))
             update(record, memory_values(step, case, channels))
+            # after the memory pass: the kernels' tensors would raise the peak RSS it reads
+            ceiling = ceiling or measure_ceiling(*ceiling_key(case))
+            update(record, timing_values(timing, counts, case, ceiling))
         return finish(record, started, case.device)
     finally:
         torch.set_num_threads(saved_threads)

@@ -38,6 +38,7 @@ from unet_bench.errors import BenchError
 from unet_bench.measure import env, measure
 from unet_bench.measure.memory import MMAP_THRESHOLD
 from unet_bench.measure.outcome import Started, classify_failure, failed
+from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.spec import Planned, Spec
 from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, locked, read_records
@@ -259,6 +260,7 @@ class _Suite:
                  log: Callable[[str], None]) -> None:
         self.spec, self.writer, self.known, self.summary = spec, writer, known, summary
         self.measure_fn, self.timeout_s, self.bar, self.log = measure_fn, timeout_s, bar, log
+        self.ceilings: dict[tuple, Ceiling | None] = {}  # measured once per run, by `ceiling_key`
 
     def run(self, planned: Planned) -> None:
         if planned.max_batch:
@@ -275,7 +277,7 @@ class _Suite:
         if reason:
             record = failed(case, "skipped", reason)
         else:
-            record = run_isolated(case, self.measure_fn, self.spec.cpu_memory_limit_gb, self.timeout_s)
+            record = run_isolated(case, self.measure_for(case), self.spec.cpu_memory_limit_gb, self.timeout_s)
         record.suite = self.spec.name
         record.timestamp = record.timestamp or env.now()
         if self.spec.cpu_memory_limit_gb and case.device == "cpu":
@@ -285,6 +287,19 @@ class _Suite:
         self.summary.written[record.status] += 1
         self.log(_line(case, record))
         return record.status
+
+    def measure_for(self, case: Case) -> Callable[[Case], Record]:
+        """`measure` with the run's ceiling for a timed case (measured at the first case of its key)."""
+        if self.measure_fn is not measure or case.mode not in ("infer", "train"):
+            return self.measure_fn
+        key = ceiling_key(case)
+        if key not in self.ceilings:  # in a process of its own, like a case: the fork server runs no tensor op
+            record = run_isolated(case, ceiling_record, self.spec.cpu_memory_limit_gb, self.timeout_s)
+            ceiling = self.ceilings[key] = Ceiling(**record.extra["ceiling"]) if record.status == "ok" else None
+            self.log(f"ceiling {ceiling.flops_per_s / 1e9:,.1f} GFLOP/s: {ceiling.source}" if ceiling else
+                     f"ceiling {key}: {record.message}; each case measures its own")
+        ceiling = self.ceilings[key]
+        return functools.partial(measure, ceiling=ceiling) if ceiling else measure
 
     def search_max_batch(self, case: Case, max_batch: int) -> BatchSearch:
         """Largest batch ≤ ``max_batch`` that runs without OOM: double from 1 until one fails, then bisect.
