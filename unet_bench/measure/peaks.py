@@ -74,6 +74,7 @@ CUDA_GEMM_SIZES = (8192, 4096)
 CONV_SHAPES = ((64, 128), (256, 64))
 KERNEL_RUN_TIME_S = 0.2  # timing budget of each kernel
 KERNEL_WARMUP_CALLS = 2
+RUN_WHERE = "measured once per run in a process of its own"  # the suite's ceilings (`ceiling_record`)
 
 
 def math_mode(dtype: str, tf32: bool) -> str:
@@ -207,9 +208,6 @@ def measure_ceiling(device: str, mode: str, threads: int, where: str = "measured
         nominal, nominal_source = cpu_nominal_peak(mode, threads, env.cpu_flags(), clock, clock_source)
     ceiling = max(rates[best], nominal or 0.0) if device == "cuda" else rates[best]
     return Ceiling(device, mode, threads, ceiling, source, rates, nominal, nominal_source)
-
-
-RUN_WHERE = "measured once per run in a process of its own"
 
 
 def ceiling_record(case: Case) -> Record:

@@ -166,7 +166,7 @@ def time_call(
     fn: Callable[[], object], threads: int, min_run_time: float = DEFAULT_MIN_RUN_TIME_S,
     warmup_calls: int = WARMUP_CALLS, device: str = "cpu",
 ) -> Timing:
-    """Time ``fn`` on ``threads`` threads: warm-up calls, then a fixed number of timed blocks (module docstring).
+    """Time ``fn`` on ``threads`` threads: warm-up calls, then timed blocks on a fixed budget (module docstring).
 
     ``min_run_time`` is the budget of the timed calls (CUDA: half for latency, half for throughput); a call
     slower than it is still timed `MIN_BLOCKS` times. At least one warm-up call runs: it sizes the blocks.
