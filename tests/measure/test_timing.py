@@ -1,14 +1,15 @@
-"""Timing: the statistics, the thread count, and a record whose throughput fields agree with its latency."""
+"""Timing: a fixed budget (few calls when calls are slow, no stop on the spread), the thread count, and a
+record whose throughput fields agree with its latency."""
 
 import time
 
+import numpy as np
 import pytest
 import torch
 
 from unet_bench.errors import BenchError
 from unet_bench.measure import env, measure
-from unet_bench.measure.peaks import gpu_peak, math_mode
-from unet_bench.measure.timing import MIN_BLOCKS, WARMUP_CALLS, time_call
+from unet_bench.measure.timing import MAX_BLOCKS, MIN_BLOCK_S, MIN_BLOCKS, WARMUP_CALLS, time_call
 from unet_bench.record import Case
 
 TINY = (("base_width", 4),)
@@ -27,6 +28,47 @@ def test_time_call_measures_a_known_duration_on_the_threads_asked():
     assert timing.n >= MIN_BLOCKS and timing.threads == 1
     assert set(threads_seen) == {1}  # warm-up calls included
     assert timing.warmup_s >= WARMUP_CALLS * 0.01 and timing.first_call_s >= 0.01
+    assert timing.throughput is timing.latency  # CPU calls are synchronous: the same blocks give both
+
+
+def test_a_call_slower_than_the_budget_is_timed_the_fewest_times():
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.06)
+
+    timing = time_call(slow, threads=1, min_run_time=0.05, warmup_calls=1)
+    assert len(calls) == 1 + MIN_BLOCKS  # one warm-up call, then three timed calls
+    assert timing.n == MIN_BLOCKS and timing.calls_per_block == 1
+    assert len(timing.latency.times_s) == MIN_BLOCKS and min(timing.latency.times_s) >= 0.06
+
+
+def test_fast_calls_are_grouped_into_blocks_that_fill_the_budget():
+    calls = []
+
+    def fast():
+        calls.append(1)
+        time.sleep(0.001)
+
+    timing = time_call(fast, threads=1, min_run_time=0.2, warmup_calls=1)
+    per_block = timing.calls_per_block
+    assert 1 < per_block <= MIN_BLOCK_S / 0.001  # about 10 ms per block, never less than one call
+    assert len(calls) == 1 + timing.n * per_block
+    assert MIN_BLOCKS < timing.n <= MAX_BLOCKS
+    assert sum(timing.latency.times_s) >= 0.2  # the whole budget, no more than one block beyond it
+    assert sum(timing.latency.times_s) - max(timing.latency.times_s) < 0.2
+    assert timing.median_s == pytest.approx(float(np.median(timing.latency.times_s)) / per_block)
+
+
+def test_a_noisy_call_is_not_timed_until_its_spread_looks_small():
+    durations = iter([0.03] + [0.005, 0.03] * 1000)  # a spread of 6x, never "settled"; a slow warm-up call
+    # makes every block one call, so that the spread shows
+
+    timing = time_call(lambda: time.sleep(next(durations)), threads=1, min_run_time=0.3, warmup_calls=1)
+    spent = sum(timing.latency.times_s)
+    assert 0.3 <= spent < 0.3 + max(timing.latency.times_s)  # stopped by the budget alone
+    assert timing.iqr_s / timing.median_s > 0.5  # and the spread is reported as it is
 
 
 def test_first_call_cost_is_reported_apart():
@@ -50,15 +92,21 @@ def test_infer_record_throughput_follows_from_latency_and_counts():
     assert record.env["torch"] == torch.__version__
     assert record.latency_ms_p25 <= record.latency_ms_median <= record.latency_ms_p75
     assert record.latency_n >= MIN_BLOCKS
+    blocks = np.asarray(record.extra["block_times_s"]) / record.extra["calls_per_block"]
+    assert len(blocks) == record.latency_n and float(np.median(blocks)) == pytest.approx(seconds)
     assert record.images_per_s == pytest.approx(2 / seconds)
     assert record.output_mpix_per_s == pytest.approx(2 * 4 * 4 / seconds / 1e6)
     assert record.achieved_flops_per_s == pytest.approx(record.flops * 2 / seconds)
     assert record.peak_fraction == pytest.approx(record.achieved_flops_per_s / record.peak_flops_per_s)
-    assert "GEMM" in record.extra["peak_source"] and record.peak_flops_per_s > 1e9
+    assert record.peak_fraction <= 1
+    assert "kernels" in record.extra["peak_source"] and record.peak_flops_per_s > 1e9
+    assert record.extra["timing_method"].startswith("fixed budget")
     assert record.warmup_s > 0 and record.compile_s is None
     assert record.tf32 is None and record.cudnn_benchmark is None  # CPU
     assert record.saved_activation_bytes is None and record.predicted_peak_bytes is None  # inference
     assert record.peak_mem_bytes >= record.param_bytes
+    for key in ("loadavg_before", "loadavg_after", "cpu_steal_before", "cpu_steal_after"):
+        assert key in record.env
 
 
 def test_bf16_channels_last_runs_and_is_recorded():
@@ -68,24 +116,6 @@ def test_bf16_channels_last_runs_and_is_recorded():
     assert record.dtype == "bf16" and record.channels_last
     assert record.latency_ms_median > 0
     assert "bf16" in record.extra["peak_source"]
-
-
-def test_environment_fingerprint():
-    fingerprint = env.fingerprint("cpu")
-    assert fingerprint["torch"] == torch.__version__
-    assert fingerprint["cpu_cores"] == env.cpu_count() >= 1
-    assert fingerprint["cpu"] and fingerprint["device_name"] == fingerprint["cpu"]
-    assert fingerprint["git_commit"] is None or len(fingerprint["git_commit"].split("-")[0]) == 40
-    assert fingerprint["timestamp"].endswith("+00:00")
-
-
-def test_gpu_ceilings_by_name_and_math_mode():
-    assert math_mode("fp32", tf32=True) == "tf32" and math_mode("fp32", tf32=False) == "fp32"
-    assert gpu_peak("NVIDIA H100 80GB HBM3", "bf16")[0] == 989e12
-    assert gpu_peak("NVIDIA H100 PCIe", "tf32")[0] == 378e12
-    assert gpu_peak("NVIDIA A100-SXM4-80GB", "fp32")[0] == 19.5e12
-    assert gpu_peak("Tesla T4", "bf16")[0] is None
-    assert gpu_peak("Some Future GPU", "fp32") == (None, "no ceiling known for 'Some Future GPU'")
 
 
 @pytest.mark.parametrize(
@@ -105,6 +135,15 @@ def test_cuda_without_a_gpu_is_a_one_line_error():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_latency_is_per_call_and_throughput_back_to_back():
+    x = torch.randn(2048, 2048, device="cuda")
+    timing = time_call(lambda: x @ x, threads=1, min_run_time=0.2, device="cuda")
+    assert timing.calls_per_block == 1 and timing.n >= MIN_BLOCKS  # one synchronised call per latency sample
+    assert timing.throughput.calls_per_block > 1 and timing.throughput is not timing.latency
+    assert "synchronised before and after each" in timing.method()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("tf32", [True, False])
 def test_cuda_infer_record(tf32):
     case = Case("paper", overrides=(("base_width", 8),), mode="infer", device="cuda", batch=4, input_size=188,
@@ -115,6 +154,9 @@ def test_cuda_infer_record(tf32):
     assert record.tf32 is tf32 and record.cudnn_benchmark is True
     assert record.env["cuda"] == torch.version.cuda
     assert record.env["device_name"] == torch.cuda.get_device_name()
-    assert record.latency_n >= MIN_BLOCKS
-    if record.peak_flops_per_s is not None:
-        assert record.peak_fraction == pytest.approx(record.achieved_flops_per_s / record.peak_flops_per_s)
+    assert record.latency_n >= MIN_BLOCKS and record.extra["calls_per_block"] == 1
+    assert record.extra["throughput_calls_per_block"] >= 1 and "synchronised" in record.extra["latency_scope"]
+    assert record.images_per_s == pytest.approx(4 * record.extra["throughput_calls_per_block"] / float(
+        np.median(record.extra["throughput_block_times_s"])))
+    assert record.peak_fraction <= 1
+    assert record.peak_fraction == pytest.approx(record.achieved_flops_per_s / record.peak_flops_per_s)

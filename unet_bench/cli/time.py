@@ -35,12 +35,15 @@ def print_timing(record: Record) -> None:
     if record.compile_s is not None:
         print(f"compile         {record.compile_s:.2f} s (first call beyond a steady call), excluded")
     print(f"throughput      {record.images_per_s:,.3f} images/s, "
-          f"{record.output_mpix_per_s:,.4f} output Mpix/s")
+          f"{record.output_mpix_per_s:,.4f} output Mpix/s ({extra['throughput_scope']})")
     print(f"compute         {record.achieved_flops_per_s / GIGA:,.1f} GFLOP/s achieved "
           f"({extra['achieved_flops_scope']})")
     if record.peak_fraction is not None:
         print(f"                = {100 * record.peak_fraction:.1f}% of "
               f"{record.peak_flops_per_s / GIGA:,.1f} GFLOP/s ({extra['peak_source']})")
+    if extra.get("peak_nominal_flops_per_s"):
+        print(f"                nominal peak {extra['peak_nominal_flops_per_s'] / GIGA:,.1f} GFLOP/s "
+              f"({extra['peak_nominal_source']})")
     print(f"memory          peak {human_bytes(record.peak_mem_bytes)}  [{record.peak_mem_method}]")
     if record.mode == "train":
         print(f"                saved for backward {human_bytes(record.saved_activation_bytes)}, "
@@ -79,5 +82,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--threads", type=int, default=None, metavar="T",
         help="intra-op threads (default: every core this process may use)")
     add("--min-run-time", type=positive_float, default=DEFAULT_MIN_RUN_TIME_S, metavar="S",
-        help=f"seconds of timed blocks before the noise check (default {DEFAULT_MIN_RUN_TIME_S:g})")
+        help=f"seconds of timed calls, at least 3 calls (default {DEFAULT_MIN_RUN_TIME_S:g})")
     time_parser.set_defaults(func=cmd_time)

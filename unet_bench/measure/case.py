@@ -20,6 +20,7 @@ from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.fields import counts_values, timing_values, update
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
+from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
 from unet_bench.measure.steps import backend_flags, build_step
 from unet_bench.measure.timing import time_call, warmup_calls
 from unet_bench.models.geometry import check_input_size
@@ -65,26 +66,27 @@ def count_case(case: Case) -> Counts:
     return dataclasses.replace(counts, analysis=None)
 
 
-def measure(case: Case, counts: Counts | None = None) -> Record:
+def measure(case: Case, counts: Counts | None = None, ceiling: Ceiling | None = None) -> Record:
     """Measure ``case`` by its mode (see the module docstring).
 
-    ``counts``: `count_case(case)` if the caller already has it (a suite counts each network once).
+    What a suite measures once per run and hands to every case: ``counts`` (`count_case(case)`) and
+    ``ceiling`` (the compute ceiling of the case's `peaks.ceiling_key`). None measures them here.
     """
     check_case(case)
-    return MEASURES[case.mode](case, counts)
+    return MEASURES[case.mode](case, counts, ceiling)
 
 
-def _measure_network(case: Case, counts: Counts | None) -> Record:
-    return measure_module(build_model(case), case, counts=counts)
+def _measure_network(case: Case, counts: Counts | None, ceiling: Ceiling | None) -> Record:
+    return measure_module(build_model(case), case, counts=counts, ceiling=ceiling)
 
 
-def _measure_quality(case: Case, counts: Counts | None) -> Record:
+def _measure_quality(case: Case, counts: Counts | None, ceiling: Ceiling | None) -> Record:
     started = begin()
     return finish(measure_quality(case, counts), started, case.device)
 
 
 # Which function measures which mode: every mode of `MODES` has exactly one entry.
-MEASURES: dict[str, Callable[[Case, Counts | None], Record]] = {
+MEASURES: dict[str, Callable[[Case, Counts | None, Ceiling | None], Record]] = {
     "counts": _measure_network,
     "infer": _measure_network,
     "train": _measure_network,
@@ -104,11 +106,13 @@ def in_channels_of(model: nn.Module) -> int:
 
 
 def measure_module(
-    model: nn.Module, case: Case, in_channels: int | None = None, counts: Counts | None = None
+    model: nn.Module, case: Case, in_channels: int | None = None, counts: Counts | None = None,
+    ceiling: Ceiling | None = None,
 ) -> Record:
     """Measure any network for ``case`` in mode counts, infer or train (``case.variant`` only names it).
 
-    ``counts``: the network's `count` at this input size, if the caller already has it.
+    ``counts``: the network's `count` at this input size, if the caller already has it; ``ceiling``: as
+    for `measure`.
     """
     check_case(case)
     if case.mode not in ("counts", "infer", "train"):
@@ -130,9 +134,11 @@ def measure_module(
             with backend_flags(case):
                 step = build_step(model, case, channels)
                 warmup = warmup_calls(case.device, case.compile)
-                timing = time_call(step.run, threads, case.min_run_time_s, label=case.label, warmup_calls=warmup)
-            update(record, timing_values(timing, counts, case, threads))
+                timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device)
             update(record, memory_values(step, case, channels))
+            # after the memory pass: the kernels' tensors would raise the peak RSS it reads
+            ceiling = ceiling or measure_ceiling(*ceiling_key(case))
+            update(record, timing_values(timing, counts, case, ceiling))
         return finish(record, started, case.device)
     finally:
         torch.set_num_threads(saved_threads)

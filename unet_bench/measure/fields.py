@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from unet_bench.measure.counts import TRAIN_SCOPE, Counts
-from unet_bench.measure.peaks import peak_flops
+from unet_bench.measure.peaks import Ceiling
 from unet_bench.measure.steps import COMPILE_OPTIONS
 from unet_bench.measure.timing import Timing
 from unet_bench.record import Case, Record, unknown_fields
@@ -34,13 +34,18 @@ def counts_values(counts: Counts) -> dict:
     }
 
 
-def timing_values(timing: Timing, counts: Counts, case: Case, threads: int) -> dict:
-    """The record's timing and throughput fields (``extra`` entries included)."""
+def timing_values(timing: Timing, counts: Counts, case: Case, ceiling: Ceiling) -> dict:
+    """The record's timing and throughput fields (``extra`` entries included).
+
+    Latency is per call; throughput, output pixels per second and achieved FLOP/s come from back-to-back
+    calls (the same blocks on CPU). The fraction of peak is bounded by 1 (`Ceiling.bound`).
+    """
     seconds = timing.median_s
     work = counts.flops if case.mode == "infer" else counts.train_flops
-    achieved = work * case.batch / seconds
-    peak, peak_source = peak_flops(case.device, case.dtype, case.tf32, threads)
+    achieved = work * case.batch / timing.throughput_s
+    peak, fraction, peak_source = ceiling.bound(achieved)
     output_mpix = case.batch * counts.output_pixels / 1e6
+    cuda = case.device == "cuda"
     return {
         "latency_ms_median": 1e3 * seconds,
         "latency_ms_p25": 1e3 * timing.p25_s,
@@ -48,19 +53,27 @@ def timing_values(timing: Timing, counts: Counts, case: Case, threads: int) -> d
         "latency_ms_iqr": 1e3 * timing.iqr_s,
         "latency_n": timing.n,
         "latency_ms_per_output_mpix": 1e3 * seconds / output_mpix,
-        "images_per_s": case.batch / seconds,
-        "output_mpix_per_s": output_mpix / seconds,
+        "images_per_s": case.batch / timing.throughput_s,
+        "output_mpix_per_s": output_mpix / timing.throughput_s,
         "achieved_flops_per_s": achieved,
         "peak_flops_per_s": peak,
-        "peak_fraction": achieved / peak if peak else None,
+        "peak_fraction": fraction,
         "warmup_s": timing.warmup_s,
         "compile_s": timing.compile_s if case.compile else None,
         "extra": {
             "achieved_flops_scope": ("flops" if case.mode == "infer" else "train_flops")
-            + " x batch / median latency (conv FLOPs only)",
+            + " x batch / seconds per call back to back (conv FLOPs only)",
             "peak_source": peak_source,
+            **ceiling.extra(),
             "timing_method": timing.method(),
+            "latency_scope": "per call, the device synchronised before and after each call" if cuda
+            else "per call (CPU calls are synchronous)",
+            "throughput_scope": "back-to-back calls, synchronised at block ends" if cuda
+            else "back-to-back calls: the latency blocks",
+            "block_times_s": timing.latency.times_s,
             "calls_per_block": timing.calls_per_block,
+            **({"throughput_block_times_s": timing.throughput.times_s,
+                "throughput_calls_per_block": timing.throughput.calls_per_block} if cuda else {}),
             "first_call_s": timing.first_call_s,
             "compile_options": COMPILE_OPTIONS[case.mode] if case.compile else None,
         },

@@ -19,18 +19,25 @@ OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "c
 
 @dataclass
 class Started:
-    """When a measurement began, and what the machine looked like then."""
+    """When a measurement began, and what the machine's load was then (None: not sampled)."""
 
     t0: float = field(default_factory=time.perf_counter)
+    load: env.Load | None = None
+    steal: float | None = None  # stolen fraction of CPU time just before the start
 
 
 def begin() -> Started:
-    return Started()
+    """Start a measurement: the clock, and a load sample (`env.load_before`, ~0.1 s) to compare at its end."""
+    t0 = time.perf_counter()
+    load, steal = env.load_before()
+    return Started(t0, load, steal)
 
 
 def finish(record: Record, started: Started, device: str) -> Record:
-    """Stamp ``record`` with the environment, the time it finished and how long it took."""
+    """Stamp ``record`` with the environment (load before and after included), its end and its duration."""
     record.env = env.fingerprint(device)
+    if started.load is not None:
+        record.env.update(env.load_values(started.load, started.steal))
     record.timestamp = env.now()
     record.duration_s = time.perf_counter() - started.t0
     return record

@@ -38,7 +38,8 @@ from unet_bench.errors import BenchError
 from unet_bench.measure import count_case, env, measure
 from unet_bench.measure.counts import Counts
 from unet_bench.measure.memory import MMAP_THRESHOLD
-from unet_bench.measure.outcome import begin, classify_failure, failed
+from unet_bench.measure.outcome import Started, classify_failure, failed
+from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.spec import Planned, Spec
 from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, locked, read_records
@@ -118,7 +119,7 @@ def run_isolated(
     context = _context()
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(sender, measure_fn, case, limit), daemon=True)
-    started = begin()
+    started = Started()  # the clock only: the case's own process samples the load
     message = None
     try:
         process.start()
@@ -262,18 +263,8 @@ class _Suite:
                  log: Callable[[str], None]) -> None:
         self.spec, self.writer, self.known, self.summary = spec, writer, known, summary
         self.measure_fn, self.timeout_s, self.bar, self.log = measure_fn, timeout_s, bar, log
-        self.counts: dict[tuple, Counts | None] = {}
-
-    def counts_for(self, case: Case) -> Counts | None:
-        """The counts of ``case``'s network and size, counted once per run (None if counting fails: the
-        case's own process then meets the same error and records it)."""
-        key = (case.variant, case.overrides, case.input_size)
-        if key not in self.counts:
-            try:
-                self.counts[key] = count_case(case)
-            except Exception:  # noqa: BLE001 - recorded by the case itself
-                self.counts[key] = None
-        return self.counts[key]
+        self.ceilings: dict[tuple, Ceiling | None] = {}  # measured once per run, by `ceiling_key`
+        self.counts: dict[tuple, Counts | None] = {}  # counted once per run, by network and size
 
     def run(self, planned: Planned) -> None:
         if planned.max_batch:
@@ -290,8 +281,7 @@ class _Suite:
         if reason:
             record = failed(case, "skipped", reason)
         else:
-            measure_fn = self.measure_fn or functools.partial(measure, counts=self.counts_for(case))
-            record = run_isolated(case, measure_fn, self.spec.cpu_memory_limit_gb, self.timeout_s)
+            record = run_isolated(case, self.measure_for(case), self.spec.cpu_memory_limit_gb, self.timeout_s)
         record.suite = self.spec.name
         record.timestamp = record.timestamp or env.now()
         if self.spec.cpu_memory_limit_gb and case.device == "cpu":
@@ -301,6 +291,37 @@ class _Suite:
         self.summary.written[record.status] += 1
         self.log(_line(case, record))
         return record.status
+
+    def measure_for(self, case: Case) -> Callable[[Case], Record]:
+        """What measures ``case`` in its process: the run's own function if one was given, else `measure`
+        with what this run measures once and shares: the network's counts and the ceiling."""
+        if self.measure_fn is not None:
+            return self.measure_fn
+        return functools.partial(measure, counts=self.counts_for(case), ceiling=self.ceiling_for(case))
+
+    def counts_for(self, case: Case) -> Counts | None:
+        """The counts of ``case``'s network and size, counted once per run (None if counting fails: the
+        case's own process then meets the same error and records it)."""
+        key = (case.variant, case.overrides, case.input_size)
+        if key not in self.counts:
+            try:
+                self.counts[key] = count_case(case)
+            except Exception:  # noqa: BLE001 - recorded by the case itself
+                self.counts[key] = None
+        return self.counts[key]
+
+    def ceiling_for(self, case: Case) -> Ceiling | None:
+        """The ceiling of a timed case's device, precision and threads, measured at the first case of its
+        key, in a process of its own like a case (the fork server runs no tensor op)."""
+        if case.mode not in ("infer", "train"):
+            return None
+        key = ceiling_key(case)
+        if key not in self.ceilings:
+            record = run_isolated(case, ceiling_record, self.spec.cpu_memory_limit_gb, self.timeout_s)
+            ceiling = self.ceilings[key] = Ceiling(**record.extra["ceiling"]) if record.status == "ok" else None
+            self.log(f"ceiling {ceiling.flops_per_s / 1e9:,.1f} GFLOP/s: {ceiling.source}" if ceiling else
+                     f"ceiling {key}: {record.message}; each case measures its own")
+        return self.ceilings[key]
 
     def search_max_batch(self, case: Case, max_batch: int) -> BatchSearch:
         """Largest batch ≤ ``max_batch`` that runs without OOM: double from 1 until one fails, then bisect.
