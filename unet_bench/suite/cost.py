@@ -17,8 +17,9 @@ from unet_bench.record import Case
 # and --dry-run shows it so that a suite too big for its machine is caught before it starts.
 CPU_FLOPS_PER_S_PER_CORE = 60e9  # fp32 convolutions through oneDNN, a recent x86 core
 CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
-CASE_OVERHEAD_S = 1.0  # process fork, model build, counting on the meta device, environment fingerprint
+CASE_OVERHEAD_S = 1.0  # process fork, model build, load samples and environment fingerprint, the record
 COMPILE_S = 60.0  # torch.compile of one UNet
+CEILING_S = {"cpu": 5.0, "cuda": 10.0}  # the compute kernels behind a ceiling, once per run and key
 
 
 @functools.lru_cache(maxsize=1024)
@@ -37,21 +38,20 @@ def forward_flops(cfg: UNetConfig, input_size: int) -> int:
 def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) -> float:
     """Predicted wall time of one case (of a whole search when ``max_batch`` is set), in seconds.
 
-    Follows measure's protocol: every mode counts with one real forward (fvcore); infer and train then
-    run their step for the warm-up, the fewest timed blocks (or the timing budget, if longer), one more
-    for the saved-for-backward count (train), and one for the peak memory (measured in the case's own
-    process under the runner). A search is priced
-    as if it reached ``max_batch``.
+    Follows measure's protocol: infer and train run their step for the warm-up, the fewest timed blocks
+    (or the timing budget, if longer), one more for the saved-for-backward count (train), and one for the
+    peak memory. What a run measures once is priced apart (`run_once_costs`). A search is priced as if it
+    reached ``max_batch``.
     """
     from unet_bench.measure.timing import MIN_BLOCKS, warmup_calls
 
     if case.device == "cuda":
         rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
     else:
-        rate = CPU_FLOPS_PER_S_PER_CORE * (case.threads or len(os.sched_getaffinity(0)))
+        rate = CPU_FLOPS_PER_S_PER_CORE * _cores(case.threads)
     forward_s = forward_flops(cfg, case.input_size) / rate
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
-    cost = CASE_OVERHEAD_S + forward_s + (COMPILE_S if case.compile else 0.0)
+    cost = CASE_OVERHEAD_S + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
         from unet_bench.quality.settings import DEFAULT_STEPS
 
@@ -63,3 +63,30 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
         cost *= 2 + math.log2(max_batch)
     return cost
+
+
+def run_once_costs(cases: list[Case]) -> list[float]:
+    """Seconds each case adds for what a suite measures once and shares: the counts of its network and
+    size (one real forward, in the runner) and the ceiling of its device, precision and threads, each
+    charged to the first case that needs it."""
+    from unet_bench.measure.peaks import ceiling_key
+    from unet_bench.models import get_config
+
+    seen: set[tuple] = set()
+    costs = []
+    for case in cases:
+        cost = 0.0
+        network = ("counts", case.variant, case.overrides, case.input_size)
+        if network not in seen:
+            seen.add(network)
+            cfg = get_config(case.variant, **case.overrides_dict())
+            cost += forward_flops(cfg, case.input_size) / (CPU_FLOPS_PER_S_PER_CORE * _cores(None))
+        if case.mode in ("infer", "train") and (key := ("ceiling", *ceiling_key(case))) not in seen:
+            seen.add(key)
+            cost += CEILING_S[case.device]
+        costs.append(cost)
+    return costs
+
+
+def _cores(threads: int | None) -> int:
+    return threads or len(os.sched_getaffinity(0))

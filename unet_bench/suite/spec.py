@@ -62,6 +62,7 @@ back to back, and slow drift (heat, other load) spreads over every variant alike
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import sys
@@ -88,7 +89,7 @@ from unet_bench.record import (
     Case,
 )
 from unet_bench.suite.checks import Invalid, boolean, integer, list_of, one_of, positive_number, string, table
-from unet_bench.suite.cost import predict_cost_s
+from unet_bench.suite.cost import predict_cost_s, run_once_costs
 
 TOP_KEYS = ("name", "description", "cpu_memory_limit_gb", "grid")
 SEARCH_MODES = ("infer", "train")
@@ -194,7 +195,10 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
     for item in planned:
         key = item.case.case_id + (f"/search{item.max_batch}" if item.max_batch else "")
         kept.setdefault(key, item)
-    return Spec(name, description, path, tuple(kept.values()), limit, len(planned) - len(kept))
+    unique = list(kept.values())
+    shared = run_once_costs([p.case for p in unique])
+    priced = tuple(dataclasses.replace(p, cost_s=p.cost_s + extra) for p, extra in zip(unique, shared, strict=True))
+    return Spec(name, description, path, priced, limit, len(planned) - len(kept))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
