@@ -3,8 +3,11 @@ directory. Cases are tiny (base_width 4, the smallest sizes); the stand-in measu
 the child process like the real one (the child imports them from this module by name)."""
 
 import functools
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -74,6 +77,17 @@ def sleeping_measure(case: Case) -> Record:
     return measure(case)
 
 
+def malloc_environ() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith("MALLOC_")}
+
+
+def measure_noting_malloc_environ(case: Case) -> Record:
+    """The real measure, plus the glibc allocator variables the case's process ran under."""
+    record = measure(case)
+    record.extra["malloc_environ"] = malloc_environ()
+    return record
+
+
 def oom_above_five(case: Case) -> Record:
     """A device that fits batches up to 5: larger ones raise the way an allocator does."""
     if case.batch > 5:
@@ -135,6 +149,24 @@ def test_cpu_memory_limit_turns_an_allocation_into_oom(tmp_path):
     limited = run_isolated(case, allocating_measure, memory_limit_gb=2)
     assert limited.status == "oom"
     assert "can't allocate memory" in limited.message or "MemoryError" in limited.message
+
+
+def test_a_suite_case_is_measured_as_unet_bench_time_measures_it():
+    """Same process set-up, same timing method, same peak-memory method: nothing is set in the suite's case
+    process that a plain `python` running `unet-bench time` would not have (the glibc allocator included)."""
+    case = Case("paper", overrides=(("base_width", 4),), mode="train", input_size=188, min_run_time_s=0.05)
+    suite = run_isolated(case, measure_noting_malloc_environ)
+    command = [sys.executable, "-m", "unet_bench", "time", "paper", "--set", "base_width=4", "--size", "188",
+               "--mode", "train", "--min-run-time", "0.05", "--json"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    alone = Record.from_dict(json.loads(proc.stdout))
+    assert suite.status == alone.status == "ok"
+    assert suite.extra.pop("malloc_environ") == malloc_environ()  # the run's own, none added
+    assert suite.extra["timing_method"] == alone.extra["timing_method"]
+    assert (suite.threads, suite.peak_mem_method) == (alone.threads, alone.peak_mem_method)
+    assert suite.extra["saved_bytes_method"] == alone.extra["saved_bytes_method"]
+    for record in (suite, alone):
+        assert "MALLOC_" not in json.dumps(record.to_dict()) or malloc_environ()
 
 
 def test_timeout_stops_a_hung_case(tmp_path):

@@ -117,7 +117,7 @@ def measure_module(
                 warmup = warmup_calls(case.device, case.compile)
                 timing = time_call(step.run, threads, case.min_run_time_s, label=case.label, warmup_calls=warmup)
             update(record, timing_values(timing, counts, case, threads))
-            update(record, memory_values(step, case, channels))
+            update(record, memory_values(step, case))
         return finish(record, started, case.device)
     finally:
         torch.set_num_threads(saved_threads)

@@ -2,9 +2,10 @@
 
 Isolation: each case runs in a fresh process forked from a server process that imported torch and
 unet_bench once (multiprocessing's ``forkserver``). A case that crashes its process, runs out of memory
-or hangs past a time limit is recorded (``error`` / ``oom``) and the suite goes on; its peak RSS is that
-of a fresh process (the import baseline plus what the case allocates), not what earlier cases left; and
-starting one costs a fork (~0.1 s), not a torch import (~2 s). POSIX only (a fork server; flock).
+or hangs past a time limit is recorded (``error`` / ``oom``) and the suite goes on; nothing earlier cases
+left behind is in its process; starting one costs a fork (~0.1 s), not a torch import (~2 s); and it runs
+with the environment of the run (nothing is set for it), as `unet-bench time` would. POSIX only (a fork
+server; flock).
 
 Files: only this module (through `unet_bench.suite.store`) writes. Each finished case is appended to
 ``results.jsonl`` and fsynced before the next one starts; Ctrl-C (or SIGTERM) stops the case in flight
@@ -19,7 +20,6 @@ import dataclasses
 import functools
 import math
 import multiprocessing
-import os
 import resource
 import signal
 import sys
@@ -36,7 +36,6 @@ from tqdm import tqdm
 
 from unet_bench.errors import BenchError
 from unet_bench.measure import env, measure
-from unet_bench.measure.memory import MMAP_THRESHOLD
 from unet_bench.measure.outcome import begin, classify_failure, failed
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.spec import Planned, Spec
@@ -61,9 +60,6 @@ def unavailable(case: Case) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _context() -> multiprocessing.context.BaseContext:
     """The fork server every case's process comes from, loaded once with what cases need (`_preload`)."""
-    # The server and every case forked from it start with glibc's mmap threshold fixed, so that freed
-    # tensors leave RSS at once and a case can measure its CPU peak in its own fresh process.
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["unet_bench.suite.preload", "unet_bench.suite.runner"])
     return context
