@@ -13,7 +13,9 @@ compiled or not.
   the allocation trace of torch's profiler (``profile_memory``): the tensors live before the call plus the
   largest growth of allocated bytes during it. That is the CPU counterpart of CUDA's figure: every
   allocation through torch's CPU allocator (oneDNN's buffers included), neither glibc's free lists nor code
-  pages. ``PEAK_METHODS`` says which method, in the record.
+  pages. Peak RSS would need a fresh process: after the timed calls glibc's heap holds freed blocks that
+  one more step may or may not reuse, and RSS growth over it read up to 30 % high for a training step (the
+  tests check the trace against a fresh process's RSS). ``PEAK_METHODS`` says which method, in the record.
 * The predicted training peak is parameters + gradients + optimizer state + saved tensors (weight copies
   included) + two buffers the size of the largest saved tensor (a gradient in and out during backward).
 """
@@ -36,8 +38,9 @@ PEAK_METHODS = {
     "cuda": "cuda max_memory_allocated over one step after the timed ones (reset_peak_memory_stats); "
     "includes parameters, optimizer state and input",
     "cpu": "torch profiler allocation trace (profile_memory) of one step after the timed ones, same process: "
-    "tensors live before it (parameters, optimizer state, input; gradients freed first, as the step does) + "
-    "the largest growth of bytes allocated through torch's CPU allocator during it",
+    "tensors live before it (parameters, optimizer state, input; gradients freed first, as the step does; not "
+    "the weights a compiled inference graph froze when it compiled) + the largest growth of bytes allocated "
+    "through torch's CPU allocator during it",
 }
 SAVED_BYTES_METHOD = (
     "saved_tensors_hooks over one step of the {graph} model, deduplicated by storage; parameters and buffers "
