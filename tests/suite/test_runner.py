@@ -192,6 +192,7 @@ def test_a_suite_case_is_measured_as_unet_bench_time_measures_it():
     alone = Record.from_dict(json.loads(proc.stdout))
     assert suite.status == alone.status == "ok"
     assert suite.extra.pop("malloc_environ") == malloc_environ()  # the run's own, none added
+    assert suite.env.get("speed_env") == alone.env.get("speed_env")  # variables that change speed, if recorded
     assert suite.extra["timing_method"] == alone.extra["timing_method"]
     assert (suite.threads, suite.peak_mem_method) == (alone.threads, alone.peak_mem_method)
     assert suite.extra["saved_bytes_method"] == alone.extra["saved_bytes_method"]
