@@ -175,7 +175,9 @@ class Record:
     #   train_flops_by_op: {aten op: FLOPs} of the training step; train_flops_scope: what train_flops covers
     #   crosscheck: {fvcore_flops, flop_counter_flops, fvcore_only, agree}; crosscheck_text: the same in words
     #   (infer/train) achieved_flops_scope, peak_source (where peak_flops_per_s comes from), calls_per_block,
-    #   first_call_s, compile_options; (train) saved_tensors (distinct storages), largest_saved_bytes
+    #   first_call_s, compile_options; (train) saved_tensors (distinct storages), largest_saved_bytes,
+    #   autocast_weight_copy_bytes (low-precision weight copies saved for backward, not in saved_activation_bytes),
+    #   saved_bytes_method (how they were counted, and on the eager or the compiled model)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

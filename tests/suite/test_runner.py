@@ -2,9 +2,14 @@
 directory. Cases are tiny (base_width 4, the smallest sizes); the stand-in measure functions below run in
 the child process like the real one (the child imports them from this module by name)."""
 
+import dataclasses
 import functools
+import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +19,7 @@ import torch
 from unet_bench import BenchError, create_model
 from unet_bench.measure import measure
 from unet_bench.record import Case, Record
+from unet_bench.suite import runner
 from unet_bench.suite.runner import describe, done_case_ids, run_isolated, run_suite
 from unet_bench.suite.spec import load_spec
 from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, locked, read_records
@@ -55,10 +61,19 @@ def failing_measure(case: Case) -> Record:
     return measure(case)
 
 
-def allocating_measure(case: Case) -> Record:
-    """Allocates 2 GiB (never touched, so it costs nothing without a limit)."""
-    block = torch.empty(2**29, dtype=torch.float32)
-    return Record.for_case(case, param_bytes=block.nbytes)
+def memory_hungry_measure(case: Case) -> Record:
+    """The real measure, after holding 1 GiB of resident memory for a minute (padded), touching 1 GiB for an
+    instant (additive), or reserving 2 GiB never touched (no-skip: address space only, no resident memory)."""
+    block = None
+    if case.variant == "padded":
+        block = torch.ones(2**28)
+        time.sleep(60)
+    elif case.variant == "additive":
+        block = torch.ones(2**28)
+    elif case.variant == "no-skip":
+        block = torch.empty(2**29)
+    del block
+    return measure(case)
 
 
 def interrupting_measure(runner_pid: int, case: Case) -> Record:
@@ -72,6 +87,17 @@ def interrupting_measure(runner_pid: int, case: Case) -> Record:
 def sleeping_measure(case: Case) -> Record:
     time.sleep(60)
     return measure(case)
+
+
+def malloc_environ() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key.startswith("MALLOC_")}
+
+
+def measure_noting_malloc_environ(case: Case) -> Record:
+    """The real measure, plus the glibc allocator variables the case's process ran under."""
+    record = measure(case)
+    record.extra["malloc_environ"] = malloc_environ()
+    return record
 
 
 def oom_above_five(case: Case) -> Record:
@@ -129,12 +155,49 @@ def test_ctrl_c_stops_the_case_in_flight_and_keeps_the_finished_ones(tmp_path):
     assert not (tmp_path / "out" / LOCK_FILE).exists()
 
 
-def test_cpu_memory_limit_turns_an_allocation_into_oom(tmp_path):
-    case = tiny_spec(tmp_path).planned[0].case
-    assert run_isolated(case, allocating_measure).status == "ok"  # 2 GiB of untouched address space is free
-    limited = run_isolated(case, allocating_measure, memory_limit_gb=2)
-    assert limited.status == "oom"
-    assert "can't allocate memory" in limited.message or "MemoryError" in limited.message
+OVER_LIMIT = r"the case's process went over the CPU memory limit: peak resident memory (\d\.\d\d) GiB > 0.9 GiB \({}\)"
+
+
+def test_cpu_memory_limit_caps_resident_memory_and_the_suite_goes_on(tmp_path):
+    """Resident memory past the limit is an oom, stopped at once; address space that is never touched is not
+    memory; the cases after an oom still run."""
+    spec = tiny_spec(tmp_path, "cpu_memory_limit_gb = 0.9", TINY.replace('"additive"', '"no-skip"'))
+    start = time.monotonic()
+    summary = run(spec, tmp_path / "out", measure_fn=memory_hungry_measure)
+    assert time.monotonic() - start < 40  # the case holding 1 GiB for a minute was stopped
+    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    assert [(r["variant"], r["status"]) for r in records] == [("paper", "ok"), ("padded", "oom"), ("no-skip", "ok")]
+    assert summary.written == {"oom": 1, "ok": 2} and summary.exit_code == 0
+    match = re.fullmatch(OVER_LIMIT.format("it was stopped"), records[1]["message"])
+    assert match and 0.9 < float(match[1]) < 2
+    assert records[1]["extra"]["cpu_memory_limit_gb"] == 0.9
+
+
+def test_a_brief_excess_between_two_reads_is_found_when_the_case_ends(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "POLL_S", 600.0)  # no read while the case runs: only the final check sees it
+    case = dataclasses.replace(tiny_spec(tmp_path).planned[0].case, variant="additive")
+    record = run_isolated(case, memory_hungry_measure, memory_limit_gb=0.9)
+    match = re.fullmatch(OVER_LIMIT.format("found when it ended"), record.message)
+    assert record.status == "oom" and match and 1 < float(match[1]) < 2
+
+
+def test_a_suite_case_is_measured_as_unet_bench_time_measures_it():
+    """Same process set-up, same timing method, same peak-memory method: nothing is set in the suite's case
+    process that a plain `python` running `unet-bench time` would not have (the glibc allocator included)."""
+    case = Case("paper", overrides=(("base_width", 4),), mode="train", input_size=188, min_run_time_s=0.05)
+    suite = run_isolated(case, measure_noting_malloc_environ)
+    command = [sys.executable, "-m", "unet_bench", "time", "paper", "--set", "base_width=4", "--size", "188",
+               "--mode", "train", "--min-run-time", "0.05", "--json"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    alone = Record.from_dict(json.loads(proc.stdout))
+    assert suite.status == alone.status == "ok"
+    assert suite.extra.pop("malloc_environ") == malloc_environ()  # the run's own, none added
+    assert suite.env.get("speed_env") == alone.env.get("speed_env")  # variables that change speed, if recorded
+    assert suite.extra["timing_method"] == alone.extra["timing_method"]
+    assert (suite.threads, suite.peak_mem_method) == (alone.threads, alone.peak_mem_method)
+    assert suite.extra["saved_bytes_method"] == alone.extra["saved_bytes_method"]
+    for record in (suite, alone):
+        assert "MALLOC_" not in json.dumps(record.to_dict()) or malloc_environ()
 
 
 def test_timeout_stops_a_hung_case(tmp_path):

@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="list the cases and their predicted cost; run nothing")
     run.add_argument("--device", choices=DEVICES, default=None, help="run every case on this device instead")
     run.add_argument("--cpu-memory-limit", type=positive_float, default=None, metavar="GB",
-                     help="address-space limit of each CPU case's process, in GiB (going over records 'oom')")
+                     help="resident-memory (peak RSS) limit of each CPU case's process, in GiB (going over "
+                          "stops the case and records 'oom')")
     run.add_argument("--timeout", type=positive_float, default=None, metavar="S",
                      help="stop a case after S seconds and record it as an error")
     run.set_defaults(func=cmd_run)

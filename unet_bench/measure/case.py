@@ -135,8 +135,8 @@ def measure_module(
                 step = build_step(model, case, channels)
                 warmup = warmup_calls(case.device, case.compile)
                 timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device)
-            update(record, memory_values(step, case, channels))
-            # after the memory pass: the kernels' tensors would raise the peak RSS it reads
+            update(record, memory_values(step, case))
+            # after the memory pass: the kernels' tensors would raise the peak it reads
             ceiling = ceiling or measure_ceiling(*ceiling_key(case))
             update(record, timing_values(timing, counts, case, ceiling))
         return finish(record, started, case.device)

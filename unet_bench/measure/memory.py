@@ -1,76 +1,98 @@
 """Memory of a step: what autograd keeps for backward and model state (counted), and the peak (measured).
 
+Everything here runs after the timed calls, in one more call of the same step (the memory pass): the
+timed process is left as a plain ``python`` would be, and the pass describes the very step that was timed,
+compiled or not.
+
 * Saved-for-backward bytes are counted exactly with ``torch.autograd.graph.saved_tensors_hooks``: every
   tensor autograd packs, deduplicated by storage (an in-place ReLU and the next conv save the same
-  storage once), parameters and buffers left out (they are model state, counted apart).
-* The peak is measured: on CUDA ``max_memory_allocated`` after ``reset_peak_memory_stats``; on CPU
-  (``tracemalloc`` cannot see torch's allocations) in a fresh child process, as the tensors live after a
-  warm-up step plus the growth of peak RSS over the next step, with glibc's mmap threshold fixed so that
-  freed tensors leave RSS at once. Code pages and thread arenas loaded by the first step are not tensors,
-  so they are left out, as on CUDA. ``PEAK_METHODS`` says which method, in the record.
-* The predicted training peak is parameters + gradients + optimizer state + saved tensors + two buffers
-  the size of the largest saved tensor (a gradient in and out during backward).
+  storage once), parameters and buffers left out (they are model state, counted apart). Under autocast the
+  low-precision copies of the weights that the convolutions save are counted apart from the activations.
+  Under ``torch.compile`` the hooks see what the compiled graph saves (AOTAutograd's saved tensors).
+* The peak is measured: on CUDA ``max_memory_allocated`` after ``reset_peak_memory_stats``; on CPU from
+  the allocation trace of torch's profiler (``profile_memory``): the tensors live before the call plus the
+  largest growth of allocated bytes during it. That is the CPU counterpart of CUDA's figure: every
+  allocation through torch's CPU allocator (oneDNN's buffers included), neither glibc's free lists nor code
+  pages. Peak RSS would need a fresh process: after the timed calls glibc's heap holds freed blocks that
+  one more step may or may not reuse, and RSS growth over it read up to 30 % high for a training step (the
+  tests check the trace against a fresh process's RSS). ``PEAK_METHODS`` says which method, in the record.
+* The predicted training peak is parameters + gradients + optimizer state + saved tensors (weight copies
+  included) + two buffers the size of the largest saved tensor (a gradient in and out during backward).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
-import unet_bench
-from unet_bench.measure.env import cpu_count
-from unet_bench.measure.steps import Step, backend_flags, build_step
+from unet_bench.measure.steps import Step, backend_flags
 from unet_bench.record import Case
 
 PEAK_METHODS = {
-    "cuda": "cuda max_memory_allocated over one step after warm-up (reset_peak_memory_stats); includes "
-    "parameters, optimizer state and input",
-    "cpu": "fresh child process: tensors live after a warm-up step (parameters, gradients, optimizer state, "
-    "input; counted) + growth of peak RSS (VmHWM) over the next step (MALLOC_MMAP_THRESHOLD_=65536 so that "
-    "freed tensors leave RSS at once)",
-    "cpu-in-process": "this case's own fresh process (the suite runner's, started with "
-    "MALLOC_MMAP_THRESHOLD_=65536 so that freed tensors leave RSS at once): tensors live after the warm-up "
-    "and timed steps (parameters, gradients, optimizer state, input; counted) + growth of peak RSS (VmHWM) "
-    "over one more step",
+    "cuda": "cuda max_memory_allocated over one step after the timed ones (reset_peak_memory_stats); "
+    "includes parameters, optimizer state and input",
+    "cpu": "torch profiler allocation trace (profile_memory) of one step after the timed ones, same process: "
+    "tensors live before it (parameters, optimizer state, input; gradients freed first, as the step does; not "
+    "the weights a compiled inference graph froze when it compiled) + the largest growth of bytes allocated "
+    "through torch's CPU allocator during it",
 }
-MMAP_THRESHOLD = "65536"
-# glibc reads the variable once, at start-up: only a process started with it returns freed tensors to the
-# OS at once, and only there is RSS growth over one step an honest peak without a child process.
-MALLOC_RETURNS_FREED = os.environ.get("MALLOC_MMAP_THRESHOLD_") == MMAP_THRESHOLD
-CHILD_TIMEOUT_S = 1800
+SAVED_BYTES_METHOD = (
+    "saved_tensors_hooks over one step of the {graph} model, deduplicated by storage; parameters and buffers "
+    "left out, their autocast copies counted apart (autocast_weight_copy_bytes){note}"
+)
+COMPILED_COPY_NOTE = "; in the compiled graph a weight copy is a saved tensor with a parameter's shape in another dtype"
+# kineto logs two lines per profile unless this is above its highest level when it starts (it reads the
+# variable once, at its first profile in a process).
+KINETO_QUIET = {"KINETO_LOG_LEVEL": "6"}
 
 
 @dataclass
 class SavedBytes:
     """Tensors autograd saved for backward, deduplicated by storage."""
 
-    total: int = 0
-    largest: int = 0
-    tensors: int = 0  # distinct storages
+    total: int = 0  # activations: everything saved but model state and its casts
+    largest: int = 0  # the largest activation
+    tensors: int = 0  # distinct activation storages
+    weight_copies: int = 0  # low-precision copies of parameters (autocast) saved by the layers that use them
 
 
 @contextlib.contextmanager
-def count_saved(exclude: Iterable[torch.Tensor] = ()) -> Iterator[SavedBytes]:
-    """Count the bytes autograd saves inside the block (storages of ``exclude`` left out)."""
+def count_saved(exclude: Iterable[torch.Tensor] = (), copies_by_shape: bool = False) -> Iterator[SavedBytes]:
+    """Count the bytes autograd saves inside the block (storages of ``exclude`` left out, casts of them apart).
+
+    A cast of an excluded tensor is one whose autograd history is a copy of it (eager autocast). Casts made
+    inside a compiled graph have no history: with ``copies_by_shape``, a saved tensor without history that
+    has an excluded tensor's shape in another dtype counts as a cast.
+    """
+    exclude = list(exclude)
     skip = {t.untyped_storage().data_ptr() for t in exclude}
+    shapes = {(tuple(t.shape), t.dtype) for t in exclude} if copies_by_shape else set()
     seen: set[int] = set()
     saved = SavedBytes()
+
+    def is_copy(t: torch.Tensor) -> bool:
+        fn = t.grad_fn
+        if fn is None:
+            return any(shape == tuple(t.shape) and dtype != t.dtype for shape, dtype in shapes)
+        source = fn.next_functions[0][0] if type(fn).__name__ == "ToCopyBackward0" else None
+        variable = getattr(source, "variable", None)
+        return variable is not None and variable.untyped_storage().data_ptr() in skip
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         key = storage.data_ptr()
-        if key not in skip and key not in seen and storage.nbytes():
-            seen.add(key)
+        if key in skip or key in seen or not storage.nbytes():
+            return t
+        seen.add(key)
+        if is_copy(t):
+            saved.weight_copies += storage.nbytes()
+        else:
             saved.total += storage.nbytes()
             saved.largest = max(saved.largest, storage.nbytes())
             saved.tensors += 1
@@ -78,14 +100,6 @@ def count_saved(exclude: Iterable[torch.Tensor] = ()) -> Iterator[SavedBytes]:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         yield saved
-
-
-def saved_for_backward(model: nn.Module, case: Case, in_channels: int) -> SavedBytes:
-    """Bytes one eager training step of ``case`` saves for backward (batch included)."""
-    step = build_step(model, case, in_channels, compiled=False)
-    with backend_flags(case), count_saved([*model.parameters(), *model.buffers()]) as saved:
-        step.run()
-    return saved
 
 
 def tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
@@ -108,34 +122,35 @@ def state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> di
 def predict_train_peak(state: dict[str, int], saved: SavedBytes) -> int:
     """Peak of a training step from the counts (see the module docstring for the formula)."""
     model_state = state["param_bytes"] + state["grad_bytes"] + state["optimizer_bytes"]
-    return model_state + saved.total + 2 * saved.largest
+    return model_state + saved.total + saved.weight_copies + 2 * saved.largest
 
 
-def memory_values(step: Step, case: Case, in_channels: int) -> dict:
-    """The record's memory fields for a warmed-up ``step`` of ``case`` (``extra`` entries included)."""
+def memory_values(step: Step, case: Case) -> dict:
+    """The record's memory fields for a warmed-up (timed) ``step`` of ``case`` (``extra`` entries included).
+
+    One more call of the step is the memory pass: it gives the saved-for-backward bytes and the peak. If it
+    fails, the peak method says why and the counted model state is all that is recorded.
+    """
     values: dict = {"extra": {}}
-    state = state_bytes(step.model, step.optimizer)
-    values["param_bytes"] = state["param_bytes"]
-    if case.mode == "train":
-        saved = saved_for_backward(step.model, case, in_channels)
-        values.update(state, saved_activation_bytes=saved.total)
-        values["predicted_peak_bytes"] = predict_train_peak(state, saved)
-        values["extra"].update(saved_tensors=saved.tensors, largest_saved_bytes=saved.largest)
+    model_state = [*step.model.parameters(), *step.model.buffers()]
     try:
-        with backend_flags(case):
-            if case.device == "cuda":
-                peak, method = peak_cuda(step), "cuda"
-            elif MALLOC_RETURNS_FREED:
-                peak, method = peak_rss_growth(step)["peak_bytes"], "cpu-in-process"
-            else:
-                peak, method = peak_cpu(step.model, case, in_channels), "cpu"
-    except Exception as error:  # noqa: BLE001 - a failed peak must not lose the timing already measured
+        with backend_flags(case), count_saved(model_state, copies_by_shape=case.compile) as saved:
+            peak, method = (peak_cuda(step), "cuda") if case.device == "cuda" else (peak_cpu(step), "cpu")
+    except Exception as error:  # noqa: BLE001 - a failed pass must not lose the timing already measured
+        values["param_bytes"] = state_bytes(step.model, None)["param_bytes"]
         values["peak_mem_method"] = f"unavailable: {type(error).__name__}: {error}"
         return values
-    values["peak_mem_bytes"] = peak
-    values["peak_mem_method"] = PEAK_METHODS[method]
-    if values.get("predicted_peak_bytes"):
+    state = state_bytes(step.model, step.optimizer)
+    values.update(param_bytes=state["param_bytes"], peak_mem_bytes=peak, peak_mem_method=PEAK_METHODS[method])
+    if case.mode == "train":
+        values.update(state, saved_activation_bytes=saved.total, predicted_peak_bytes=predict_train_peak(state, saved))
         values["peak_mem_ratio"] = peak / values["predicted_peak_bytes"]
+        graph, note = ("compiled", COMPILED_COPY_NOTE) if case.compile else ("eager", "")
+        values["extra"].update(
+            saved_tensors=saved.tensors, largest_saved_bytes=saved.largest,
+            autocast_weight_copy_bytes=saved.weight_copies,
+            saved_bytes_method=SAVED_BYTES_METHOD.format(graph=graph, note=note),
+        )
     return values
 
 
@@ -151,52 +166,33 @@ def peak_cuda(step: Step) -> int:
     return torch.cuda.max_memory_allocated()
 
 
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise OSError(f"{field} not in /proc/self/status")
+@contextlib.contextmanager
+def _quiet_kineto() -> Iterator[None]:
+    """Keep kineto's start/stop log lines off stderr; the environment is restored afterwards."""
+    added = {k: v for k, v in KINETO_QUIET.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
-def peak_cpu(model: nn.Module, case: Case, in_channels: int) -> int:
-    """Peak RSS growth of one step of ``case`` in a fresh process (Linux). Raises if it cannot be measured."""
-    if not Path("/proc/self/clear_refs").exists():
-        raise OSError("peak RSS needs Linux /proc")
-    package_root = str(Path(unet_bench.__file__).resolve().parent.parent)
-    env = {
-        **os.environ,
-        "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD,
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-    }
-    with tempfile.TemporaryDirectory(prefix="unet-bench-peak-") as tmp:
-        path = Path(tmp) / "model.pt"
-        torch.save(model, path)
-        code = "import sys; from unet_bench.measure.memory import child_main; child_main(sys.argv[1:])"
-        args = [sys.executable, "-c", code, str(path), json.dumps(case.to_dict()), str(in_channels)]
-        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
-        error = MemoryError if proc.returncode in (-9, 137) else RuntimeError  # killed: out of memory
-        raise error(f"peak-memory child process failed: {lines[-1]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_bytes"]
+def peak_cpu(step: Step) -> int:
+    """Tensors live before one more call of a warmed-up ``step`` + the most its allocations add during it.
 
-
-def child_main(argv: list[str]) -> None:
-    """In the child: load the model, warm up one step, then live tensors + RSS growth over one more step."""
-    path, case_json, in_channels = argv
-    data = json.loads(case_json)
-    case = Case(**{**data, "overrides": tuple(sorted(data["overrides"].items()))})
-    torch.set_num_threads(case.threads or cpu_count())
-    step = build_step(torch.load(path, weights_only=False), case, int(in_channels))
-    step.run()
-    print(json.dumps(peak_rss_growth(step)))
-
-
-def peak_rss_growth(step: Step) -> dict[str, int]:
-    """Tensors live after a warmed-up ``step`` + growth of peak RSS over one more call (Linux)."""
+    The gradients are freed first (the step's own first act): blocks allocated before the trace starts are
+    freed unseen by it, so freeing them inside would count the new gradients on top of the old ones.
+    """
+    if step.optimizer is not None:
+        step.optimizer.zero_grad(set_to_none=True)
     live = tensor_bytes(step.live_tensors())
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS now
-    before = _status_kib("VmRSS")
-    step.run()
-    growth = (_status_kib("VmHWM") - before) * 1024
-    return {"peak_bytes": live + growth, "live_bytes": live, "growth_bytes": growth}
+    with _quiet_kineto(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as trace:
+        step.run()
+    events = [e for e in trace.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    allocated = growth = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        allocated += event.nbytes()
+        growth = max(growth, allocated)
+    return live + growth

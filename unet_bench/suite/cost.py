@@ -39,8 +39,8 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     """Predicted wall time of one case (of a whole search when ``max_batch`` is set), in seconds.
 
     Follows measure's protocol: infer and train run their step for the warm-up, the fewest timed blocks
-    (or the timing budget, if longer), one more for the saved-for-backward count (train), and one for the
-    peak memory. What a run measures once is priced apart (`run_once_costs`). A search is priced as if it
+    (or the timing budget, if longer) and once more for memory (saved-for-backward bytes and peak in one
+    call). What a run measures once is priced apart (`run_once_costs`). A search is priced as if it
     reached ``max_batch``.
     """
     from unet_bench.measure.timing import MIN_BLOCKS, warmup_calls
@@ -58,8 +58,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
         cost += case.seeds * DEFAULT_STEPS * step_s
     elif case.mode in ("infer", "train"):
         timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
-        extra_steps = (case.mode == "train") + 1
-        cost += warmup_calls(case.device, case.compile) * step_s + timed_s + extra_steps * step_s
+        cost += (warmup_calls(case.device, case.compile) + 1) * step_s + timed_s
     if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
         cost *= 2 + math.log2(max_batch)
     return cost

@@ -2,9 +2,9 @@
 
 Isolation: each case runs in a fresh process forked from a server process that imported torch and
 unet_bench once (multiprocessing's ``forkserver``). A case that crashes its process, runs out of memory
-or hangs past a time limit is recorded (``error`` / ``oom``) and the suite goes on; its peak RSS is that
-of a fresh process (the import baseline plus what the case allocates), not what earlier cases left; and
-starting one costs a fork (~0.1 s), not a torch import (~2 s). POSIX only (a fork server; flock).
+or hangs past a time limit is recorded (``error`` / ``oom``) and the suite goes on; nothing earlier cases
+left is in its process and nothing is set for it (it runs as `unet-bench time` would); and starting one
+costs a fork (~0.1 s), not a torch import (~2 s). POSIX only (a fork server; flock).
 
 Files: only this module (through `unet_bench.suite.store`) writes. Each finished case is appended to
 ``results.jsonl`` and fsynced before the next one starts; Ctrl-C (or SIGTERM) stops the case in flight
@@ -19,14 +19,13 @@ import dataclasses
 import functools
 import math
 import multiprocessing
-import os
-import resource
 import signal
 import sys
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -37,12 +36,14 @@ from tqdm import tqdm
 from unet_bench.errors import BenchError
 from unet_bench.measure import count_case, env, measure
 from unet_bench.measure.counts import Counts
-from unet_bench.measure.memory import MMAP_THRESHOLD
 from unet_bench.measure.outcome import Started, classify_failure, failed
 from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.spec import Planned, Spec
 from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, locked, read_records
+
+POLL_S = 0.05  # how often the parent reads a CPU case's resident memory when a limit is set
+OVER_LIMIT = "the case's process went over the CPU memory limit: peak resident memory {:.2f} GiB > {:g} GiB ({})"
 
 
 def unavailable(case: Case) -> str | None:
@@ -63,9 +64,6 @@ def unavailable(case: Case) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _context() -> multiprocessing.context.BaseContext:
     """The fork server every case's process comes from, loaded once with what cases need (`_preload`)."""
-    # The server and every case forked from it start with glibc's mmap threshold fixed, so that freed
-    # tensors leave RSS at once and a case can measure its CPU peak in its own fresh process.
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["unet_bench.suite.preload", "unet_bench.suite.runner"])
     return context
@@ -79,20 +77,25 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(conn: Connection, measure_fn: Callable[[Case], Record], case: Case, memory_limit: int | None,
-           ) -> None:
-    """Child process: measure one case and send back its record, or how it failed."""
+def peak_resident_bytes(pid: int | str = "self") -> int | None:
+    """Peak resident memory (VmHWM) of a process so far; None if unreadable (not Linux, or the process ended)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) * 1024 for line in lines if line.startswith("VmHWM:")), None)
+
+
+def _child(conn: Connection, measure_fn: Callable[[Case], Record], case: Case) -> None:
+    """Child process: measure one case and send back its record, or how it failed, and its peak RSS."""
     _die_with_parent()
-    if memory_limit is not None:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, hard))
     try:
         try:
             message = ("done", measure_fn(case).to_dict())
         except Exception as exc:  # noqa: BLE001 - any failure is a result to record
             status, text = classify_failure(exc)
             message = ("failed", status, text, traceback.format_exc(), _environment(case))
-        conn.send(message)
+        conn.send((message, peak_resident_bytes()))
     except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the whole process group; the parent
         pass  # stops the run and records nothing for this case
 
@@ -104,6 +107,23 @@ def _environment(case: Case) -> dict[str, Any]:
         return {}
 
 
+def _wait(receiver: Connection, process: multiprocessing.process.BaseProcess, limit: int | None,
+          timeout_s: float | None) -> tuple[str, int | None]:
+    """Wait for the child's message or its end: ``("ready", None)``, ``("timeout", None)``, or ``("over",
+    peak)`` once its peak resident memory is past ``limit`` (read every `POLL_S`)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        waits = [t for t in (POLL_S if limit else None, deadline and max(deadline - time.monotonic(), 0.0))
+                 if t is not None]
+        if wait([receiver, process.sentinel], timeout=min(waits, default=None)):
+            return "ready", None
+        peak = peak_resident_bytes(process.pid) if limit else None
+        if peak is not None and peak > limit:
+            return "over", peak
+        if deadline is not None and time.monotonic() >= deadline:
+            return "timeout", None
+
+
 def run_isolated(
     case: Case,
     measure_fn: Callable[[Case], Record] = measure,
@@ -112,25 +132,28 @@ def run_isolated(
 ) -> Record:
     """Measure ``case`` in a child process; a crash, a timeout or a raised error comes back as a record.
 
-    ``memory_limit_gb`` caps the child's address space (CPU cases only: CUDA reserves far more address
-    space than memory), so that running out of it is an ``oom`` result, not a machine in swap.
+    ``memory_limit_gb`` caps the peak resident memory of a CPU case's process (torch's libraries included,
+    not compile workers): read every `POLL_S` (past it, the case is stopped) and once more at its end, so
+    that going over is an ``oom`` result, not a machine in swap. CUDA cases are not limited here.
     """
     limit = int(memory_limit_gb * 2**30) if memory_limit_gb and case.device == "cpu" else None
+    if limit and peak_resident_bytes() is None:
+        raise BenchError("a CPU memory limit needs Linux's /proc/PID/status to read a process's resident memory")
     context = _context()
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(sender, measure_fn, case, limit), daemon=True)
+    process = context.Process(target=_child, args=(sender, measure_fn, case), daemon=True)
     started = Started()  # the clock only: the case's own process samples the load
-    message = None
+    reply = None
     try:
         process.start()
         sender.close()
-        ready = wait([receiver, process.sentinel], timeout=timeout_s)
-        if receiver in ready or receiver.poll():
-            try:
-                message = receiver.recv()
-            except EOFError:
-                pass
-        if message is None and not ready:
+        state, peak = _wait(receiver, process, limit, timeout_s)
+        if state == "over":
+            return failed(case, "oom", OVER_LIMIT.format(peak / 2**30, limit / 2**30, "it was stopped"), started)
+        if receiver.poll():
+            with suppress(EOFError):  # the case's process ended without a reply
+                reply = receiver.recv()
+        if reply is None and state == "timeout":
             return failed(case, "error", f"timed out after {timeout_s:g} s (the case was stopped)", started)
     finally:  # however this ends (Ctrl-C included), no case process outlives it
         if process.pid is not None:
@@ -139,8 +162,11 @@ def run_isolated(
             process.join()
         sender.close()
         receiver.close()
-    if message is None:
+    if reply is None:
         return failed(case, "error", _crash_message(process.exitcode, limit), started)
+    message, peak = reply
+    if limit and peak is not None and peak > limit:
+        return failed(case, "oom", OVER_LIMIT.format(peak / 2**30, limit / 2**30, "found when it ended"), started)
     if message[0] == "done":
         return Record.from_dict(message[1])
     _, status, text, trace, environment = message
@@ -158,7 +184,7 @@ def _crash_message(exitcode: int | None, limit: int | None) -> str:
     else:
         why = f"the case's process exited with status {exitcode} without a result"
     if limit is not None:
-        why += f"; it ran under a CPU memory limit of {limit / 2**30:g} GiB"
+        why += f"; it ran under a CPU resident-memory limit of {limit / 2**30:g} GiB"
     return why
 
 

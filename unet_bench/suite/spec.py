@@ -4,7 +4,7 @@ An experiment file names a suite and describes its cases as one or more grids (c
 
     name = "default"                   # required: results go to results/<name>/
     description = "what it answers"    # required
-    cpu_memory_limit_gb = 8            # optional: address-space limit of each case's process (→ 'oom')
+    cpu_memory_limit_gb = 8            # optional: resident-memory limit of each CPU case's process (→ 'oom')
 
     devices = ["cpu"]                  # grid keys at the top level are the defaults of every [[grid]]
 
