@@ -141,3 +141,21 @@ def test_a_real_process_exits_2_without_traceback_and_a_held_lock_refuses(tmp_pa
     err = capsys.readouterr().err
     assert err == (f"unet-bench run: error: {out} is in use by another run (pid {os.getpid()}); "
                    "wait for it to finish, or write to another directory with --out\n")
+
+
+@pytest.mark.parametrize("name", [".lock", RESULTS_FILE])
+def test_run_refuses_a_results_folder_whose_lock_or_results_are_symlinks(tmp_path, capsys, name):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    target = tmp_path / "notes.txt"
+    target.write_bytes(b"someone's notes, no trailing newline")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(target)
+    assert main(["run", str(experiment), "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"unet-bench run: error: {out / name} is a symbolic link; "
+                   f"{'a lock file' if name == '.lock' else 'the results file'} is never written through a link: "
+                   "move it away, or write to another directory with --out\n")
+    assert target.read_bytes() == b"someone's notes, no trailing newline"
+    assert (out / name).is_symlink() and sorted(p.name for p in out.iterdir()) == [name]

@@ -229,8 +229,8 @@ def run_suite(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = Summary(out_dir)
-    with locked(out_dir), _sigterm_as_interrupt():
-        back = read_records(out_dir / RESULTS_FILE)
+    with locked(out_dir), _sigterm_as_interrupt(), ResultsWriter(out_dir / RESULTS_FILE) as writer:
+        back = writer.back
         if back.records and not resume:
             raise BenchError(f"{out_dir / RESULTS_FILE} already holds {len(back.records)} records; "
                              "add --resume to finish that run, or write to another directory with --out")
@@ -243,7 +243,7 @@ def run_suite(
         summary.already_done = len(spec.planned) - len(todo)
         if summary.already_done:
             log(f"resuming: {summary.already_done} of {len(spec.planned)} cases already recorded ok")
-        with ResultsWriter(out_dir / RESULTS_FILE) as writer, _bar(todo, progress) as bar:
+        with _bar(todo, progress) as bar:
             suite = _Suite(spec, writer, known, summary, measure_fn, timeout_s, bar, log)
             try:
                 for planned in todo:
