@@ -40,7 +40,7 @@ def test_quality_on_a_folder_prints_dice_and_iou(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--seeds", "0"], "seeds=0 is not valid"),
+        (["--seeds", "0"], "argument --seeds: 0 is not allowed; it must be an integer in [1, 100]"),
         (["--halo", "40", "--tile-out", "32"], "halo 40 is not valid"),
         (["--tile-in", "70"], "input height 70 is not valid"),
         (["--data", "/nonexistent"], "is not a folder"),

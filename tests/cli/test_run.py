@@ -109,7 +109,7 @@ def test_dry_run_lists_cases_with_predicted_cost_and_what_resume_would_skip(tmp_
     [
         ('variants = ["paper"]\nbase_width = 4', "x.toml: base_width: unknown key; valid keys are 'name'"),
         ('variants = ["paper"]\nbatches = [1, "2"]',
-         "x.toml: batches: '2' is not allowed; it must be an integer >= 1"),
+         "x.toml: batches: '2' is not allowed; it must be an integer in [1, 65536]"),
         ('variants = ["Paper"]', "x.toml: variants: 'Paper' names no registered variant; valid variants are"),
         ('variants = ["paper"]\nsizes = [500]', "x.toml: sizes: 500 is not a valid input size for paper"),
         ('variants = ["paper"]\nsizes = [572', "x.toml: not valid TOML: "),

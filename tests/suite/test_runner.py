@@ -224,3 +224,12 @@ def test_cases_this_machine_cannot_run_are_recorded_as_skipped(tmp_path):
     assert [(r["mode"], r["device"], r["status"]) for r in records] == [
         ("counts", "cpu", "ok"), ("counts", "cuda", "skipped")]
     assert records[1]["message"] == "device 'cuda' is not available on this machine"
+
+
+def test_a_case_over_its_memory_floor_is_recorded_oom_with_the_estimate_and_not_run(tmp_path):
+    spec = tiny_spec(tmp_path, extra="cpu_memory_limit_gb = 0.0001\n", text=TINY.replace(', "additive"', ""))
+    summary = run(spec, tmp_path / "out", measure_fn=sleeping_measure)  # a case that ran would take 60 s
+    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    assert summary.written == {"oom": 2} and [r["status"] for r in records] == ["oom", "oom"]
+    assert records[0]["message"] == ("not run: it needs at least 1.0 MiB (parameters and its largest feature "
+                                     "map), more than the CPU memory limit of 0.0001 GiB")

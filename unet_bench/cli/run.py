@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from unet_bench.cli.common import positive_float
 from unet_bench.record import DEVICES
+from unet_bench.suite.checks import MEMORY_LIMIT_GB, TIMEOUT_S, as_argument
 
 
 def _duration(seconds: float) -> str:
@@ -64,8 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="list the cases and their predicted cost; run nothing")
     run.add_argument("--device", choices=DEVICES, default=None, help="run every case on this device instead")
-    run.add_argument("--cpu-memory-limit", type=positive_float, default=None, metavar="GB",
+    run.add_argument("--cpu-memory-limit", type=as_argument(MEMORY_LIMIT_GB, float), default=None, metavar="GB",
                      help="address-space limit of each CPU case's process, in GiB (going over records 'oom')")
-    run.add_argument("--timeout", type=positive_float, default=None, metavar="S",
+    run.add_argument("--timeout", type=as_argument(TIMEOUT_S, float), default=None, metavar="S",
                      help="stop a case after S seconds and record it as an error")
     run.set_defaults(func=cmd_run)

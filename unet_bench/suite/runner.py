@@ -39,6 +39,8 @@ from unet_bench.measure import count_case, env, measure
 from unet_bench.measure.counts import Counts
 from unet_bench.measure.memory import MMAP_THRESHOLD
 from unet_bench.measure.outcome import begin, classify_failure, failed
+from unet_bench.models import get_config
+from unet_bench.models.footprint import why_it_cannot_fit
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.spec import Planned, Spec
 from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, locked, read_records
@@ -275,6 +277,16 @@ class _Suite:
                 self.counts[key] = None
         return self.counts[key]
 
+    def cannot_fit(self, case: Case) -> str | None:
+        """Why ``case`` cannot fit in memory (the memory floor of its network over the ceiling), or None
+        (also for a case that is not valid: its own process meets that error and records it)."""
+        limit = self.spec.cpu_memory_limit_gb if case.device == "cpu" else None
+        try:
+            cfg = get_config(case.variant, **case.overrides_dict())
+            return why_it_cannot_fit(cfg, case.input_size, case.batch, case.dtype, case.device, limit)
+        except BenchError:
+            return None
+
     def run(self, planned: Planned) -> None:
         if planned.max_batch:
             search = self.search_max_batch(planned.case, planned.max_batch)
@@ -287,8 +299,11 @@ class _Suite:
         """Run one case, record it, and return its status."""
         self.bar.set_description_str(case.label)
         reason = unavailable(case)
+        too_big = None if reason else self.cannot_fit(case)
         if reason:
             record = failed(case, "skipped", reason)
+        elif too_big:
+            record = failed(case, "oom", f"not run: {too_big}")
         else:
             measure_fn = self.measure_fn or functools.partial(measure, counts=self.counts_for(case))
             record = run_isolated(case, measure_fn, self.spec.cpu_memory_limit_gb, self.timeout_s)
