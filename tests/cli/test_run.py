@@ -96,11 +96,11 @@ def test_dry_run_lists_cases_with_predicted_cost_and_what_resume_would_skip(tmp_
 
     spec = load_spec(experiment)
     out.mkdir()
-    done = {"case_id": spec.planned[0].case.case_id, "status": "ok"}
+    done = {"case_id": spec.planned[0].case.case_id, "status": "ok", "suite": "tiny"}
     (out / RESULTS_FILE).write_text(json.dumps(done) + "\n")
     assert main(["run", str(experiment), "--out", str(out), "--dry-run", "--resume"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].endswith("done") and not lines[2].endswith("done")
+    assert lines[1].endswith("done (ok)") and "done" not in lines[2]
     assert f"{len(VARIANTS) - 1} to run" in lines[-2]
 
 
@@ -159,3 +159,23 @@ def test_run_refuses_a_results_folder_whose_lock_or_results_are_symlinks(tmp_pat
                    "move it away, or write to another directory with --out\n")
     assert target.read_bytes() == b"someone's notes, no trailing newline"
     assert (out / name).is_symlink() and sorted(p.name for p in out.iterdir()) == [name]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks what happens where CUDA is missing")
+def test_run_on_cuda_without_a_gpu_exits_2_like_time(tmp_path, capsys):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    assert main(["run", str(experiment), "--out", str(tmp_path / "out"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("unet-bench run: error: no case of tiny can run on this machine: device 'cuda' is not available "
+                   "on this machine\n")
+    assert not (tmp_path / "out").exists()
+    assert main(["run", str(experiment), "--out", str(tmp_path / "out"), "--device", "cuda", "--dry-run"]) == 0
+
+
+def test_retry_oom_goes_with_resume(tmp_path, capsys):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    assert main(["run", str(experiment), "--retry-oom", "--dry-run"]) == 2
+    assert capsys.readouterr().err == ("unet-bench run: error: --retry-oom goes with --resume (it runs again the "
+                                       "cases a run recorded 'oom')\n")

@@ -54,11 +54,9 @@ def case_from_args(args: argparse.Namespace, mode: str) -> Case:
 
 def refuse_what_cannot_fit(case: Case) -> None:
     """Refuse a case whose memory floor is over what the machine has, naming both (before any allocation)."""
-    from unet_bench.models import get_config
-    from unet_bench.models.footprint import why_it_cannot_fit
+    from unet_bench.models.footprint import why_case_cannot_fit
 
-    cfg = get_config(case.variant, **case.overrides_dict())
-    why = why_it_cannot_fit(cfg, case.input_size, case.batch, case.dtype, case.device)
+    why = why_case_cannot_fit(case)
     if why:
         raise BenchError(f"{case.label} cannot run here: {why}")
 

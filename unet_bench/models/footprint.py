@@ -10,9 +10,14 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from unet_bench.errors import BenchError
 from unet_bench.models.config import UNetConfig
 from unet_bench.models.geometry import largest_feature_map
+
+if TYPE_CHECKING:
+    from unet_bench.record import Case
 
 GIB = 2**30
 
@@ -63,6 +68,19 @@ def why_it_cannot_fit(cfg: UNetConfig, size: int, batch: int, dtype: str, device
     if ceiling is None or floor <= ceiling:
         return None
     return f"it needs at least {_human(floor)} (parameters and its largest feature map), more than {what}"
+
+
+def why_case_cannot_fit(case: Case, cpu_limit_gb: float | None = None) -> str | None:
+    """`why_it_cannot_fit` for a case (``cpu_limit_gb`` counts on CPU only); None for a case that is not
+    valid either (whatever measures it meets that error and reports it)."""
+    from unet_bench.models.registry import get_config
+
+    try:
+        cfg = get_config(case.variant, **case.overrides_dict())
+        return why_it_cannot_fit(cfg, case.input_size, case.batch, case.dtype, case.device,
+                                 cpu_limit_gb if case.device == "cpu" else None)
+    except BenchError:
+        return None
 
 
 def _human(n: int) -> str:

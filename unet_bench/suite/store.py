@@ -30,6 +30,10 @@ LOCK_FILE = ".lock"
 _MOVE_IT = "move it away, or write to another directory with --out"
 
 
+class WriteError(Exception):
+    """A record could not be written (disk full, permissions changed mid-run): the run stops there."""
+
+
 @dataclass
 class ReadBack:
     """What a results file holds: its records, and the partial last line left out (if any)."""
@@ -164,6 +168,8 @@ class ResultsWriter:
             while view:
                 view = view[os.write(self.fd, view):]
             os.fsync(self.fd)
+        except OSError as error:
+            raise WriteError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
