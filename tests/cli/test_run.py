@@ -179,3 +179,61 @@ def test_retry_oom_goes_with_resume(tmp_path, capsys):
     assert main(["run", str(experiment), "--retry-oom", "--dry-run"]) == 2
     assert capsys.readouterr().err == ("unet-bench run: error: --retry-oom goes with --resume (it runs again the "
                                        "cases a run recorded 'oom')\n")
+
+
+@pytest.mark.parametrize("where, message", [
+    ("/proc/unet-bench-results", "/proc/unet-bench-results: cannot create the results folder: "),
+    ("file", "is a file, not a folder; give --out a folder (it is created if missing)"),
+    ("file/below", "cannot create the results folder: Not a directory"),
+])
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_the_run(tmp_path, capsys, where, message):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    (tmp_path / "file").write_text("keep me")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    assert main(["run", str(experiment), "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("unet-bench run: error: ") and message in captured.err
+    assert captured.err.count("\n") == 1 and (tmp_path / "file").read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder")
+def test_a_read_only_output_folder_is_one_line_before_the_run(tmp_path, capsys):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o555)
+    assert main(["run", str(experiment), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"unet-bench run: error: {out} is not writable; give --out a folder you "
+                                       "can write to\n")
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
+from unet_bench.__main__ import main
+sys.exit(main())
+"""
+
+
+def test_a_disk_that_fills_mid_run_stops_with_exit_1_and_keeps_what_was_written(tmp_path):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY.replace(json.dumps(VARIANTS), '["paper", "padded", "additive"]'))
+    full = subprocess.run([sys.executable, "-m", "unet_bench", "run", str(experiment), "--out",
+                           str(tmp_path / "full")], capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    sizes = [len(line) + 1 for line in (tmp_path / "full" / RESULTS_FILE).read_bytes().splitlines()]
+    limit = sizes[0] + sizes[1] // 2  # room for one record and half of the next
+    out = tmp_path / "out"
+    cut = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED.format(limit=limit), "run", str(experiment),
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert cut.returncode == 1, cut.stderr
+    assert f"stopped: 1 ok written to {out / RESULTS_FILE}" in cut.stdout
+    assert f"cannot write {out / RESULTS_FILE}: File too large; every record written before it is kept" in cut.stdout
+    back = read_records(out / RESULTS_FILE)
+    assert [r["variant"] for r in back.records] == ["paper"] and back.partial_line_bytes > 0
+    resumed = subprocess.run([sys.executable, "-m", "unet_bench", "run", str(experiment), "--out", str(out),
+                              "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["variant"] for r in read_records(out / RESULTS_FILE).records] == ["paper", "padded", "additive"]

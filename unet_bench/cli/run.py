@@ -39,6 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BenchError("--retry-oom goes with --resume (it runs again the cases a run recorded 'oom')")
     from unet_bench.suite import runner  # torch and the measurement code, once the file is known good
     from unet_bench.suite.resume import done_in_folder
+    from unet_bench.suite.store import prepare_dir
     from unet_bench.suite.summary import describe
 
     out_dir = runner.results_dir(spec, args.out)
@@ -49,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     reasons = {runner.unavailable(p.case) for p in spec.planned}
     if None not in reasons:
         raise BenchError(f"no case of {spec.name} can run on this machine: {'; '.join(sorted(reasons))}")
+    prepare_dir(out_dir)
     cost = _duration(spec.cost_s)
     print(f"{spec.name}: {len(spec.planned)} cases -> {out_dir}/results.jsonl (predicted ~{cost})")
     summary = runner.run_suite(spec, out_dir, resume=args.resume, retry_oom=args.retry_oom, timeout_s=args.timeout)

@@ -41,7 +41,7 @@ from unet_bench.models.footprint import why_case_cannot_fit
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.resume import done_cases, oom_limits, resuming_line
 from unet_bench.suite.spec import Planned, Spec
-from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, WriteError, locked
+from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, WriteError, locked, prepare_dir
 from unet_bench.suite.summary import BatchSearch, Summary, case_line
 
 
@@ -192,8 +192,7 @@ def run_suite(
     (default: printed above the bar, flushed, so that a log file follows the run).
     """
     log = log or _say
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_dir(out_dir)
     summary = Summary(out_dir)
     with locked(out_dir), _sigterm_as_interrupt(), ResultsWriter(out_dir / RESULTS_FILE) as writer:
         back = writer.back

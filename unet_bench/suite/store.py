@@ -104,6 +104,22 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def prepare_dir(directory: str | Path) -> Path:
+    """Create the results folder (and its parents), or refuse in one line when it cannot be written:
+    before a run starts, not after its first case."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BenchError(f"{directory} is a file, not a folder; give --out a folder (it is created if missing)") \
+            from None
+    except OSError as error:
+        raise BenchError(f"{directory}: cannot create the results folder: {error.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BenchError(f"{directory} is not writable; give --out a folder you can write to")
+    return directory
+
+
 def _open_own(path: Path, flags: int, what: str) -> int:
     """Open (or create) a file this tool writes: never through a symbolic link, only a regular file
     with no other hard link (writing would change that other name's content too)."""
