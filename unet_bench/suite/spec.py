@@ -24,25 +24,29 @@ key                  default                     meaning
 ===================  ==========================  ===================================================
 variants             (required)                  registered variant names or globs (``"*norm*"``)
 modes                ["counts"]                  counts | infer | train | quality
-sizes                [572]                       square sizes in pixels, read through ``size_rule``
+sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``
 size_rule            "input"                     how ``sizes`` become each variant's input (below)
-batches              [1]                         batch sizes
+batches              [1]                         batch sizes (≤ 65536)
 devices              ["cpu"]                     cpu | cuda
 dtypes               ["fp32"]                    fp32 | bf16 | fp16 (autocast)
 channels_last        [false]                     memory format
 compile              [false]                     torch.compile
 tf32                 [true]                      CUDA: TF32 convs/matmuls; false = IEEE fp32
 cudnn_benchmark      [false]                     CUDA: cuDNN autotuning
-threads              all cores                   intra-op threads
-repeats              1                           measurements of each case (each its own record)
-min_run_time_s       1.0                         timing budget of one measurement
-seeds                3                           quality mode: training seeds
+threads              all cores                   intra-op threads (≤ the cores this process may use)
+repeats              1                           measurements of each case, each its own record (≤ 1000)
+min_run_time_s       1.0                         timing budget of one measurement, in (0, 3600] s
+seeds                3                           quality mode: training seeds (≤ 100)
 set                  {}                          config fields set for every variant (base_width = 16)
 sweep                {}                          config fields swept: {depth = [3, 4, 5]} (a product)
 overrides            {}                          per variant: {depth-5 = {base_width = 32}}
 max_batch_search     false                       search the largest batch that fits (infer/train)
 max_batch            1024                        upper bound of that search
 ===================  ==========================  ===================================================
+
+Every number is checked by `unet_bench.suite.checks` (finite, in range), as the command line's flags are;
+``cpu_memory_limit_gb`` is in (0, 65536]. A file whose grids hold more than 10,000 cases is refused
+before they are expanded.
 
 ``size_rule`` is how a fair comparison is asked for, since a valid-convolution UNet returns a smaller map
 than its input and each variant takes different sizes:
@@ -88,21 +92,8 @@ from unet_bench.record import (
     SIZE_RULES,
     Case,
 )
-from unet_bench.suite.checks import (
-    BATCH,
-    MEMORY_LIMIT_GB,
-    MIN_RUN_TIME_S,
-    REPEATS,
-    SEEDS,
-    SIZE,
-    Invalid,
-    boolean,
-    list_of,
-    one_of,
-    string,
-    table,
-    threads,
-)
+from unet_bench.suite import checks
+from unet_bench.suite.checks import Invalid, boolean, list_of, one_of, string, table
 from unet_bench.suite.cost import predict_cost_s
 
 TOP_KEYS = ("name", "description", "cpu_memory_limit_gb", "grid")
@@ -142,24 +133,24 @@ class Spec:
 GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, default)
     "variants": (list_of(string), None),
     "modes": (list_of(one_of(MODES)), ("counts",)),
-    "sizes": (list_of(SIZE), (572,)),
+    "sizes": (list_of(checks.SIZE), (572,)),
     "size_rule": (one_of(SIZE_RULES), "input"),
-    "batches": (list_of(BATCH), (1,)),
+    "batches": (list_of(checks.BATCH), (1,)),
     "devices": (list_of(one_of(DEVICES)), ("cpu",)),
     "dtypes": (list_of(one_of(DTYPES)), ("fp32",)),
     "channels_last": (list_of(boolean), (False,)),
     "compile": (list_of(boolean), (False,)),
     "tf32": (list_of(boolean), (True,)),
     "cudnn_benchmark": (list_of(boolean), (False,)),
-    "threads": (list_of(threads), (None,)),
-    "repeats": (REPEATS, 1),
-    "min_run_time_s": (MIN_RUN_TIME_S, DEFAULT_MIN_RUN_TIME_S),
-    "seeds": (SEEDS, DEFAULT_SEEDS),
+    "threads": (list_of(checks.threads), (None,)),
+    "repeats": (checks.REPEATS, 1),
+    "min_run_time_s": (checks.MIN_RUN_TIME_S, DEFAULT_MIN_RUN_TIME_S),
+    "seeds": (checks.SEEDS, DEFAULT_SEEDS),
     "set": (table, {}),
     "sweep": (table, {}),
     "overrides": (table, {}),
     "max_batch_search": (boolean, False),
-    "max_batch": (BATCH, 1024),
+    "max_batch": (checks.BATCH, 1024),
 }
 
 
@@ -187,7 +178,7 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
                    "(it names a folder)")
     description = where.check("description", data["description"], string)
     limit = data.get("cpu_memory_limit_gb")
-    limit = where.check("cpu_memory_limit_gb", limit, MEMORY_LIMIT_GB) if limit is not None else None
+    limit = where.check("cpu_memory_limit_gb", limit, checks.MEMORY_LIMIT_GB) if limit is not None else None
     if cpu_memory_limit_gb is not None:
         limit = cpu_memory_limit_gb
     if device is not None and device not in DEVICES:
