@@ -31,3 +31,22 @@ print(status, *sorted(m for m in {heavy} if m in sys.modules))
 def test_help_and_mistakes_load_no_heavy_library(args, status):
     result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == [str(status)], result.stderr
+
+
+INTERRUPTED_IMPORT = """
+import sys
+from unet_bench.__main__ import main
+
+class Interrupt:  # Ctrl-C pressed while the command modules import
+    def find_spec(self, name, path=None, target=None):
+        if name == "unet_bench.cli.run":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line_and_exit_130():
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT, "run", "x.toml"], capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stderr, result.stdout) == (130, "unet-bench: interrupted\n", "")

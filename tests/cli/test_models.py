@@ -44,7 +44,7 @@ def test_sizes_lists_valid_inputs_and_outputs():
         (["sizes", "unet"], "unknown variant 'unet'; valid variants are"),
         (["sizes", "paper", "--set", "width=3"], "unknown config key 'width'"),
         (["sizes", "paper", "--set", "depth=three"], "depth takes a int"),
-        (["sizes", "paper", "--near", "abc"], "invalid int value"),
+        (["sizes", "paper", "--near", "abc"], "argument --near: 'abc' is not an integer"),
         (["sizes", "paper", "--min", "10", "--max", "100"], "no valid input size in [10, 100]"),
         (["models", "zzz*"], "no variant matches"),
         (["frobnicate"], "invalid choice"),

@@ -40,7 +40,7 @@ def test_quality_on_a_folder_prints_dice_and_iou(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--seeds", "0"], "seeds=0 is not valid"),
+        (["--seeds", "0"], "argument --seeds: 0 is not allowed; it must be an integer in [1, 100]"),
         (["--halo", "40", "--tile-out", "32"], "halo 40 is not valid"),
         (["--tile-in", "70"], "input height 70 is not valid"),
         (["--data", "/nonexistent"], "is not a folder"),
@@ -51,3 +51,19 @@ def test_bad_quality_arguments_give_one_line_and_exit_2(args, message):
     result = run("paper", *TINY, *args)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_all_empty_masks_give_one_warning_line_and_still_train(tmp_path):
+    data = synthetic_set(4, 48, seed=0)
+    for i, image in enumerate(data.images):
+        for folder, array in (("images", (image - image.min()) * 40), ("masks", np.zeros_like(image))):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            Image.fromarray(array.astype(np.uint8)).save(tmp_path / folder / f"{i}.png")
+    result = run("paper", *TINY, "--seeds", "1", "--steps", "1", "--tile-out", "16", "--data", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"unet-bench: warning: {tmp_path}: every training mask is empty (no non-zero pixel); the network can "
+        "only learn background, so Dice will be 0",
+        f"unet-bench: warning: {tmp_path}: every validation mask is empty (no non-zero pixel); the network can "
+        "only learn background, so Dice will be 0"]
+    assert "Dice 0.000" in result.stdout

@@ -96,11 +96,11 @@ def test_dry_run_lists_cases_with_predicted_cost_and_what_resume_would_skip(tmp_
 
     spec = load_spec(experiment)
     out.mkdir()
-    done = {"case_id": spec.planned[0].case.case_id, "status": "ok"}
+    done = {"case_id": spec.planned[0].case.case_id, "status": "ok", "suite": "tiny"}
     (out / RESULTS_FILE).write_text(json.dumps(done) + "\n")
     assert main(["run", str(experiment), "--out", str(out), "--dry-run", "--resume"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].endswith("done") and not lines[2].endswith("done")
+    assert lines[1].endswith("done (ok)") and "done" not in lines[2]
     assert f"{len(VARIANTS) - 1} to run" in lines[-2]
 
 
@@ -109,7 +109,7 @@ def test_dry_run_lists_cases_with_predicted_cost_and_what_resume_would_skip(tmp_
     [
         ('variants = ["paper"]\nbase_width = 4', "x.toml: base_width: unknown key; valid keys are 'name'"),
         ('variants = ["paper"]\nbatches = [1, "2"]',
-         "x.toml: batches: '2' is not allowed; it must be an integer >= 1"),
+         "x.toml: batches: '2' is not allowed; it must be an integer in [1, 65536]"),
         ('variants = ["Paper"]', "x.toml: variants: 'Paper' names no registered variant; valid variants are"),
         ('variants = ["paper"]\nsizes = [500]', "x.toml: sizes: 500 is not a valid input size for paper"),
         ('variants = ["paper"]\nsizes = [572', "x.toml: not valid TOML: "),
@@ -141,3 +141,99 @@ def test_a_real_process_exits_2_without_traceback_and_a_held_lock_refuses(tmp_pa
     err = capsys.readouterr().err
     assert err == (f"unet-bench run: error: {out} is in use by another run (pid {os.getpid()}); "
                    "wait for it to finish, or write to another directory with --out\n")
+
+
+@pytest.mark.parametrize("name", [".lock", RESULTS_FILE])
+def test_run_refuses_a_results_folder_whose_lock_or_results_are_symlinks(tmp_path, capsys, name):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    target = tmp_path / "notes.txt"
+    target.write_bytes(b"someone's notes, no trailing newline")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).symlink_to(target)
+    assert main(["run", str(experiment), "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"unet-bench run: error: {out / name} is a symbolic link; "
+                   f"{'a lock file' if name == '.lock' else 'the results file'} is never written through a link: "
+                   "move it away, or write to another directory with --out\n")
+    assert target.read_bytes() == b"someone's notes, no trailing newline"
+    assert (out / name).is_symlink() and sorted(p.name for p in out.iterdir()) == [name]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks what happens where CUDA is missing")
+def test_run_on_cuda_without_a_gpu_exits_2_like_time(tmp_path, capsys):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    assert main(["run", str(experiment), "--out", str(tmp_path / "out"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("unet-bench run: error: no case of tiny can run on this machine: device 'cuda' is not available "
+                   "on this machine\n")
+    assert not (tmp_path / "out").exists()
+    assert main(["run", str(experiment), "--out", str(tmp_path / "out"), "--device", "cuda", "--dry-run"]) == 0
+
+
+def test_retry_oom_goes_with_resume(tmp_path, capsys):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    assert main(["run", str(experiment), "--retry-oom", "--dry-run"]) == 2
+    assert capsys.readouterr().err == ("unet-bench run: error: --retry-oom goes with --resume (it runs again the "
+                                       "cases a run recorded 'oom')\n")
+
+
+@pytest.mark.parametrize("where, message", [
+    ("/proc/unet-bench-results", "/proc/unet-bench-results: cannot create the results folder: "),
+    ("file", "is a file, not a folder; give --out a folder (it is created if missing)"),
+    ("file/below", "cannot create the results folder: Not a directory"),
+])
+def test_an_output_folder_that_cannot_be_written_is_one_line_before_the_run(tmp_path, capsys, where, message):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    (tmp_path / "file").write_text("keep me")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    assert main(["run", str(experiment), "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("unet-bench run: error: ") and message in captured.err
+    assert captured.err.count("\n") == 1 and (tmp_path / "file").read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder")
+def test_a_read_only_output_folder_is_one_line_before_the_run(tmp_path, capsys):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o555)
+    assert main(["run", str(experiment), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"unet-bench run: error: {out} is not writable; give --out a folder you "
+                                       "can write to\n")
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))
+from unet_bench.__main__ import main
+sys.exit(main())
+"""
+
+
+def test_a_disk_that_fills_mid_run_stops_with_exit_1_and_keeps_what_was_written(tmp_path):
+    experiment = tmp_path / "tiny.toml"
+    experiment.write_text(TINY.replace(json.dumps(VARIANTS), '["paper", "padded", "additive"]'))
+    full = subprocess.run([sys.executable, "-m", "unet_bench", "run", str(experiment), "--out",
+                           str(tmp_path / "full")], capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    sizes = [len(line) + 1 for line in (tmp_path / "full" / RESULTS_FILE).read_bytes().splitlines()]
+    limit = sizes[0] + sizes[1] // 2  # room for one record and half of the next
+    out = tmp_path / "out"
+    cut = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMITED.format(limit=limit), "run", str(experiment),
+                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert cut.returncode == 1, cut.stderr
+    assert f"stopped: 1 ok written to {out / RESULTS_FILE}" in cut.stdout
+    assert f"cannot write {out / RESULTS_FILE}: File too large; every record written before it is kept" in cut.stdout
+    back = read_records(out / RESULTS_FILE)
+    assert [r["variant"] for r in back.records] == ["paper"] and back.partial_line_bytes > 0
+    resumed = subprocess.run([sys.executable, "-m", "unet_bench", "run", str(experiment), "--out", str(out),
+                              "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["variant"] for r in read_records(out / RESULTS_FILE).records] == ["paper", "padded", "additive"]

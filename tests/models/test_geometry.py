@@ -27,6 +27,29 @@ def test_nearest_valid_sizes():
         geometry.input_size_for_output(get_config("padded"), 388)
 
 
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("padding, skip", [("valid", "concat"), ("valid", "none"), ("same", "concat"),
+                                           ("same", "add")])
+def test_closed_form_agrees_with_tracing_every_size(depth, padding, skip):
+    """The progression (first + k·period) lists exactly the sizes that trace through, one by one."""
+    cfg = PAPER.replace(depth=depth, padding=padding, skip=skip)
+    hi = geometry.smallest_valid_size(cfg) + 5 * 2**depth
+    traced = [s for s in range(1, hi + 1) if geometry.trace(cfg, s) is not None]
+    assert geometry.valid_sizes(cfg, 1, hi) == traced
+    assert geometry.valid_sizes(cfg, traced[1] - 1, traced[3]) == traced[1:4]
+    for size in range(1, hi + 1):
+        below, above = geometry.nearest_valid_sizes(cfg, size)
+        assert below == max((s for s in traced if s <= size), default=None)
+        assert above == min(s for s in traced if s >= size)
+
+
+def test_deep_networks_and_huge_bounds_answer_from_the_closed_form():
+    deep = PAPER.replace(depth=10, padding="same", base_width=2)
+    assert geometry.nearest_valid_sizes(deep, 10**9 + 1) == (10**9 - 10**9 % 1024, 10**9 - 10**9 % 1024 + 1024)
+    assert geometry.smallest_valid_size(PAPER.replace(depth=10, base_width=2)) == 1024 * 4 + 4 * 2047
+    assert len(geometry.valid_sizes(PAPER, 1, 10**7)) == (10**7 - 124) // 16 - 3
+
+
 @pytest.mark.parametrize(
     "overrides",
     [{}, {"padding": "same"}, {"depth": 3}, {"depth": 2, "upsample": "bilinear"}, {"skip": "none", "depth": 3}],

@@ -20,9 +20,11 @@ from unet_bench import BenchError, create_model
 from unet_bench.measure import measure
 from unet_bench.record import Case, Record
 from unet_bench.suite import runner
-from unet_bench.suite.runner import describe, done_case_ids, run_isolated, run_suite
+from unet_bench.suite.resume import done_in_folder
+from unet_bench.suite.runner import run_isolated, run_suite
 from unet_bench.suite.spec import load_spec
 from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, locked, read_records
+from unet_bench.suite.summary import describe
 
 TINY = """
 name = "tiny"
@@ -209,8 +211,8 @@ def test_resume_skips_ok_cases_and_reruns_the_rest(tmp_path):
     out = tmp_path / "out"
     spec = tiny_spec(tmp_path)
     with ResultsWriter(out.mkdir() or out / RESULTS_FILE) as writer:  # a run that got one case done
-        writer.append(Record.for_case(spec.planned[0].case, status="ok", macs=5).to_dict())
-        writer.append(Record.for_case(spec.planned[1].case, status="error", message="earlier").to_dict())
+        writer.append(Record.for_case(spec.planned[0].case, status="ok", macs=5, suite="tiny").to_dict())
+        writer.append(Record.for_case(spec.planned[1].case, status="error", message="earlier", suite="tiny").to_dict())
     with pytest.raises(BenchError, match="already holds 2 records; add --resume"):
         run(spec, out)
     summary = run(spec, out, resume=True)
@@ -219,14 +221,14 @@ def test_resume_skips_ok_cases_and_reruns_the_rest(tmp_path):
     assert [(r["case_id"], r["status"]) for r in records] == [
         (spec.planned[0].case.case_id, "ok"), (spec.planned[1].case.case_id, "error"),
         (spec.planned[1].case.case_id, "ok"), (spec.planned[2].case.case_id, "ok")]
-    assert done_case_ids(out) == {p.case.case_id for p in spec.planned}
+    assert done_in_folder(spec, out) == {p.case.case_id: "ok" for p in spec.planned}
 
 
 def test_partial_last_line_is_left_out_reported_and_repaired(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     spec = tiny_spec(tmp_path)
-    first = Record.for_case(spec.planned[0].case, status="ok", macs=5).to_dict()
+    first = Record.for_case(spec.planned[0].case, status="ok", macs=5, suite="tiny").to_dict()
     with ResultsWriter(out / RESULTS_FILE) as writer:
         writer.append(first)
     with (out / RESULTS_FILE).open("ab") as file:  # a kill in the middle of writing the second line
@@ -287,3 +289,51 @@ def test_cases_this_machine_cannot_run_are_recorded_as_skipped(tmp_path):
     assert [(r["mode"], r["device"], r["status"]) for r in records] == [
         ("counts", "cpu", "ok"), ("counts", "cuda", "skipped")]
     assert records[1]["message"] == "device 'cuda' is not available on this machine"
+
+
+def test_a_case_over_its_memory_floor_is_recorded_oom_with_the_estimate_and_not_run(tmp_path):
+    spec = tiny_spec(tmp_path, extra="cpu_memory_limit_gb = 0.0001\n", text=TINY.replace(', "additive"', ""))
+    summary = run(spec, tmp_path / "out", measure_fn=sleeping_measure)  # a case that ran would take 60 s
+    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    assert summary.written == {"oom": 2} and [r["status"] for r in records] == ["oom", "oom"]
+    assert records[0]["message"] == ("not run: it needs at least 1.0 MiB (parameters and its largest feature "
+                                     "map), more than the CPU memory limit of 0.0001 GiB")
+
+
+def padded_runs_out_of_memory(case: Case) -> Record:
+    """The padded network runs out of memory the way a C++ allocation does; the others are counted."""
+    if case.variant == "padded":
+        raise RuntimeError("std::bad_alloc")
+    return Record.for_case(case, macs=1)
+
+
+def test_resume_keeps_oom_cases_unless_asked_and_never_records_the_same_oom_twice(tmp_path):
+    spec = tiny_spec(tmp_path, extra="cpu_memory_limit_gb = 16\n")
+    out = tmp_path / "out"
+    first = run(spec, out, measure_fn=padded_runs_out_of_memory)
+    assert first.written == {"ok": 2, "oom": 1}  # std::bad_alloc is out of memory, not an error
+    assert "oom cases stay recorded on --resume; --resume --retry-oom runs them again" in describe(first)
+    lines = []
+    again = run_suite(spec, out, resume=True, measure_fn=padded_runs_out_of_memory, progress=False,
+                      log=lines.append)
+    assert again.written == {} and again.already_done == 3
+    assert lines == ["resuming: 3 of 3 cases already recorded (2 ok, 1 oom; --retry-oom runs the oom ones again)"]
+    retried = run(spec, out, resume=True, retry_oom=True, measure_fn=padded_runs_out_of_memory)
+    assert retried.written == {} and retried.oom_again == 1 and retried.exit_code == 0
+    records = read_records(out / RESULTS_FILE).records
+    assert [(r["variant"], r["status"]) for r in records] == [("paper", "ok"), ("padded", "oom"), ("additive", "ok")]
+
+    raised = tiny_spec(tmp_path, extra="cpu_memory_limit_gb = 32\n")  # a higher limit: the retry is news
+    assert run(raised, out, resume=True, retry_oom=True, measure_fn=padded_runs_out_of_memory).written == {"oom": 1}
+    assert [r["extra"].get("cpu_memory_limit_gb") for r in read_records(out / RESULTS_FILE).records
+            if r["status"] == "oom"] == [16, 32]
+
+
+def test_resume_refuses_a_folder_of_another_suite(tmp_path):
+    out = tmp_path / "out"
+    run(tiny_spec(tmp_path), out, measure_fn=oom_above_five)
+    other = tiny_spec(tmp_path, text=TINY.replace('name = "tiny"', 'name = "other"'))
+    with pytest.raises(BenchError, match=r"results.jsonl holds records of suite 'tiny', not of 'other'; resume it "
+                                         "with that experiment file, or write to another directory with --out"):
+        run(other, out, resume=True)
+    assert len(read_records(out / RESULTS_FILE).records) == 3

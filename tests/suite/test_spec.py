@@ -127,8 +127,8 @@ SEARCH = P + "max_batch_search = true\n"
     [
         (P + "size = [572]", "x.toml: size: unknown key; valid keys are"),
         (P + "[[grid]]\nbatch = 2", "x.toml: grid[0].batch: unknown key; valid grid keys are"),
-        (P + 'sizes = "big"', "x.toml: sizes: 'big' is not allowed; it must be an integer >= 1"),
-        (P + "repeats = true", "x.toml: repeats: True is not allowed; it must be an integer >= 1"),
+        (P + 'sizes = "big"', "x.toml: sizes: 'big' is not allowed; it must be an integer in [1, 65536]"),
+        (P + "repeats = true", "x.toml: repeats: True is not allowed; it must be an integer in [1, 1000]"),
         (P + 'modes = ["inference"]',
          "x.toml: modes: 'inference' is not allowed; choose from 'counts', 'infer', 'train', 'quality'"),
         (P + 'devices = ["tpu"]', "x.toml: devices: 'tpu' is not allowed; choose from 'cpu', 'cuda'"),
@@ -148,6 +148,20 @@ SEARCH = P + "max_batch_search = true\n"
          "x.toml: batches: not used with max_batch_search = true"),
         (SEARCH + 'devices = ["cuda"]', "x.toml: modes: 'counts' cannot be searched for a max batch"),
         (P + "cpu_memory_limit_gb = -1", "x.toml: cpu_memory_limit_gb: -1 is not allowed"),
+        (P + "set = {depth = 40}", "x.toml: set: depth=40 is over the limit of 10 poolings"),
+        (P + "set = {base_width = 100000}", "x.toml: set: base_width=100000 is over the limit of 16384 channels"),
+        (P + "set = {depth = 9}", "x.toml: set: base_width=64 at depth=9 gives 32768 channels at the bottleneck, "
+                                  "over the limit of 16384"),
+        (P + "sizes = [1000000012]", "x.toml: sizes: 1000000012 is over the limit of 65536 (the largest input size"),
+        (P + 'sizes = [65530]\nsize_rule = "nearest-output"',
+         "x.toml: sizes: paper would take an input of 65708 px, over the limit of 65536"),
+        (P + "min_run_time_s = inf", "x.toml: min_run_time_s: inf is not allowed; it must be a number in (0, 3600]"),
+        (P + "min_run_time_s = nan", "x.toml: min_run_time_s: nan is not allowed"),
+        (P + "cpu_memory_limit_gb = inf", "x.toml: cpu_memory_limit_gb: inf is not allowed; it must be a number in "
+                                          "(0, 65536] GiB"),
+        (P + "cpu_memory_limit_gb = 1e300", "x.toml: cpu_memory_limit_gb: 1e+300 is not allowed"),
+        (P + "threads = [99999]", "x.toml: threads: 99999 is over the limit of"),
+        (P + "batches = [100000]", "x.toml: batches: 100000 is over the limit of 65536 (the largest batch)"),
         ('modes = ["counts"]', "x.toml: variants: missing"),
         ('variants = ["paper"\n', "x.toml: not valid TOML:"),
     ],
@@ -201,3 +215,11 @@ def test_errors_name_the_key_where_the_file_sets_it(tmp_path):
         load_spec(write(tmp_path, text.replace("sizes = [570]\n", "")))
     with pytest.raises(BenchError, match=r"x.toml: grid\[0\].variants: missing"):
         load_spec(write(tmp_path, HEAD + "[[grid]]\nmodes = [\"counts\"]\n"))
+
+
+def test_a_grid_over_the_case_limit_is_refused_before_it_is_expanded(tmp_path):
+    body = P + "sizes = [" + ", ".join(str(16 * k + 188) for k in range(100)) + "]\n"
+    body += "batches = [" + ", ".join(str(b) for b in range(1, 101)) + "]\nrepeats = 1000\n"
+    with pytest.raises(BenchError, match=r"x.toml: the grid holds 10,000,000 cases, over the limit of 10,000; "
+                                         "split it into several experiment files"):
+        load_spec(write(tmp_path, HEAD + body))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from unet_bench.cli import compare, count, models, quality, report, run, sizes, time
@@ -42,7 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except BenchError as error:
         sys.stderr.write(f"unet-bench {args.command}: error: {error}\n")
         return 2
@@ -54,5 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _one_line_warning(message: Warning | str, category: type, filename: str, lineno: int, file: object = None,
+                      line: str | None = None) -> None:
+    """A warning is one line on stderr, like an error: what is wrong and what it means."""
+    sys.stderr.write(f"unet-bench: warning: {message}\n")

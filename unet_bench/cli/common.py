@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 
+from unet_bench.errors import BenchError
 from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, Case, Record
+from unet_bench.suite.checks import BATCH, SIZE, as_argument
 
 
 def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +30,10 @@ def variant_config(args: argparse.Namespace):
 
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     add_variant_arguments(parser)
-    parser.add_argument("--size", type=int, required=True, metavar="N", help="input side, pixels (e.g. 572)")
-    parser.add_argument("--batch", type=int, default=1, metavar="B", help="images per batch (default 1)")
+    parser.add_argument("--size", type=as_argument(SIZE), required=True, metavar="N",
+                        help="input side, pixels (e.g. 572)")
+    parser.add_argument("--batch", type=as_argument(BATCH), default=1, metavar="B",
+                        help="images per batch (default 1)")
     parser.add_argument("--json", action="store_true", help="print the record as one JSON object")
 
 
@@ -49,15 +52,22 @@ def case_from_args(args: argparse.Namespace, mode: str) -> Case:
     )
 
 
-def positive_float(text: str) -> float:
-    """An argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text} is not a finite positive number")
-    return value
+def refuse_what_cannot_fit(case: Case) -> None:
+    """Refuse a case whose memory floor is over what the machine has, naming both (before any allocation)."""
+    from unet_bench.models.footprint import why_case_cannot_fit
+
+    why = why_case_cannot_fit(case)
+    if why:
+        raise BenchError(f"{case.label} cannot run here: {why}")
+
+
+def out_of_memory_as_one_line(case: Case, error: Exception) -> None:
+    """Re-raise an out-of-memory failure of ``case`` as a one-line `BenchError`; other errors pass on."""
+    from unet_bench.measure.outcome import classify_failure
+
+    status, message = classify_failure(error)
+    if status == "oom":
+        raise BenchError(f"{case.label} ran out of memory: {message}") from None
 
 
 def emit_json(record: Record) -> None:

@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import argparse
 
-from unet_bench.cli.common import add_case_arguments, case_from_args, emit_json, shape_line
+from unet_bench.cli.common import (
+    add_case_arguments,
+    case_from_args,
+    emit_json,
+    out_of_memory_as_one_line,
+    refuse_what_cannot_fit,
+    shape_line,
+)
 from unet_bench.record import Record
+from unet_bench.suite.checks import as_argument, integer
 
 
 def print_counts(record: Record) -> None:
@@ -32,13 +40,18 @@ def print_counts(record: Record) -> None:
 
 
 def cmd_count(args: argparse.Namespace) -> int:
+    case = case_from_args(args, "counts")
     from unet_bench.measure import build_model, measure_module
     from unet_bench.measure.counts import count, layer_table
 
-    case = case_from_args(args, "counts")
-    model = build_model(case)
-    counts = count(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
-    record = measure_module(model, case, counts=counts)
+    refuse_what_cannot_fit(case)
+    try:
+        model = build_model(case)
+        counts = count(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
+        record = measure_module(model, case, counts=counts)
+    except (MemoryError, RuntimeError) as error:
+        out_of_memory_as_one_line(case, error)
+        raise
     if args.json:
         emit_json(record)
         return 0
@@ -56,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_case_arguments(count_parser)
     count_parser.add_argument(
-        "--layers", type=int, nargs="?", const=3, default=0, metavar="DEPTH",
+        "--layers", type=as_argument(integer(0, 20)), nargs="?", const=3, default=0, metavar="DEPTH",
         help="also print fvcore's per-layer table, modules nested up to DEPTH (default 3)",
     )
     count_parser.set_defaults(func=cmd_count)

@@ -6,8 +6,10 @@ import argparse
 import json
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
+from unet_bench.models.config import MAX_SIZE
 from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TILE_OUT, INITS, OPTIMIZERS
 from unet_bench.record import DEFAULT_SEEDS, DEVICES
+from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, as_argument, integer, threads
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
@@ -45,22 +47,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or --data DIR) and report Dice and IoU of the object class, mean ± std over seeds.",
     )
     add_variant_arguments(parser)
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+    parser.add_argument("--seeds", type=as_argument(SEEDS), default=DEFAULT_SEEDS, metavar="N",
                         help=f"training seeds (default {DEFAULT_SEEDS})")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
+    parser.add_argument("--steps", type=as_argument(STEPS), default=DEFAULT_STEPS, metavar="N",
                         help=f"steps per seed (default {DEFAULT_STEPS})")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, metavar="N",
+    parser.add_argument("--batch", type=as_argument(BATCH), default=DEFAULT_BATCH, metavar="N",
                         help=f"tiles per step (default {DEFAULT_BATCH})")
-    parser.add_argument("--tile-out", type=int, default=DEFAULT_TILE_OUT, metavar="PX",
+    parser.add_argument("--tile-out", type=as_argument(SIZE), default=DEFAULT_TILE_OUT, metavar="PX",
                         help="output side of a training tile; each variant takes the smallest valid input "
                         f"giving at least that (default {DEFAULT_TILE_OUT})")
-    parser.add_argument("--tile-in", type=int, default=None, metavar="PX",
+    parser.add_argument("--tile-in", type=as_argument(SIZE), default=None, metavar="PX",
                         help="the input tile side instead (must be valid for the variant)")
-    parser.add_argument("--halo", type=int, default=None, metavar="PX",
+    parser.add_argument("--halo", type=as_argument(integer(0, MAX_SIZE)), default=None, metavar="PX",
                         help="output px dropped per tile side at inference (default 0 valid, tile/4 padded)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                         help="sgd (momentum 0.99, the paper's) or adam (default sgd)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default 0.001)")
+    parser.add_argument("--lr", type=as_argument(LEARNING_RATE, float), default=None,
+                        help="learning rate (default 0.001)")
     parser.add_argument("--init", choices=INITS, default="paper",
                         help="paper: Gaussian, std sqrt(2/N) (default); torch: the layers' defaults")
     parser.add_argument("--no-weight-map", action="store_true", help="plain cross-entropy, no border weights")
@@ -68,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a folder of image/mask pairs (images/ + masks/, or train/ + val/) instead of "
                         "the synthetic task")
     parser.add_argument("--device", default="cpu", choices=DEVICES, help="default cpu")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--threads", type=as_argument(threads), default=None, metavar="N",
                         help="torch intra-op threads (default: torch's, i.e. every core)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(func=cmd_quality)

@@ -6,6 +6,7 @@ import argparse
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
 from unet_bench.errors import BenchError
+from unet_bench.suite.checks import SIZE, as_argument
 
 
 def cmd_sizes(args: argparse.Namespace) -> int:
@@ -13,13 +14,11 @@ def cmd_sizes(args: argparse.Namespace) -> int:
 
     cfg = variant_config(args)
     if args.near is not None:
-        if args.near < 1:
-            raise BenchError(f"--near {args.near} is not valid; give a positive size")
         sizes = [s for s in geometry.nearest_valid_sizes(cfg, args.near) if s is not None]
         sizes = sorted(set(sizes))
     else:
-        if args.min < 1 or args.max < args.min:
-            raise BenchError(f"--min {args.min} --max {args.max} is not a valid range; need 1 <= min <= max")
+        if args.max < args.min:
+            raise BenchError(f"--min {args.min} --max {args.max} is not a valid range; need min <= max")
         sizes = geometry.valid_sizes(cfg, args.min, args.max)
         if not sizes:
             first = geometry.smallest_valid_size(cfg)
@@ -33,7 +32,8 @@ def cmd_sizes(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     sizes = subparsers.add_parser("sizes", help="valid input sizes of a variant and their output sizes")
     add_variant_arguments(sizes)
-    sizes.add_argument("--near", type=int, default=None, metavar="N", help="the valid sizes nearest to N")
-    sizes.add_argument("--min", type=int, default=1, metavar="A", help="smallest input size to list (default 1)")
-    sizes.add_argument("--max", type=int, default=1024, metavar="B", help="largest input size to list (default 1024)")
+    size = as_argument(SIZE)
+    sizes.add_argument("--near", type=size, default=None, metavar="N", help="the valid sizes nearest to N")
+    sizes.add_argument("--min", type=size, default=1, metavar="A", help="smallest input size to list (default 1)")
+    sizes.add_argument("--max", type=size, default=1024, metavar="B", help="largest input size to list (default 1024)")
     sizes.set_defaults(func=cmd_sizes)

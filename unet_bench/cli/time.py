@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import argparse
 
-from unet_bench.cli.common import add_case_arguments, case_from_args, emit_json, positive_float, shape_line
+from unet_bench.cli.common import (
+    add_case_arguments,
+    case_from_args,
+    emit_json,
+    out_of_memory_as_one_line,
+    refuse_what_cannot_fit,
+    shape_line,
+)
+from unet_bench.errors import BenchError
 from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, DEVICES, DTYPES, Record
+from unet_bench.suite.checks import MIN_RUN_TIME_S, as_argument, threads
 
 GIGA = 1e9
 
@@ -55,9 +64,20 @@ def print_timing(record: Record) -> None:
 
 
 def cmd_time(args: argparse.Namespace) -> int:
+    case = case_from_args(args, args.mode)
+    if case.device != "cuda" and (args.no_tf32 or args.cudnn_benchmark):
+        flag = "--no-tf32" if args.no_tf32 else "--cudnn-benchmark"
+        raise BenchError(f"{flag} applies to CUDA only; add --device cuda or drop it")
     from unet_bench.measure import measure
+    from unet_bench.measure.case import check_case
 
-    record = measure(case_from_args(args, args.mode))
+    check_case(case)  # a missing GPU is named before the memory check asks it for its size
+    refuse_what_cannot_fit(case)
+    try:
+        record = measure(case)
+    except (MemoryError, RuntimeError) as error:
+        out_of_memory_as_one_line(case, error)
+        raise
     if args.json:
         emit_json(record)
     else:
@@ -79,8 +99,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add("--compile", action="store_true", help="torch.compile (compile time reported apart)")
     add("--no-tf32", action="store_true", help="CUDA: IEEE fp32 instead of TF32")
     add("--cudnn-benchmark", action="store_true", help="CUDA: cudnn.benchmark autotuning")
-    add("--threads", type=int, default=None, metavar="T",
+    add("--threads", type=as_argument(threads), default=None, metavar="T",
         help="intra-op threads (default: every core this process may use)")
-    add("--min-run-time", type=positive_float, default=DEFAULT_MIN_RUN_TIME_S, metavar="S",
+    add("--min-run-time", type=as_argument(MIN_RUN_TIME_S, float), default=DEFAULT_MIN_RUN_TIME_S, metavar="S",
         help=f"seconds of timed calls, at least 3 calls (default {DEFAULT_MIN_RUN_TIME_S:g})")
     time_parser.set_defaults(func=cmd_time)

@@ -136,7 +136,7 @@ def measure_module(
                 warmup = warmup_calls(case.device, case.compile)
                 timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device)
             update(record, memory_values(step, case))
-            # after the memory pass: the kernels' tensors would raise the peak it reads
+            # the ceiling last: its kernels are not part of the case
             ceiling = ceiling or measure_ceiling(*ceiling_key(case))
             update(record, timing_values(timing, counts, case, ceiling))
         return finish(record, started, case.device)

@@ -14,7 +14,7 @@ import torch
 from unet_bench.measure import env
 from unet_bench.record import Case, Record
 
-OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
+OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc")
 
 
 @dataclass

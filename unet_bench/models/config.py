@@ -17,6 +17,11 @@ UPSAMPLES = ("transposed", "bilinear", "nearest", "pixelshuffle")
 SKIPS = ("concat", "add", "none")
 NORMS = ("none", "batch", "instance", "group")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu")
+# Limits that keep every answer instant and every network buildable: the paper has depth 4 and 1024
+# channels at its widest; sizes (geometry) grow as 2^depth and parameters as the widest width squared.
+MAX_DEPTH = 10
+MAX_CHANNELS = 16384  # in any layer: in_channels, num_classes, the bottleneck's base_width x 2^depth
+MAX_SIZE = 65536  # input side, in pixels
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,14 @@ class UNetConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BenchError(f"{name}={value!r} is not valid; it must be a positive integer")
+        if self.depth > MAX_DEPTH:
+            raise BenchError(f"depth={self.depth} is over the limit of {MAX_DEPTH} poolings")
+        for name in ("in_channels", "num_classes", "base_width", "norm_groups"):
+            if getattr(self, name) > MAX_CHANNELS:
+                raise BenchError(f"{name}={getattr(self, name)} is over the limit of {MAX_CHANNELS} channels")
+        if self.widths()[-1] > MAX_CHANNELS:
+            raise BenchError(f"base_width={self.base_width} at depth={self.depth} gives {self.widths()[-1]} "
+                             f"channels at the bottleneck, over the limit of {MAX_CHANNELS}")
         if self.base_width % 2:
             raise BenchError(f"base_width={self.base_width} is not valid; it must be even (up-convs halve it)")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:

@@ -29,15 +29,15 @@ class Trace:
         return self.decoder[-1]
 
 
-def _conv_loss(cfg: UNetConfig) -> int:
-    """Pixels lost per 3x3 conv."""
-    return 2 if cfg.padding == "valid" else 0
+def _level_loss(cfg: UNetConfig) -> int:
+    """Pixels one level's double 3x3 conv loses (4 when unpadded, 0 when padded)."""
+    return 4 if cfg.padding == "valid" else 0
 
 
 @functools.lru_cache(maxsize=4096)
 def trace(cfg: UNetConfig, size: int) -> Trace | None:
     """Sizes through the network for one input dimension, or None if the size is not valid."""
-    loss = 2 * _conv_loss(cfg)
+    loss = _level_loss(cfg)
     encoder = []
     n = size
     for _ in range(cfg.depth):
@@ -63,6 +63,28 @@ def trace(cfg: UNetConfig, size: int) -> Trace | None:
     return Trace(tuple(encoder), bottleneck, tuple(upsampled), tuple(decoder))
 
 
+def _input_for_bottleneck(cfg: UNetConfig, bottleneck: int) -> int:
+    """The one input size whose bottleneck map is ``bottleneck`` px (the encoder walked backwards)."""
+    n = bottleneck + _level_loss(cfg)
+    for _ in range(cfg.depth):
+        n = 2 * n + _level_loss(cfg)
+    return n
+
+
+@functools.lru_cache(maxsize=1024)
+def progression(cfg: UNetConfig) -> tuple[int, int]:
+    """``(first, period)``: the valid input sizes are exactly first, first + period, first + 2·period, ...
+
+    Every pooling must see an even size, so a valid input is fixed by its bottleneck size b:
+    input = 2^depth·b + loss·(2^(depth+1) − 1). The decoder's sizes grow with b, so the valid b are all
+    those from the smallest one that leaves every decoder map at least 1 px (a few steps of `trace`).
+    """
+    bottleneck = 1
+    while trace(cfg, _input_for_bottleneck(cfg, bottleneck)) is None:
+        bottleneck += 1  # ends within loss + 1 steps: b > loss keeps every decoder map ≥ 1 px
+    return _input_for_bottleneck(cfg, bottleneck), 2**cfg.depth
+
+
 def is_valid_size(cfg: UNetConfig, size: int) -> bool:
     """True if an input of this size (one dimension) passes through the network exactly."""
     return isinstance(size, int) and size > 0 and trace(cfg, size) is not None
@@ -79,20 +101,23 @@ def output_size(cfg: UNetConfig, size: int | tuple[int, int]) -> int | tuple[int
 
 def valid_sizes(cfg: UNetConfig, lo: int = 1, hi: int = 1024) -> list[int]:
     """All valid input sizes in [lo, hi]."""
-    return [s for s in range(max(lo, 1), hi + 1) if trace(cfg, s) is not None]
+    first, period = progression(cfg)
+    start = first + max(0, -(-(lo - first) // period)) * period
+    return list(range(start, hi + 1, period))
 
 
 def nearest_valid_sizes(cfg: UNetConfig, size: int) -> tuple[int | None, int | None]:
     """The nearest valid size at or below, and at or above, ``size`` (None where there is none)."""
-    period = 2**cfg.depth
-    below = next((s for s in range(size, max(size - period, 0), -1) if is_valid_size(cfg, s)), None)
-    above = next((s for s in range(max(size, 1), size + 16 * period) if is_valid_size(cfg, s)), None)
-    return below, above
+    first, period = progression(cfg)
+    if size < first:
+        return None, first
+    below = first + (size - first) // period * period
+    return below, below if below == size else below + period
 
 
 def smallest_valid_size(cfg: UNetConfig) -> int:
     """The smallest input the network can take."""
-    return nearest_valid_sizes(cfg, 1)[1]  # type: ignore[return-value]
+    return progression(cfg)[0]
 
 
 def input_size_for_output(cfg: UNetConfig, out: int) -> int:
@@ -114,8 +139,6 @@ def describe_invalid(cfg: UNetConfig, size: int) -> str:
     """'the nearest valid sizes are 556 and 572' — the second half of an invalid-size message."""
     below, above = nearest_valid_sizes(cfg, size)
     near = [s for s in (below, above) if s is not None]
-    if not near:
-        return "no size near it is valid"
     if len(near) == 1:
         return f"the nearest valid size is {near[0]}"
     return f"the nearest valid sizes are {near[0]} and {near[1]}"
@@ -126,12 +149,23 @@ def check_input_size(cfg: UNetConfig, height: int, width: int) -> None:
     for name, size in (("height", height), ("width", width)):
         size = int(size)  # under torch.jit.trace (fvcore) sizes arrive as 0-d tensors
         if not is_valid_size(cfg, size):
-            first = smallest_valid_size(cfg)
-            period = 2**cfg.depth
+            first, period = progression(cfg)
             raise InvalidInputSizeError(
                 f"input {name} {size} is not valid for this UNet (valid sizes are {first}, {first + period}, "
                 f"{first + 2 * period}, ... every {period}); {describe_invalid(cfg, size)}"
             )
+
+
+def largest_feature_map(cfg: UNetConfig, size: int) -> int:
+    """Values in the largest map a level keeps (channels x side², one square image): a floor on memory."""
+    t = trace(cfg, size)
+    if t is None:
+        check_input_size(cfg, size, size)
+    assert t is not None
+    widths = cfg.widths()
+    levels = [*zip(widths[:-1], t.encoder, strict=True), (widths[-1], t.bottleneck),
+              *zip(reversed(widths[:-1]), t.decoder, strict=True)]
+    return max(channels * side**2 for channels, side in levels)
 
 
 # --- receptive field ------------------------------------------------------------------------------------
@@ -179,9 +213,8 @@ def input_interval(cfg: UNetConfig, size: int, a: int, b: int | None = None) -> 
 
 def receptive_field(cfg: UNetConfig) -> int:
     """Largest number of input pixels (one dimension) that a single output pixel depends on."""
-    period = 2**cfg.depth
-    size = nearest_valid_sizes(cfg, smallest_valid_size(cfg) + 64 * period)[1]  # wider than any field
-    assert size is not None
+    first, period = progression(cfg)
+    size = first + 64 * period  # wider than any field
     out = trace(cfg, size).output  # type: ignore[union-attr]
     centre = out // 2  # far from the border, so no interval is clamped
     spans = [input_interval(cfg, size, o) for o in range(centre, min(centre + period, out))]

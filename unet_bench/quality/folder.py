@@ -13,6 +13,7 @@ annotators drew between touching cells separate them, which is what the weight m
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -71,11 +72,29 @@ def load_folder(root: str | Path) -> SegmentationSet:
     return SegmentationSet(tuple(out_images), tuple(out_masks), tuple(out_instances))
 
 
+class EmptyMasksWarning(UserWarning):
+    """Every mask of a split is empty: a network trained on it learns background only (Dice 0)."""
+
+
 def load_split(root: str | Path, val_fraction: float = 0.25, seed: int = 0) -> Split:
-    """``root/train`` + ``root/val`` if both exist, else ``root`` with a seeded ``val_fraction`` held out."""
+    """``root/train`` + ``root/val`` if both exist, else ``root`` with a seeded ``val_fraction`` held out.
+
+    Warns (`EmptyMasksWarning`) when every mask of a split is empty: training still runs, but it can
+    only learn background, and a Dice of 0 would otherwise look like a failed network.
+    """
     root = Path(root)
     if (root / "train").is_dir() and (root / "val").is_dir():
-        return Split(load_folder(root / "train"), load_folder(root / "val"))
+        split = Split(load_folder(root / "train"), load_folder(root / "val"))
+    else:
+        split = _hold_out(root, val_fraction, seed)
+    for name, part in (("training", split.train), ("validation", split.val)):
+        if not any(mask.any() for mask in part.masks):
+            warnings.warn(f"{root}: every {name} mask is empty (no non-zero pixel); the network can only "
+                          "learn background, so Dice will be 0", EmptyMasksWarning, stacklevel=2)
+    return split
+
+
+def _hold_out(root: Path, val_fraction: float, seed: int) -> Split:
     data = load_folder(root)
     n_val = round(len(data) * val_fraction)
     if not 0 < n_val < len(data):

@@ -1,12 +1,21 @@
-"""Checkers for experiment-file values: each returns the normalised value or raises `Invalid` saying
-what is allowed (the spec adds the file and the key)."""
+"""One validation for every value a user gives, from an experiment file or the command line.
+
+Each checker returns the normalised value or raises `Invalid` saying what is allowed, with the range
+named (the spec adds the file and the key; `as_argument` turns a checker into an argparse type, so that a
+flag and the file key it mirrors accept exactly the same values). Numbers must be finite and in range:
+``inf`` as a time or a memory limit would hang a run or overflow a system call.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from unet_bench.errors import choices
+from unet_bench.models.config import MAX_SIZE
+
+Checker = Callable[[Any], Any]
 
 
 class Invalid(Exception):
@@ -21,18 +30,35 @@ def one_of(allowed: tuple[str, ...]) -> Callable[[Any], str]:
     return check
 
 
-def integer(minimum: int) -> Callable[[Any], int]:
+def integer(minimum: int, maximum: int | None = None, why: str = "") -> Callable[[Any], int]:
+    """An integer in [minimum, maximum]; ``why`` names what the maximum is (e.g. 'the largest input size')."""
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise Invalid(f"{value!r} is not allowed; it must be an integer >= {minimum}")
+            bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+            raise Invalid(f"{value!r} is not allowed; it must be an integer {bound}")
+        if maximum is not None and value > maximum:
+            raise Invalid(f"{value} is over the limit of {maximum}{f' ({why})' if why else ''}")
         return value
     return check
 
 
-def positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise Invalid(f"{value!r} is not allowed; it must be a number > 0")
-    return float(value)
+def number(maximum: float, unit: str) -> Callable[[Any], float]:
+    """A finite number > 0 and at most ``maximum`` (in ``unit``)."""
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
+            raise Invalid(f"{value!r} is not allowed; it must be a number in (0, {maximum:g}] {unit}")
+        return float(value)
+    return check
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which a scheduler or taskset may narrow)."""
+    return len(os.sched_getaffinity(0))
+
+
+def threads(value: Any) -> int:
+    """Intra-op threads: more than the cores this process may use only makes threads wait on each other."""
+    return integer(1, usable_cores(), "the cores this process may use")(value)
 
 
 def boolean(value: Any) -> bool:
@@ -47,12 +73,14 @@ def string(value: Any) -> str:
     return value
 
 
-def list_of(check: Callable[[Any], Any]) -> Callable[[Any], tuple]:
-    """A list of values (a single value is a list of one); empty lists and repeats are refused."""
+def list_of(check: Checker, max_length: int = 1000) -> Callable[[Any], tuple]:
+    """A list of values (a single value is a list of one); empty lists, repeats and long lists are refused."""
     def check_list(value: Any) -> tuple:
         values = value if isinstance(value, list) else [value]
         if not values:
             raise Invalid("an empty list is not allowed; give at least one value")
+        if len(values) > max_length:
+            raise Invalid(f"{len(values)} values are over the limit of {max_length}")
         out = tuple(check(v) for v in values)
         if len(set(out)) != len(out):
             raise Invalid(f"{value!r} repeats a value; give each once")
@@ -64,3 +92,34 @@ def table(value: Any) -> dict:
     if not isinstance(value, dict):
         raise Invalid(f"{value!r} is not allowed; it must be a table of config fields, e.g. {{depth = 3}}")
     return value
+
+
+# --- the numbers a user gives, wherever they give them ---------------------------------------------------
+
+MAX_BATCH = 65536
+SIZE = integer(1, MAX_SIZE, "the largest input size, in pixels")
+BATCH = integer(1, MAX_BATCH, "the largest batch")
+REPEATS = integer(1, 1000, "the most repeats of one case")
+SEEDS = integer(1, 100, "the most training seeds")
+STEPS = integer(1, 1_000_000, "the most training steps")
+MIN_RUN_TIME_S = number(3600.0, "seconds")
+TIMEOUT_S = number(7 * 86400.0, "seconds")
+MEMORY_LIMIT_GB = number(65536.0, "GiB")
+LEARNING_RATE = number(10.0, "")
+
+
+def as_argument(check: Checker, kind: type = int) -> Callable[[str], Any]:
+    """An argparse ``type``: parse the text as ``kind``, then apply the same checker the file keys use."""
+    def parse(text: str) -> Any:
+        import argparse
+
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") \
+                from None
+        try:
+            return check(value)
+        except Invalid as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return parse

@@ -23,10 +23,8 @@ import signal
 import sys
 import time
 import traceback
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -38,9 +36,12 @@ from unet_bench.measure import count_case, env, measure
 from unet_bench.measure.counts import Counts
 from unet_bench.measure.outcome import Started, classify_failure, failed
 from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
+from unet_bench.models.footprint import why_case_cannot_fit
 from unet_bench.record import MODES, Case, Record
+from unet_bench.suite.resume import done_cases, oom_limits, resuming_line
 from unet_bench.suite.spec import Planned, Spec
-from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, locked, read_records
+from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, WriteError, locked, prepare_dir
+from unet_bench.suite.summary import BatchSearch, Summary, case_line
 
 POLL_S = 0.05  # how often the parent reads a CPU case's resident memory when a limit is set
 OVER_LIMIT = "the case's process went over the CPU memory limit: peak resident memory {:.2f} GiB > {:g} GiB ({})"
@@ -191,60 +192,25 @@ def _crash_message(exitcode: int | None, limit: int | None) -> str:
 # --- the suite -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class BatchSearch:
-    """Outcome of a max-batch search: the largest batch that ran, the smallest that ran out of memory."""
-
-    case: Case  # the searched case (its batch is the search's start)
-    fits: int  # 0 when even batch 1 did not
-    fails: int | None  # None when nothing up to max_batch ran out of memory
-    stopped: str | None = None  # why the search ended early (a probe ended in error or was skipped)
-
-    def describe(self, max_batch: int) -> str:
-        name = self.case.label.replace(f" b{self.case.batch} ", " ")
-        if self.stopped:
-            return f"max batch {name}: search stopped: {self.stopped}"
-        bound = f"{self.fails} does not" if self.fails else f"nothing up to max_batch = {max_batch} ran out"
-        return f"max batch {name}: {self.fits} fits, {bound}"
-
-
-@dataclass
-class Summary:
-    """What a run did: records written by status, cases skipped as already done, and how it ended."""
-
-    out_dir: Path
-    written: Counter = field(default_factory=Counter)
-    already_done: int = 0
-    partial_line_bytes: int = 0
-    interrupted: bool = False
-    searches: list[BatchSearch] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """130 interrupted, 1 if a case ended in error, else 0 (oom and skipped are results)."""
-        return 130 if self.interrupted else 1 if self.written["error"] else 0
-
-
 def results_dir(spec: Spec, out: str | Path | None = None) -> Path:
     """Where a suite writes: ``out``, or ``results/<suite name>`` under the current directory."""
     return Path(out) if out is not None else Path("results") / spec.name
-
-
-def done_case_ids(out_dir: Path) -> set[str]:
-    """Ids of the cases recorded ``ok`` in ``out_dir`` (what ``--resume`` skips)."""
-    return {r.get("case_id") for r in read_records(out_dir / RESULTS_FILE).records if r.get("status") == "ok"}
 
 
 def run_suite(
     spec: Spec,
     out_dir: str | Path,
     resume: bool = False,
+    retry_oom: bool = False,
     measure_fn: Callable[[Case], Record] | None = None,
     timeout_s: float | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Summary:
     """Run every case of ``spec`` not yet done, appending each record to ``out_dir/results.jsonl``.
+
+    ``resume``: skip the cases already recorded ok (and oom, unless ``retry_oom``); a case retried that
+    runs out of memory again under the same limit is not recorded twice.
 
     ``measure_fn``: None measures each case with `unet_bench.measure.measure`, counting each network
     and size once in this process and handing the counts to every case and repeat that needs them; any
@@ -253,11 +219,10 @@ def run_suite(
     (default: printed above the bar, flushed, so that a log file follows the run).
     """
     log = log or _say
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = prepare_dir(out_dir)
     summary = Summary(out_dir)
-    with locked(out_dir), _sigterm_as_interrupt():
-        back = read_records(out_dir / RESULTS_FILE)
+    with locked(out_dir), _sigterm_as_interrupt(), ResultsWriter(out_dir / RESULTS_FILE) as writer:
+        back = writer.back
         if back.records and not resume:
             raise BenchError(f"{out_dir / RESULTS_FILE} already holds {len(back.records)} records; "
                              "add --resume to finish that run, or write to another directory with --out")
@@ -265,29 +230,33 @@ def run_suite(
             summary.partial_line_bytes = back.partial_line_bytes
             log(f"{out_dir / RESULTS_FILE}: left out a partial last line ({back.partial_line_bytes} bytes, "
                 "from a run killed mid-write); its case runs again")
-        known = {r.get("case_id"): r.get("status") for r in back.records if r.get("status") in ("ok", "oom")}
-        todo = [p for p in spec.planned if p.max_batch or known.get(p.case.case_id) != "ok"]
+        known = done_cases(spec, back.records, writer.path, retry_oom)
+        todo = [p for p in spec.planned if p.max_batch or p.case.case_id not in known]
         summary.already_done = len(spec.planned) - len(todo)
         if summary.already_done:
-            log(f"resuming: {summary.already_done} of {len(spec.planned)} cases already recorded ok")
-        with ResultsWriter(out_dir / RESULTS_FILE) as writer, _bar(todo, progress) as bar:
-            suite = _Suite(spec, writer, known, summary, measure_fn, timeout_s, bar, log)
+            log(resuming_line(spec, known, summary.already_done))
+        with _bar(todo, progress) as bar:
+            suite = _Suite(spec, writer, known, oom_limits(back.records), summary, measure_fn, timeout_s, bar, log)
             try:
                 for planned in todo:
                     suite.run(planned)
                     bar.update(planned.cost_s)
             except KeyboardInterrupt:
                 summary.interrupted = True
+            except WriteError as error:
+                summary.stopped = str(error)
     return summary
 
 
 class _Suite:
     """State of one run: where records go, what is known, and how each case is run."""
 
-    def __init__(self, spec: Spec, writer: ResultsWriter, known: dict[str, str], summary: Summary,
+    def __init__(self, spec: Spec, writer: ResultsWriter, known: dict[str, str],
+                 oom_limits: dict[str, float | None], summary: Summary,
                  measure_fn: Callable[[Case], Record] | None, timeout_s: float | None, bar: tqdm,
                  log: Callable[[str], None]) -> None:
         self.spec, self.writer, self.known, self.summary = spec, writer, known, summary
+        self.oom_limits = oom_limits  # case_id → memory limit of its oom record on disk
         self.measure_fn, self.timeout_s, self.bar, self.log = measure_fn, timeout_s, bar, log
         self.ceilings: dict[tuple, Ceiling | None] = {}  # measured once per run, by `ceiling_key`
         self.counts: dict[tuple, Counts | None] = {}  # counted once per run, by network and size
@@ -304,18 +273,27 @@ class _Suite:
         """Run one case, record it, and return its status."""
         self.bar.set_description_str(case.label)
         reason = unavailable(case)
+        too_big = None if reason else why_case_cannot_fit(case, self.spec.cpu_memory_limit_gb)
         if reason:
             record = failed(case, "skipped", reason)
+        elif too_big:
+            record = failed(case, "oom", f"not run: {too_big}")
         else:
             record = run_isolated(case, self.measure_for(case), self.spec.cpu_memory_limit_gb, self.timeout_s)
         record.suite = self.spec.name
         record.timestamp = record.timestamp or env.now()
         if self.spec.cpu_memory_limit_gb and case.device == "cpu":
             record.extra["cpu_memory_limit_gb"] = self.spec.cpu_memory_limit_gb
+        limit = record.extra.get("cpu_memory_limit_gb")
+        if record.status == "oom" and case.case_id in self.oom_limits and self.oom_limits[case.case_id] == limit:
+            self.summary.oom_again += 1
+            self.log(f"oom     {case.label}: out of memory again under the same limit (already recorded)")
+            self.known[case.case_id] = "oom"
+            return "oom"
         self.writer.append(record.to_dict())
         self.known[case.case_id] = record.status
         self.summary.written[record.status] += 1
-        self.log(_line(case, record))
+        self.log(case_line(case, record))
         return record.status
 
     def measure_for(self, case: Case) -> Callable[[Case], Record]:
@@ -382,19 +360,6 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
-def _line(case: Case, record: Record) -> str:
-    """One log line per finished case: status, case, headline figure or message."""
-    if record.status != "ok":
-        return f"{record.status:<7} {case.label}: {record.message}"
-    if record.latency_ms_median is not None:
-        figure = f"{record.latency_ms_median:.1f} ms"
-    elif record.dice_mean is not None:
-        figure = f"Dice {record.dice_mean:.3f}"
-    else:
-        figure = f"{record.macs / 1e9:.2f} GMACs" if record.macs else ""
-    return f"{'ok':<7} {case.label}  {figure}  ({record.duration_s or 0:.1f} s)"
-
-
 @contextmanager
 def _bar(todo: list[Planned], progress: bool | None) -> Iterator[tqdm]:
     """A progress bar over predicted seconds, so its ETA weighs a slow case more than a quick one."""
@@ -423,15 +388,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def describe(summary: Summary) -> str:
-    """The closing lines of a run: what was written, where, and what to do next."""
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.written.items())) or "nothing new"
-    where = summary.out_dir / RESULTS_FILE
-    lines = [f"{'interrupted' if summary.interrupted else 'done'}: {counts} written to {where}"]
-    if summary.interrupted:
-        lines.append(f"every finished case is on disk; finish the rest with --resume --out {summary.out_dir}")
-    elif summary.written["error"]:
-        lines.append(f"see the 'message' of the error records in {where}; --resume runs them again")
-    return "\n".join(lines)

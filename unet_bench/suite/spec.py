@@ -24,25 +24,29 @@ key                  default                     meaning
 ===================  ==========================  ===================================================
 variants             (required)                  registered variant names or globs (``"*norm*"``)
 modes                ["counts"]                  counts | infer | train | quality
-sizes                [572]                       square sizes in pixels, read through ``size_rule``
+sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``
 size_rule            "input"                     how ``sizes`` become each variant's input (below)
-batches              [1]                         batch sizes
+batches              [1]                         batch sizes (≤ 65536)
 devices              ["cpu"]                     cpu | cuda
 dtypes               ["fp32"]                    fp32 | bf16 | fp16 (autocast)
 channels_last        [false]                     memory format
 compile              [false]                     torch.compile
 tf32                 [true]                      CUDA: TF32 convs/matmuls; false = IEEE fp32
 cudnn_benchmark      [false]                     CUDA: cuDNN autotuning
-threads              all cores                   intra-op threads
-repeats              1                           measurements of each case (each its own record)
-min_run_time_s       1.0                         timing budget of one measurement
-seeds                3                           quality mode: training seeds
+threads              all cores                   intra-op threads (≤ the cores this process may use)
+repeats              1                           measurements of each case, each its own record (≤ 1000)
+min_run_time_s       1.0                         timing budget of one measurement, in (0, 3600] s
+seeds                3                           quality mode: training seeds (≤ 100)
 set                  {}                          config fields set for every variant (base_width = 16)
 sweep                {}                          config fields swept: {depth = [3, 4, 5]} (a product)
 overrides            {}                          per variant: {depth-5 = {base_width = 32}}
 max_batch_search     false                       search the largest batch that fits (infer/train)
 max_batch            1024                        upper bound of that search
 ===================  ==========================  ===================================================
+
+Every number is checked by `unet_bench.suite.checks` (finite, in range), as the command line's flags are;
+``cpu_memory_limit_gb`` is in (0, 65536]. A file whose grids hold more than 10,000 cases is refused
+before they are expanded.
 
 ``size_rule`` is how a fair comparison is asked for, since a valid-convolution UNet returns a smaller map
 than its input and each variant takes different sizes:
@@ -64,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -78,7 +83,7 @@ else:  # pragma: no cover
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
-from unet_bench.models.config import UNetConfig
+from unet_bench.models.config import MAX_SIZE, UNetConfig
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
@@ -88,10 +93,12 @@ from unet_bench.record import (
     SIZE_RULES,
     Case,
 )
-from unet_bench.suite.checks import Invalid, boolean, integer, list_of, one_of, positive_number, string, table
+from unet_bench.suite import checks
+from unet_bench.suite.checks import Invalid, boolean, list_of, one_of, string, table
 from unet_bench.suite.cost import predict_cost_s, run_once_costs
 
 TOP_KEYS = ("name", "description", "cpu_memory_limit_gb", "grid")
+MAX_CASES = 10_000  # a suite larger than this is refused before its grid is expanded
 SEARCH_MODES = ("infer", "train")
 
 
@@ -127,24 +134,24 @@ class Spec:
 GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, default)
     "variants": (list_of(string), None),
     "modes": (list_of(one_of(MODES)), ("counts",)),
-    "sizes": (list_of(integer(1)), (572,)),
+    "sizes": (list_of(checks.SIZE), (572,)),
     "size_rule": (one_of(SIZE_RULES), "input"),
-    "batches": (list_of(integer(1)), (1,)),
+    "batches": (list_of(checks.BATCH), (1,)),
     "devices": (list_of(one_of(DEVICES)), ("cpu",)),
     "dtypes": (list_of(one_of(DTYPES)), ("fp32",)),
     "channels_last": (list_of(boolean), (False,)),
     "compile": (list_of(boolean), (False,)),
     "tf32": (list_of(boolean), (True,)),
     "cudnn_benchmark": (list_of(boolean), (False,)),
-    "threads": (list_of(integer(1)), (None,)),
-    "repeats": (integer(1), 1),
-    "min_run_time_s": (positive_number, DEFAULT_MIN_RUN_TIME_S),
-    "seeds": (integer(1), DEFAULT_SEEDS),
+    "threads": (list_of(checks.threads), (None,)),
+    "repeats": (checks.REPEATS, 1),
+    "min_run_time_s": (checks.MIN_RUN_TIME_S, DEFAULT_MIN_RUN_TIME_S),
+    "seeds": (checks.SEEDS, DEFAULT_SEEDS),
     "set": (table, {}),
     "sweep": (table, {}),
     "overrides": (table, {}),
     "max_batch_search": (boolean, False),
-    "max_batch": (integer(1), 1024),
+    "max_batch": (checks.BATCH, 1024),
 }
 
 
@@ -172,7 +179,7 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
                    "(it names a folder)")
     description = where.check("description", data["description"], string)
     limit = data.get("cpu_memory_limit_gb")
-    limit = where.check("cpu_memory_limit_gb", limit, positive_number) if limit is not None else None
+    limit = where.check("cpu_memory_limit_gb", limit, checks.MEMORY_LIMIT_GB) if limit is not None else None
     if cpu_memory_limit_gb is not None:
         limit = cpu_memory_limit_gb
     if device is not None and device not in DEVICES:
@@ -182,14 +189,18 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
     blocks = data.get("grid", [{}])
     if not isinstance(blocks, list) or not blocks or not all(isinstance(b, dict) for b in blocks):
         where.fail("grid", "must be one or more [[grid]] tables")
-    planned: list[Planned] = []
+    grids = []
     for index, block in enumerate(blocks):
         prefix = f"grid[{index}]." if "grid" in data else ""
         for key in block:
             if key not in GRID_KEYS:
                 where.fail(prefix + key, f"unknown key; valid grid keys are {choices(GRID_KEYS)}")
-        grid = _Grid(where, prefix, top, block)
-        planned.extend(grid.expand(device, limit))
+        grids.append(_Grid(where, prefix, top, block))
+    size = sum(grid.size(device) for grid in grids)
+    if size > MAX_CASES:
+        raise BenchError(f"{path}: the grid holds {size:,} cases, over the limit of {MAX_CASES:,}; "
+                         "split it into several experiment files")
+    planned = [item for grid in grids for item in grid.expand(device, limit)]
 
     kept: dict[str, Planned] = {}
     for item in planned:
@@ -271,6 +282,15 @@ class _Grid:
             names.extend(n for n in matched if n not in names)
         return names
 
+    def size(self, device: str | None) -> int:
+        """How many cases `expand` would produce, counted without expanding anything."""
+        lengths = [len(self.variants()), len(self["sizes"]), self["repeats"], 1 if device else len(self["devices"])]
+        lengths += [len(v) if isinstance(v, list) else 1 for v in self["sweep"].values()]
+        lengths += [len(self[key]) for key in ("modes", "dtypes", "channels_last", "compile", "tf32",
+                                               "cudnn_benchmark", "threads")]
+        lengths.append(1 if self["max_batch_search"] else len(self["batches"]))
+        return math.prod(lengths)
+
     def config_changes(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[dict[str, Any]]]:
         """``set``, per-variant ``overrides`` and the ``sweep`` combinations, each checked."""
         fields = UNetConfig.__dataclass_fields__
@@ -333,10 +353,9 @@ class _Grid:
             elif rule in ("nearest-input", "nearest-output"):
                 target = size + geometry.size_loss(cfg) if rule == "nearest-output" else size
                 below, above = geometry.nearest_valid_sizes(cfg, target)
-                near = [s for s in (above, below) if s is not None]
-                if not near:
-                    self.fail("sizes", f"no valid input size for {named} is near {target}")
-                size = min(near, key=lambda s: abs(s - target))
+                size = min((s for s in (above, below) if s is not None), key=lambda s: abs(s - target))
+            if size > MAX_SIZE:
+                self.fail("sizes", f"{named} would take an input of {size} px, over the limit of {MAX_SIZE}")
             out.append(size)
         return out
 

@@ -3,6 +3,10 @@
 Only the runner writes here (everything below it returns records). One record per line, each line
 flushed and fsynced before the next case starts, so a run killed at any moment loses at most the line it
 was writing; reading tolerates exactly that (a partial last line) and reports it.
+
+Both files are opened without following a symbolic link and refused unless they are regular files of
+one link: a results folder that was shared, copied or unpacked may carry links, and writing through one
+would change a file outside the folder. Nothing here truncates a file that holds no record of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import fcntl
 import json
 import os
 import signal
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +27,11 @@ from unet_bench.errors import BenchError
 
 RESULTS_FILE = "results.jsonl"
 LOCK_FILE = ".lock"
+_MOVE_IT = "move it away, or write to another directory with --out"
+
+
+class WriteError(Exception):
+    """A record could not be written (disk full, permissions changed mid-run): the run stops there."""
 
 
 @dataclass
@@ -31,18 +41,40 @@ class ReadBack:
     records: list[dict[str, Any]]
     partial_line_bytes: int = 0  # bytes of a last line cut short by a kill mid-write, left out
     good_bytes: int = 0  # length of the file up to the end of its last complete line
+    ends_with_newline: bool = True  # False when the last record lacks its newline
 
 
 def read_records(path: str | Path) -> ReadBack:
     """Every record of a ``results.jsonl``; a partial last line is left out and counted, never fatal.
 
-    A line that is not a JSON object anywhere else is a corrupt file, refused naming the line.
+    A line that is not a JSON object anywhere else is a corrupt file, refused naming the line; so is a
+    path that is not a regular file (a folder, a pipe) or cannot be read.
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a pipe must not block the open
     except FileNotFoundError:
         return ReadBack([])
+    except OSError as error:
+        raise BenchError(f"{path}: cannot read it: {error.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BenchError(f"{path} is not a regular file; a results file is one")
+        return _parse_records(path, _read_all(fd))
+    except OSError as error:
+        raise BenchError(f"{path}: cannot read it: {error.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_records(path: Path, data: bytes) -> ReadBack:
     records: list[dict[str, Any]] = []
     lines = data.split(b"\n")
     tail = lines.pop()  # b"" when the file ends with a newline
@@ -60,7 +92,7 @@ def read_records(path: str | Path) -> ReadBack:
         if record is None:
             return ReadBack(records, partial_line_bytes=len(tail), good_bytes=good)
         records.append(record)  # complete but for its newline
-        good = len(data)
+        return ReadBack(records, good_bytes=len(data), ends_with_newline=False)
     return ReadBack(records, good_bytes=good)
 
 
@@ -72,31 +104,93 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def prepare_dir(directory: str | Path) -> Path:
+    """Create the results folder (and its parents), or refuse in one line when it cannot be written:
+    before a run starts, not after its first case."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BenchError(f"{directory} is a file, not a folder; give --out a folder (it is created if missing)") \
+            from None
+    except OSError as error:
+        raise BenchError(f"{directory}: cannot create the results folder: {error.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BenchError(f"{directory} is not writable; give --out a folder you can write to")
+    return directory
+
+
+def _open_own(path: Path, flags: int, what: str) -> int:
+    """Open (or create) a file this tool writes: never through a symbolic link, only a regular file
+    with no other hard link (writing would change that other name's content too)."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise BenchError(f"{path} is a symbolic link; {what} is never written through a link: "
+                             f"{_MOVE_IT}") from None
+        if error.errno in (errno.EISDIR, errno.ENXIO, errno.ENODEV):
+            raise BenchError(f"{path} is not a regular file, so it cannot be {what}: {_MOVE_IT}") from None
+        raise BenchError(f"{path}: cannot write it: {error.strerror}") from None
+    info = os.fstat(fd)
+    problem = ("is not a regular file" if not stat.S_ISREG(info.st_mode)
+               else f"has {info.st_nlink - 1} other hard link(s)" if info.st_nlink > 1 else None)
+    if problem:
+        os.close(fd)
+        raise BenchError(f"{path} {problem}, so it cannot be {what}: {_MOVE_IT}")
+    return fd
+
+
 class ResultsWriter:
-    """Appends records to ``results.jsonl``, each on disk (flushed and fsynced) before `append` returns."""
+    """Appends records to ``results.jsonl``, each on disk (flushed and fsynced) before `append` returns.
+
+    ``back`` is what the file held when opened. A partial last line (a run killed mid-write) is cut off,
+    and a missing final newline added, only when the first record is appended, and only in a file that
+    holds records: a file holding bytes but no record was not written by this tool and is refused.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        back = read_records(self.path)
-        self.file = self.path.open("ab")
-        if back.partial_line_bytes:  # drop the partial line so the next record starts a line of its own
-            self.file.truncate(back.good_bytes)
-        elif back.good_bytes and not self.path.read_bytes().endswith(b"\n"):
-            self.file.write(b"\n")
+        self.fd = _open_own(self.path, os.O_RDWR | os.O_APPEND, "the results file")
+        try:
+            self.back = _parse_records(self.path, _read_all(self.fd))
+        except (BenchError, OSError) as error:
+            os.close(self.fd)
+            if isinstance(error, OSError):
+                raise BenchError(f"{self.path}: cannot read it: {error.strerror}") from None
+            raise
+        if self.back.partial_line_bytes and not self.back.records:
+            os.close(self.fd)
+            raise BenchError(f"{self.path} holds no record, only {self.back.partial_line_bytes} bytes that are "
+                             f"not one; it is not a results file of this tool: {_MOVE_IT}")
+        self.repaired = False
+
+    def _end_on_a_line(self) -> None:
+        """Make the file end where a line ends, so the next record starts a line of its own."""
+        if self.back.partial_line_bytes:
+            os.ftruncate(self.fd, self.back.good_bytes)
+        elif not self.back.ends_with_newline:
+            os.write(self.fd, b"\n")
+        self.repaired = True
 
     def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, default=str) + "\n").encode()
         # Ctrl-C (or SIGTERM) waits until the line is whole and on disk
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            self.file.write(line)
-            self.file.flush()
-            os.fsync(self.file.fileno())
+            if not self.repaired:
+                self._end_on_a_line()
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self.fd, view):]
+            os.fsync(self.fd)
+        except OSError as error:
+            raise WriteError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def close(self) -> None:
-        self.file.close()
+        os.close(self.fd)
 
     def __enter__(self) -> ResultsWriter:
         return self
@@ -110,11 +204,12 @@ def locked(directory: str | Path) -> Iterator[None]:
     """Hold ``directory``'s lock for the duration, or refuse at once if another live run holds it.
 
     An flock: the kernel releases it when its process dies however it dies, so a lock left by a killed run
-    is never in the way (its file is reused, then removed when this run ends).
+    is never in the way (its file is reused, then removed when this run ends). A lock file that holds
+    anything but a pid was not written by this tool and is refused, not overwritten.
     """
     path = Path(directory) / LOCK_FILE
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_own(path, os.O_RDWR, "a lock file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -127,14 +222,22 @@ def locked(directory: str | Path) -> Iterator[None]:
                 "wait for it to finish, or write to another directory with --out"
             ) from None
         try:  # the file we locked may have been removed by a run ending meanwhile: then lock the new one
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+            if os.fstat(fd).st_ino == os.lstat(path).st_ino:
                 break
         except FileNotFoundError:
             pass
         os.close(fd)
     try:
+        left = os.read(fd, 64)
+        if left.strip() and not left.strip().isdigit():
+            raise BenchError(f"{path} holds something other than a run's pid; it is not a lock of this tool: "
+                             f"{_MOVE_IT}")
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
         yield
     finally:
         path.unlink(missing_ok=True)
@@ -143,6 +246,12 @@ def locked(directory: str | Path) -> Iterator[None]:
 
 def _read_pid(path: Path) -> int | None:
     try:
-        return int(path.read_text().strip())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return int(os.read(fd, 64).strip())
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)

@@ -1,0 +1,87 @@
+"""The least memory a network needs at a size: its parameters plus the largest map one level keeps.
+
+A floor, not a prediction (a real forward holds the skips, a training step far more): a case over it
+cannot fit, so it is refused (or recorded ``oom``) with this figure before anything is allocated, rather
+than failing inside torch. The parameters are counted on the meta device: no memory, milliseconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from unet_bench.errors import BenchError
+from unet_bench.models.config import UNetConfig
+from unet_bench.models.geometry import largest_feature_map
+
+if TYPE_CHECKING:
+    from unet_bench.record import Case
+
+GIB = 2**30
+
+
+@functools.lru_cache(maxsize=256)
+def parameter_count(cfg: UNetConfig) -> int:
+    import torch
+
+    from unet_bench.models.unet import UNet
+
+    with torch.device("meta"):
+        return sum(p.numel() for p in UNet(cfg).parameters())
+
+
+def memory_floor_bytes(cfg: UNetConfig, size: int, batch: int = 1, dtype: str = "fp32") -> int:
+    """fp32 parameters plus ``batch`` images' largest feature map (2 bytes a value under bf16/fp16 autocast)."""
+    value_bytes = 2 if dtype in ("bf16", "fp16") else 4
+    return 4 * parameter_count(cfg) + value_bytes * batch * largest_feature_map(cfg, size)
+
+
+def memory_ceiling(device: str, limit_gb: float | None = None) -> tuple[int | None, str]:
+    """The most memory a case may use on ``device`` and what sets it (None where unknown)."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None, "no GPU"
+        total = torch.cuda.get_device_properties(0).total_memory
+        return total, f"the GPU's {_human(total)}"
+    ceiling = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    what = f"this machine's {_human(ceiling)} of memory"
+    try:
+        cgroup = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if cgroup.isdigit() and int(cgroup) < ceiling:
+            ceiling, what = int(cgroup), f"this container's {_human(int(cgroup))} memory limit"
+    except OSError:
+        pass
+    if limit_gb is not None and limit_gb * GIB < ceiling:
+        ceiling, what = int(limit_gb * GIB), f"the CPU memory limit of {limit_gb:g} GiB"
+    return ceiling, what
+
+
+def why_it_cannot_fit(cfg: UNetConfig, size: int, batch: int, dtype: str, device: str,
+                      limit_gb: float | None = None) -> str | None:
+    """Why a case cannot fit in memory (its floor is over the ceiling), or None if it may."""
+    floor = memory_floor_bytes(cfg, size, batch, dtype)
+    ceiling, what = memory_ceiling(device, limit_gb)
+    if ceiling is None or floor <= ceiling:
+        return None
+    return f"it needs at least {_human(floor)} (parameters and its largest feature map), more than {what}"
+
+
+def why_case_cannot_fit(case: Case, cpu_limit_gb: float | None = None) -> str | None:
+    """`why_it_cannot_fit` for a case (``cpu_limit_gb`` counts on CPU only); None for a case that is not
+    valid either (whatever measures it meets that error and reports it)."""
+    from unet_bench.models.registry import get_config
+
+    try:
+        cfg = get_config(case.variant, **case.overrides_dict())
+        return why_it_cannot_fit(cfg, case.input_size, case.batch, case.dtype, case.device,
+                                 cpu_limit_gb if case.device == "cpu" else None)
+    except BenchError:
+        return None
+
+
+def _human(n: int) -> str:
+    return f"{n / GIB:,.1f} GiB" if n >= GIB else f"{n / 2**20:,.1f} MiB"
