@@ -20,6 +20,7 @@ from unet_bench.analysis.compare import compare
 from unet_bench.analysis.plots import make_figures
 from unet_bench.analysis.results import load
 from unet_bench.analysis.summary import summarize
+from unet_bench.analysis.tables import sections
 from unet_bench.cli import main
 
 # --- figures and report ----------------------------------------------------------------------------------
@@ -71,10 +72,31 @@ def test_report_is_self_contained_and_says_how_it_was_measured(tiny_results, fra
     assert row(frame, "paper", "infer")["peak_mem_method"] in text  # read from the records
     assert row(frame, "paper", "counts")["env_cpu"] in text
     assert "padded" in text and "bilinear" in text and "ref" in text
+    methodology = text[text.index("Methodology"):text.index("Tables")]
+    assert "same grid point" in methodology and "per output pixel" in methodology and "Welch" in methodology
+    assert "1 repeat per case, too few to tell any change from noise" in text
+    tables = re.findall(r"<table>(.*?)</table>", html_path.read_text(), re.S)
+    assert len(tables) >= 2 and all(t.count("<th>") <= 12 for t in tables)  # narrow enough for 1280 px
+    assert '%<span class="ci">no verdict (1 repeat)</span></td>' in html_path.read_text()  # on a line of its own
     markdown = md_path.read_text()
     assert "## Methodology" in markdown and "| variant" in markdown
+    assert "latency per output Mpx (ms)" in markdown
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown):
         assert (md_path.parent / link).is_file()
+    assert main(["report", str(run), "--per-image", "--out", str(tmp_path / "per-image")]) == 0
+    assert "latency (ms)" in (tmp_path / "per-image" / "report.md").read_text()
+
+
+def test_wide_tables_are_split_per_kind_of_metric(frame):
+    comparison = compare(frame, metrics=["params", "peak_mem_bytes", "latency_ms_median", "peak_fraction"])
+    whole = {title: table for _, title, table in sections(comparison)}
+    parts = {title: table for _, title, table in sections(comparison, split=2)}
+    infer = next(t for t in whole if t.startswith("mode: infer"))
+    assert [t.removeprefix(infer) for t in parts if t.startswith(infer)] == [" · memory", " · time"]
+    memory, time = parts[infer + " · memory"], parts[infer + " · time"]
+    assert list(memory.columns[-2:]) == ["peak memory (MiB)", "Δ peak memory"]
+    assert list(time.columns[-4:]) == ["latency (ms)", "Δ latency", "peak utilisation (%)", "Δ peak utilisation"]
+    assert memory["variant"].tolist() == time["variant"].tolist() == whole[infer]["variant"].tolist()
 
 
 def test_cli_compare(tiny_results, capsys):

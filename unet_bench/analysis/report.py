@@ -2,8 +2,9 @@
 
 It says where the numbers come from before it shows them: the environment of every results directory,
 what the counts cover and how timing and memory were measured (read from the records' own method
-strings, so the text cannot drift from the code that measured), then a short summary of the largest
-effects written from the comparison table, the tables, and the figures.
+strings, so the text cannot drift from the code that measured), how rows are paired and judged, then a
+summary of each variant's real effects with their intervals (`summary`), the tables (split per kind of
+metric where one would not fit a 1280 px window), and the figures.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, 
     if done["dice_mean"].notna().any():
         seeds = _distinct(done["quality_seeds"].dropna().astype(int).astype(str))
         out.append(("Quality", "Dice and IoU on the validation split, mean ± standard deviation over "
-                               f"{'/'.join(seeds) or 'several'} training seeds."))
+                               f"{'/'.join(seeds) or 'several'} training seeds; each seed trains the network "
+                               "afresh, so the seeds are the repeats their verdicts come from."))
     text = ("Each variant is compared with the baseline at the same grid point: the same setting (mode, device, "
             "dtype, batch, memory format, threads) and the same size request of the experiment file (size rule and "
             "requested size), so a variant that needs another valid input size is paired with the baseline "

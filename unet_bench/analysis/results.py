@@ -14,8 +14,12 @@ row came from. Two kinds of input are read:
 - a pytest-benchmark JSON file (``--benchmark-json``): one row per benchmark, its timing statistics
   mapped onto the latency columns; ``extra_info`` keys that name a `Record` field fill that field.
 
-`METRICS` names every measured column with its display unit and whether lower is better: the one place
-the tables and the figures take their labels from.
+Records written before a figure existed get it derived on load where it follows from the others: latency
+per output megapixel and output megapixels per second from the latency, the batch and the output size;
+MACs per output pixel from the MACs.
+
+`METRICS` names every measured column with its display unit, whether higher is better and where its
+verdict comes from: the one place the tables, the figures and the verdicts take them from.
 """
 
 from __future__ import annotations
