@@ -193,13 +193,16 @@ def test_axis_numbers_are_written_in_full():
         ["1,770", "0.25", "1,500,000", "0.3", "-12,345.5", "0"]
     assert number(31.030658, 3) == "31" and number(0.0123456, 3) == "0.0123"
     figure = Figure()
-    ax = figure.subplots(1, 2)
+    ax = figure.subplots(1, 3)
     ax[0].plot([1000, 3000], [1770, 1780])
     ax[1].loglog([10, 20000], [1, 5000])
+    ax[2].barh([0, 1], [1500, 2500])
+    ax[2].set_yticks([0, 1], ["paper", "padded"])
     for axes in ax:
         plain_numbers(axes)
     figure.canvas.draw()
     labels = [t.get_text() for a in ax for t in a.get_xticklabels() + a.get_yticklabels() if t.get_text()]
-    assert "1,500" in labels and "1,000" in labels and "1,770" in labels
-    assert not [t for t in labels if "e" in t or "^" in t or "$" in t]
+    assert "1,770" in labels and "2,000" in labels and "10,000" in labels
+    assert [t.get_text() for t in ax[2].get_yticklabels()] == ["paper", "padded"]  # named ticks kept
+    assert not [t for t in labels if re.search(r"\d[eE][+-]?\d|\^|\$", t)]  # no 1.77e+03, no 10^3
     assert all(a.yaxis.get_offset_text().get_text() == "" for a in ax)  # no '+1.77e3' above the axis

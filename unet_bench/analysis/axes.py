@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter, LogFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatter, ScalarFormatter
 from matplotlib.transforms import offset_copy
 
 from unet_bench.analysis.results import METRICS
@@ -42,8 +42,10 @@ class _LogNumbers(LogFormatter):
 
 
 def plain_numbers(ax: Axes) -> None:
-    """Tick labels in full on both axes, whatever their scale (call after the scale is set)."""
+    """Numeric tick labels in full on both axes, whatever their scale; labels set by name are kept."""
     for axis in (ax.xaxis, ax.yaxis):
+        if not isinstance(axis.get_major_formatter(), (ScalarFormatter, LogFormatter)):
+            continue
         if axis.get_scale() == "log":
             axis.set_major_formatter(_LogNumbers(labelOnlyBase=False))
             axis.set_minor_formatter(_LogNumbers(labelOnlyBase=False, minor_thresholds=(1, 0.4)))

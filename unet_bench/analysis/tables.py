@@ -3,6 +3,7 @@ tidy CSV with the raw numbers."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -126,7 +127,7 @@ def _names(rows: pd.DataFrame, varying: list[str], sources: bool) -> pd.DataFram
     request where rows of one size came from different requests, repeats."""
     display = pd.DataFrame({"variant": rows["variant"].to_numpy()})
     if sources:
-        display["results"] = rows["source"].to_numpy()
+        display["results"] = rows["source"].map(short_names(rows["source"])).to_numpy()
     if (rows["config_change"] != "").any():
         display["config change"] = rows["config_change"].to_numpy()
     for factor in varying:
@@ -141,6 +142,12 @@ def _names(rows: pd.DataFrame, varying: list[str], sources: bool) -> pd.DataFram
     if (rows["repeats"] > 1).any():
         display["repeats"] = rows["repeats"].astype(int).astype(str).to_numpy()
     return display
+
+
+def short_names(sources: pd.Series) -> dict[str, str]:
+    """Each results directory by its last part where those are unique (the caption names it in full)."""
+    names = {s: Path(s).name or s for s in dict.fromkeys(sources)}
+    return names if len(set(names.values())) == len(names) else {s: s for s in names}
 
 
 def _kind(metric: str) -> str:
