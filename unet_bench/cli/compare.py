@@ -54,8 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmp.add_argument("results", nargs="+", metavar="RESULTS", help=RESULTS_HELP)
     cmp.add_argument("--baseline", default=None, help=BASELINE_HELP)
     cmp.add_argument("--metrics", action="append", default=None, metavar="M[,M...]",
-                     help="columns to compare (default: params, macs, peak_mem_bytes, latency_ms_median, "
-                          "dice_mean where measured), e.g. --metrics macs,latency_ms_median")
+                     help="columns to compare, shown as named (default: params, macs, peak_mem_bytes, "
+                          "latency_ms_median, dice_mean where measured, per output pixel where the compared "
+                          "outputs differ), e.g. --metrics macs,latency_ms_per_output_mpix")
     cmp.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     cmp.add_argument("--per-image", action="store_true", help=PER_IMAGE_HELP)
     cmp.set_defaults(func=cmd_compare)
