@@ -1,51 +1,64 @@
-"""The ablation table: each variant against a baseline measured in the same run, and whether a latency
-change is larger than the noise.
+"""The ablation table: each variant against a baseline, with every change stated as an effect and a verdict.
 
-`compare` aggregates the repeats of each case (median of the repeat values) and puts every row beside its
-reference: the baseline variant (default ``paper``) in the same results directory and setting, or, when
-the baseline names a results directory, the same variant and setting in that directory (before/after a
-change, CPU vs GPU). A setting is the `FACTORS` (mode, device, dtype, batch, ...) plus the input size;
-when the variants were given different inputs (valid convs need other sizes), rows are paired one to one
-with the reference: same input size, else the same output size (the suite's ``common-output`` rule), else
-the nearest output size within 10 % (``nearest-output``), else the nearest input size within 10 %
-(``nearest-input``); a row with none of these has no reference and no Δ.
+`compare` aggregates the repeats of each case and puts every row beside its reference (`pairing`): the
+baseline variant (default ``paper``) at the same grid point of the same results directory, or, when the
+baseline names a results directory, the same variant at the same grid point there (before/after a change,
+CPU vs GPU). Values are the geometric mean over repeats for timings and memory (so that Δ is exactly the
+ratio the interval is about), the mean over seeds for quality, the value itself for exact counts.
 
-**Noise rule** for latency (and any metric with a measured spread): the change is *within noise* when
-the two interquartile intervals overlap — each interval running from the lowest p25 to the highest p75
-over the case's repeats — or when a two-sided Mann–Whitney U test on the repeat medians gives p ≥ 0.05.
-The test is run only when both sides have at least 3 repeats and enough of them for p < 0.05 to be
-reachable at all (2 / C(n₁+n₂, n₁) < 0.05: 4 v 4, 3 v 5; 3 v 3 cannot, so there the intervals decide).
-A change is reported as real only when neither says noise.
+**Like for like.** When a row and its reference differ in output size (a padded network returns its whole
+input, a valid one a smaller map), the default figures are per output pixel — latency per output megapixel,
+MACs per output pixel, throughput in output megapixels per second — and the caption says so; ``per_image``
+keeps the per-image figures.
+
+**Verdicts** (`stats`): each change carries a confidence interval over independent repeats and is called
+real only when the interval excludes zero; fewer than 3 repeats on either side give no verdict.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sstats
 
-from unet_bench.analysis.results import FACTORS, METRICS, ok, variant_labels
-from unet_bench.analysis.stats import within_noise
+from unet_bench.analysis import stats
+from unet_bench.analysis.conditions import load_warnings
+from unet_bench.analysis.pairing import config_change, grid_points, key, key_one, legacy_sources, missing, pair
+from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
 
-SIZE_TOLERANCE = 0.10  # nearest-valid sizes of one grid point differ by less than this fraction
 DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean")
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
+
+
+@dataclass(frozen=True)
+class Family:
+    """The rows of one metric judged together: how many had an interval, how many are real, at what level."""
+
+    rows: int
+    real: int
+    level: float
 
 
 @dataclass
 class Comparison:
     """An aggregated table plus what a reader needs to interpret it.
 
-    ``table`` has one row per source, variant label and setting: the factor columns, ``output_size``,
-    ``repeats``, ``ref_input_size`` (the reference's input size) and per metric ``<m>`` (median over
-    repeats), ``<m>_low``/``<m>_high`` (its measured spread), ``<m>_ref`` (the reference's value),
-    ``<m>_rel`` (relative change, 0.1 = +10 %), and for timings ``<m>_within_noise`` and ``<m>_p`` (the
-    test's p-value, NaN where it was not run).
+    ``table`` has one row per source, variant label, setting and grid point: the factor columns,
+    ``output_size``, ``repeats``, ``point`` (the grid point), ``ref_input_size`` / ``ref_output_size`` /
+    ``ref_variant`` (the reference's), ``config_change`` (fields that differ from the reference, comparing
+    results directories) and per metric ``<m>`` (see the module docstring), ``<m>_low``/``<m>_high`` (its
+    spread: a 95 % interval over repeats, else the timed blocks' p25-p75, mean ± std over seeds, or the
+    range), ``<m>_ref``, ``<m>_rel`` (relative change, 0.1 = +10 %) and, for measured (not counted)
+    metrics, ``<m>_verdict`` (`stats.REAL` ...), ``<m>_rel_low``/``<m>_rel_high`` (the interval of the
+    change), ``<m>_level``, ``<m>_p`` and ``<m>_why`` (why there is no verdict).
     """
 
     table: pd.DataFrame
@@ -54,6 +67,11 @@ class Comparison:
     metrics: list[str]
     common_overrides: str = ""
     failed: list[str] = field(default_factory=list)
+    per_pixel: bool = False  # the default figures were turned per output pixel (outputs differ in size)
+    outputs_differ: bool = False
+    notes: list[str] = field(default_factory=list)  # worth a line on stderr: legacy pairing, load differences
+    families: dict[str, Family] = field(default_factory=dict)  # per judged metric
+    noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (detectable change, repeats)
 
 
 def available_metrics(frame: pd.DataFrame) -> list[str]:
@@ -61,11 +79,12 @@ def available_metrics(frame: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if m in frame and frame[m].notna().any()]
 
 
-def choose_metrics(frame: pd.DataFrame, metrics: list[str] | None) -> list[str]:
+def choose_metrics(frame: pd.DataFrame, metrics: Sequence[str] | None,
+                   defaults: Sequence[str] = DEFAULT_METRICS) -> list[str]:
     """The requested metrics (or the defaults that were measured); unknown ones are refused."""
     present = available_metrics(frame)
     if metrics is None:
-        return [m for m in DEFAULT_METRICS if m in present] or present
+        return [m for m in defaults if m in present] or present
     for metric in metrics:
         if metric in METRICS and metric not in present:
             raise BenchError(f"metric {metric!r} was not measured in these results; measured: {choices(present)}")
@@ -74,14 +93,17 @@ def choose_metrics(frame: pd.DataFrame, metrics: list[str] | None) -> list[str]:
     return list(metrics)
 
 
-def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: list[str] | None = None) -> Comparison:
+def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[str] | None = None,
+            per_image: bool = False, defaults: Sequence[str] = DEFAULT_METRICS) -> Comparison:
     """Compare every variant with ``baseline`` (a variant label or a source; see the module docstring).
 
-    ``baseline=None`` means ``paper`` for one source and the first source for several.
+    ``baseline=None`` means ``paper`` for one source and the first source for several. ``metrics``: shown
+    as named; else ``defaults``, turned per output pixel where the compared outputs differ (unless
+    ``per_image``).
     """
-    metrics = choose_metrics(frame, metrics)
+    chosen = choose_metrics(frame, metrics, defaults)
     labels, common = variant_labels(frame)
-    frame = frame.assign(variant=labels)
+    frame = frame.assign(name=frame["variant"], variant=labels)
     sources = list(dict.fromkeys(frame["source"]))
     if baseline is None:
         baseline = "paper" if len(sources) == 1 else sources[0]
@@ -89,153 +111,207 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: list[str]
     if not by_source and baseline not in set(labels):
         raise BenchError(f"unknown baseline {baseline!r}; valid baselines are the variants "
                          f"{choices(dict.fromkeys(labels))} or the results {choices(sources)}")
-    rows = _aggregate(ok(frame), metrics)
+    done = ok(frame)
+    legacy = legacy_sources(done)
+    notes = [f"{s}: written before records carried their size rule; its rows are paired by equal input size "
+             "only" for s in legacy]
+    done = done.assign(point=grid_points(done, set(sources) if by_source and legacy else set(legacy)))
+    present = available_metrics(done)
+    wanted = [*chosen, *(PER_PIXEL[m] for m in chosen if m in PER_PIXEL)]
+    wanted += [METRICS[m].timing for m in wanted if METRICS[m].timing]
+    rows = _aggregate(done, [m for m in dict.fromkeys(wanted) if m in present])
     if rows.empty:
         raise BenchError(f"no successful measurement in {', '.join(sources)}; every case failed")
-    table = _ordered(_relative(rows, metrics, baseline, by_source), baseline, by_source)
+    pairs = pair(rows, baseline, by_source)
+    differ = any(_differs(rows.at[i, "output_size"], rows.at[j, "output_size"]) for i, j in pairs.items())
+    per_pixel = differ and not per_image and metrics is None
+    if per_pixel:
+        chosen = [PER_PIXEL[m] if m in PER_PIXEL and PER_PIXEL[m] in present else m for m in chosen]
+    table, families = _relative(rows, pairs, chosen, baseline, by_source)
+    if by_source:
+        notes += load_warnings(done, baseline, sources)
     failed = [
         f"{r.variant} {r.mode} {r.input_size}px b{r.batch} ({r.source}): {r.status}"
         + (f" - {r.message}" if r.message else "")
         for r in frame[frame["status"] != "ok"].itertuples()
     ]
-    return Comparison(table, baseline, by_source, metrics, common, failed)
+    return Comparison(_ordered(table, baseline, by_source), baseline, by_source, chosen, common, failed,
+                      per_pixel, differ, notes, families, _noise(rows))
 
 
-def _key(values) -> tuple:
-    return tuple(None if missing(v) else v for v in values)
+def _differs(a: Any, b: Any) -> bool:
+    return not missing(a) and not missing(b) and a != b
 
 
-def key_one(value: Any) -> Any:
-    """A value as a grouping key: NaN and None both become None."""
-    return None if missing(value) else value
-
-
-def missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+# --- one row per case ------------------------------------------------------------------------------------
 
 
 def _aggregate(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """One row per source, variant label and setting: the median over repeats, its spread (``_low`` and
-    ``_high``: lowest p25 / highest p75 for timings, mean ± std for quality over seeds, else the range
-    over repeats) and the repeat values."""
-    keys = ["source", "variant", *FACTORS]
+    """One row per source, variant label, setting and grid point: each metric's value over the repeats,
+    its spread (``_low``, ``_high``) and what its verdict needs (``_samples_<m>``)."""
+    keys = ["source", "variant", *FACTORS, "point"]
+    config = [c for c in frame.columns if c.startswith("cfg_")]
     out = []
-    for key, group in frame.groupby(keys, dropna=False, sort=False):
-        row = dict(zip(keys, _key(key), strict=True))
-        row["output_size"] = group["output_size"].median()
-        row["repeats"] = len(group)
+    for group_key, group in frame.groupby(keys, dropna=False, sort=False):
+        row = dict(zip(keys, key(group_key), strict=True))
+        first = group.iloc[0]
+        row.update(name=first["name"], size_rule=key_one(first.get("size_rule")),
+                   requested_size=key_one(first.get("requested_size")), output_size=group["output_size"].median(),
+                   repeats=len(group),
+                   _config={c.removeprefix("cfg_"): first[c] for c in config})
         for metric in metrics:
-            values = group[metric].dropna()
-            info = METRICS[metric]
-            row[metric] = values.median() if len(values) else np.nan
-            low, high = values.min(), values.max()
-            if info.spread:
-                p25, p75 = group[info.spread[0]].dropna(), group[info.spread[1]].dropna()
-                low, high = (p25.min(), p75.max()) if len(p25) and len(p75) else (low, high)
-            elif info.std and group[info.std].notna().any():
-                std = group[info.std].median()
-                low, high = row[metric] - std, row[metric] + std
-            row[f"{metric}_low"], row[f"{metric}_high"] = low, high
-            row[f"_{metric}_samples"] = values.to_list()
+            row.update(_summarise(group, metric))
         out.append(row)
     return pd.DataFrame(out)
 
 
-def _relative(rows: pd.DataFrame, metrics: list[str], baseline: str, by_source: bool) -> pd.DataFrame:
-    """Add each row's reference values, relative changes and noise flags."""
-    setting = [f for f in FACTORS if f != "input_size"]
-    if by_source:
-        ref_rows = rows[rows["source"] == baseline]
-        # A factor on which the sources do not overlap at all (device: cpu vs cuda) is what is compared.
-        others = rows[rows["source"] != baseline]
-        setting = [f for f in setting if _overlap(ref_rows[f], others[f])]
-        match = ["variant", *setting]
+def _summarise(group: pd.DataFrame, metric: str) -> dict[str, Any]:
+    info = METRICS[metric]
+    values = group[metric].dropna().astype(float)
+    out: dict[str, Any] = {f"_samples_{metric}": values.to_list()}
+    if values.empty:
+        return {**out, metric: np.nan, f"{metric}_low": np.nan, f"{metric}_high": np.nan}
+    if info.verdict == "seeds":
+        seeds = _seed_values(group, info.samples)
+        if seeds:
+            out[f"_samples_{metric}"] = seeds
+            mean, std = float(np.mean(seeds)), float(np.std(seeds, ddof=1)) if len(seeds) > 1 else 0.0
+        else:  # records without per-seed values: their mean, std and seed count
+            mean = float(values.median())
+            std = float(np.nan_to_num(group[info.std].median())) if info.std in group else 0.0
+            seeds_n = group["quality_seeds"].max() if "quality_seeds" in group else np.nan
+            out[f"_samples_{metric}"] = stats.Summary(mean, std**2, 1 if missing(seeds_n) else int(seeds_n))
+        return {**out, metric: mean, f"{metric}_low": mean - std, f"{metric}_high": mean + std}
+    positive = bool((values > 0).all())
+    if info.verdict == "exact" or not positive:
+        return {**out, metric: float(values.median()), f"{metric}_low": values.min(), f"{metric}_high": values.max()}
+    logs = np.log(values.to_numpy())
+    value = float(np.exp(logs.mean()))
+    if len(logs) > 1:
+        half = float(sstats.t.ppf(0.975, len(logs) - 1)) * logs.std(ddof=1) / math.sqrt(len(logs))
+        low, high = value * math.exp(-half), value * math.exp(half)
     else:
-        ref_rows = rows[rows["variant"] == baseline]
-        match = ["source", *setting]
-    references = {_key(k): g for k, g in ref_rows.groupby(match, dropna=False, sort=False)}
-    ref_index: dict[Any, pd.Series] = {}
-    for key, group in rows.groupby([*match, "source" if by_source else "variant"], dropna=False, sort=False):
-        ref_index.update(_pair_sizes(group, references.get(_key(key[:-1]))))
+        low, high = _block_spread(group.iloc[0], info, value)
+    return {**out, metric: value, f"{metric}_low": low, f"{metric}_high": high}
+
+
+def _block_spread(record: pd.Series, info: Any, value: float) -> tuple[float, float]:
+    """One repeat: the p25-p75 of its timed blocks, carried over to a figure derived from the timing."""
+    spread = (METRICS[info.timing] if info.timing else info).spread
+    if spread is None or any(missing(record.get(c)) for c in (*spread, "latency_ms_median")):
+        return value, value
+    low, high = record[spread[0]] / record["latency_ms_median"], record[spread[1]] / record["latency_ms_median"]
+    return (value / high, value / low) if info.higher_is_better else (value * low, value * high)
+
+
+def _seed_values(group: pd.DataFrame, column: str | None) -> list[float]:
+    if column is None or column not in group:
+        return []
+    seeds: list[float] = []
+    for text in group[column].dropna():
+        seeds += [float(v) for v in (json.loads(text) if isinstance(text, str) else text)]
+    return seeds
+
+
+def _noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
+    """Per source: the smallest latency change this run could call real, and the typical repeats."""
+    column = "_samples_latency_ms_median"
+    if column not in rows:
+        return {}
+    out = {}
+    for source, group in rows.groupby("source", sort=False):
+        samples = [s for s in group[column] if len(s)]
+        if samples:
+            out[source] = (stats.minimal_detectable(samples), int(np.median([len(s) for s in samples])))
+    return out
+
+
+# --- each row against its reference ----------------------------------------------------------------------
+
+
+def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], baseline: str,
+              by_source: bool) -> tuple[pd.DataFrame, dict[str, Family]]:
+    """Add each row's reference values, relative changes and verdicts."""
     table = rows.copy()
-    table["ref_input_size"] = [ref_index[i]["input_size"] if i in ref_index else np.nan for i in rows.index]
+    refs = pd.Series(pairs, dtype=object).reindex(rows.index)
+    for column in ("input_size", "output_size", "variant"):
+        table[f"ref_{column}"] = [rows.at[j, column] if not missing(j) else np.nan for j in refs]
     table["is_reference"] = (rows["source"] == baseline) if by_source else (rows["variant"] == baseline)
+    table["config_change"] = [
+        ", ".join(config_change(rows.at[j, "_config"], rows.at[i, "_config"])) if by_source and not missing(j)
+        else "" for i, j in refs.items()]
     for metric in metrics:
-        spread = METRICS[metric].spread
-        ref_values, rels, noise, pvalues = [], [], [], []
-        for index, row in rows.iterrows():
-            ref = ref_index.get(index)
-            base = np.nan if ref is None else ref[metric]
-            ref_values.append(base)
-            rels.append(row[metric] / base - 1 if base and not missing(base) else np.nan)
-            if spread:
-                within, p = (np.nan, np.nan) if ref is None or missing(base) or missing(row[metric]) else \
-                    within_noise(
-                        (ref[f"{metric}_low"], ref[f"{metric}_high"]), ref[f"_{metric}_samples"],
-                        (row[f"{metric}_low"], row[f"{metric}_high"]), row[f"_{metric}_samples"])
-                noise.append(within)
-                pvalues.append(p)
-        table[f"{metric}_ref"] = ref_values
-        table[f"{metric}_rel"] = rels
-        if spread:
-            table[f"{metric}_within_noise"] = noise
-            table[f"{metric}_p"] = pvalues
-    return table.drop(columns=[c for c in table if c.startswith("_")])
+        base = [rows.at[j, metric] if not missing(j) else np.nan for j in refs]
+        table[f"{metric}_ref"] = base
+        table[f"{metric}_rel"] = [v / b - 1 if b and not missing(b) else np.nan for v, b in zip(rows[metric], base,
+                                                                                                   strict=True)]
+    others = {i: j for i, j in pairs.items() if i != j}
+    families: dict[str, Family] = {}
+    judged: dict[str, tuple[dict[Any, stats.Effect | stats.Verdict], float]] = {}
+    for metric in dict.fromkeys(METRICS[m].timing or m for m in metrics if METRICS[m].verdict != "exact"):
+        found = {i: _judge(rows, metric, i, j) for i, j in others.items()
+                 if not missing(rows.at[i, metric]) and not missing(rows.at[j, metric])}
+        effects = [e.p for e in found.values() if isinstance(e, stats.Effect)]
+        level, real = stats.fcr_level(effects)
+        families[metric] = Family(len(effects), real, level)
+        judged[metric] = (found, level)
+    for metric in metrics:
+        if METRICS[metric].verdict == "exact":
+            continue
+        timing = METRICS[metric].timing
+        found, level = judged[timing or metric]
+        verdicts = {i: _derive(rows, metric, i, others[i], found[i], level) if timing else _settle(found[i], level)
+                    for i in found if not missing(rows.at[i, metric]) and not missing(rows.at[others[i], metric])}
+        for name in ("verdict", "rel_low", "rel_high", "level", "p", "why"):
+            attribute = {"verdict": "status", "rel_low": "low", "rel_high": "high"}.get(name, name)
+            table[f"{metric}_{name}"] = [getattr(verdicts[i], attribute) if i in verdicts else None for i in rows.index]
+    families = {m: f for m, f in families.items() if m in metrics}
+    return table.drop(columns=[c for c in table if c.startswith("_")]), families
+
+
+def _judge(rows: pd.DataFrame, metric: str, i: Any, j: Any) -> stats.Effect | stats.Verdict:
+    """The effect of row ``i`` against row ``j`` for a measured (not derived) metric."""
+    info = METRICS[metric]
+    new, ref = rows.at[i, f"_samples_{metric}"], rows.at[j, f"_samples_{metric}"]
+    unit = "seed" if info.verdict == "seeds" else "repeat"
+    if not isinstance(new, stats.Summary) and not isinstance(ref, stats.Summary):
+        log = info.verdict != "seeds" and min(new) > 0 and min(ref) > 0
+        return stats.judge(stats.Summary.of(ref, log), stats.Summary.of(new, log), log, unit)
+    summaries = [s if isinstance(s, stats.Summary) else stats.Summary.of(s, log=False) for s in (ref, new)]
+    return stats.judge(*summaries, log=False, unit=unit)
+
+
+def _settle(found: stats.Effect | stats.Verdict, level: float) -> stats.Verdict:
+    return stats.verdict(found, level) if isinstance(found, stats.Effect) else found
+
+
+def _derive(rows: pd.DataFrame, metric: str, i: Any, j: Any, found: stats.Effect | stats.Verdict,
+            level: float) -> stats.Verdict:
+    """A figure computed from a timing: its own change, with the timing's noise and level."""
+    value, ref = rows.at[i, metric], rows.at[j, metric]
+    if isinstance(found, stats.Effect) and value > 0 and ref > 0:
+        return stats.verdict(found.shifted(math.log(value / ref)), level)
+    return replace(found, rel=value / ref - 1)
 
 
 def _ordered(table: pd.DataFrame, baseline: str, by_source: bool) -> pd.DataFrame:
     """Rows that belong together side by side: per mode and setting, the reference first (for a
     comparison of sources: per variant and setting, the sources next to each other)."""
     modes = {m: i for i, m in enumerate(MODES)}
-    variants = {v: i for i, v in enumerate(dict.fromkeys([baseline, *table["variant"]]))}
+    groups = table["ref_variant"].where(table["ref_variant"].notna(), table["variant"]) if by_source \
+        else table["variant"]
+    variants = {v: i for i, v in enumerate(dict.fromkeys([baseline, *groups]))}
     sources = {s: i for i, s in enumerate(dict.fromkeys([baseline, *table["source"]]))}
 
     def rank(value: Any) -> tuple:
         return (value is None, value if value is not None else 0)
 
-    def key(i: int) -> tuple:
+    def order(i: int) -> tuple:
         row = table.iloc[i]
         size = row["input_size"] if missing(row["ref_input_size"]) else row["ref_input_size"]
         setting = tuple(rank(key_one(row[f])) for f in FACTORS if f not in ("mode", "input_size"))
-        first, last = (variants[row["variant"]], sources[row["source"]])[:: 1 if by_source else -1]
+        first, last = (variants[groups.iloc[i]], sources[row["source"]])[:: 1 if by_source else -1]
         return (modes.get(row["mode"], len(modes)), str(row["mode"]), first, setting[:2], rank(key_one(size)),
-                setting[2:], last, rank(key_one(row["input_size"])))
+                setting[2:], row["point"], last, rank(key_one(row["input_size"])))
 
-    return table.iloc[sorted(range(len(table)), key=key)].reset_index(drop=True)
-
-
-def _overlap(a: pd.Series, b: pd.Series) -> bool:
-    return bool({_key([v])[0] for v in a} & {_key([v])[0] for v in b}) or b.empty
-
-
-def _pair_sizes(rows: pd.DataFrame, refs: pd.DataFrame | None) -> dict[Any, pd.Series]:
-    """Pair rows of one variant and setting with reference rows one to one: same input size first, then
-    same output size, then the nearest output size, then the nearest input size, each within
-    `SIZE_TOLERANCE` (closest pairs first)."""
-    pairs: dict[Any, pd.Series] = {}
-    if refs is None or refs.empty:
-        return pairs
-    free = dict(refs.iterrows())
-    rules = (
-        lambda r, c: 0 if r["input_size"] == c["input_size"] else None,
-        lambda r, c: _gap(r["output_size"], c["output_size"], exact=True),
-        lambda r, c: _gap(r["output_size"], c["output_size"]),
-        lambda r, c: _gap(r["input_size"], c["input_size"]),
-    )
-    for rule in rules:
-        options = sorted(
-            (gap, i, j) for i, row in rows.iterrows() if i not in pairs for j, ref in free.items()
-            if not missing(row["input_size"]) and (gap := rule(row, ref)) is not None
-        )
-        for _, i, j in options:
-            if i not in pairs and j in free:
-                pairs[i] = free.pop(j)
-    return pairs
-
-
-def _gap(size: float, ref: float, exact: bool = False) -> float | None:
-    """|size - ref| when it is small enough to count as the same setting, else None."""
-    if missing(size) or missing(ref):
-        return None
-    gap = abs(size - ref)
-    return gap if gap == 0 or (not exact and gap <= SIZE_TOLERANCE * ref) else None
+    return table.iloc[sorted(range(len(table)), key=order)].reset_index(drop=True)

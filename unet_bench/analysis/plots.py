@@ -1,9 +1,11 @@
 """Figures a researcher can drop into a paper or a slide, drawn from the comparison table.
 
-Every figure uses one style (`STYLE`), one colour per variant across all figures (the baseline in
-black), axes labelled with units, and error bars from the measured spread: the interquartile range of
-the timed runs for latency (lowest p25 to highest p75 over repeats), mean ± std over seeds for quality,
-the range over repeats for memory. Counts (parameters, MACs) are exact and carry no bar.
+Every figure uses one style (`axes.STYLE`), one colour per variant across all figures (the baseline in
+black), axes labelled with units and numbers in full, and error bars from the measured spread: for
+timings and memory the 95 % interval of the mean over repeats (a case measured once: the p25-p75 of its
+timed blocks), mean ± std over seeds for quality. Counts (parameters, MACs) are exact and carry no bar.
+Where the compared outputs differ in size, latency, MACs and throughput are per output pixel (as in
+`compare`; ``per_image`` keeps them per image) and the caption says so.
 
 A figure is drawn only when its data is there (`make_figures` skips the rest): cost bars per variant,
 Pareto fronts (latency vs MACs, memory vs latency, Dice vs latency and MACs), scaling with input size
@@ -27,22 +29,22 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.transforms import offset_copy
 
+from unet_bench.analysis.axes import (
+    BASELINE_COLOR,
+    STYLE,
+    annotate,
+    errors,
+    log_if_wide,
+    number,
+    plain_numbers,
+    title,
+)
 from unet_bench.analysis.compare import available_metrics, compare
-from unet_bench.analysis.results import FACTORS, METRICS, variant_labels
+from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, variant_labels
 from unet_bench.errors import BenchError, choices
 
 FORMATS = ("png", "svg")
-STYLE: dict[str, Any] = {
-    "font.size": 9, "axes.titlesize": 10, "axes.titleweight": "bold", "axes.labelsize": 9,
-    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
-    "grid.linewidth": 0.6, "axes.axisbelow": True, "legend.fontsize": 8, "legend.frameon": False,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "savefig.dpi": 150, "savefig.bbox": "tight",
-    "errorbar.capsize": 2.5, "lines.markersize": 5, "svg.hashsalt": "unet-bench",
-}
-BASELINE_COLOR = "#222222"
-SUBTITLE = {"fontsize": 7.5, "color": "#555555", "fontweight": "normal"}
 _SETTING = [f for f in FACTORS if f != "input_size"]
 
 
@@ -57,7 +59,8 @@ class FigureFile:
 
 
 def make_figures(frame: pd.DataFrame, out_dir: str | Path, baseline: str | None = None,
-                 formats: tuple[str, ...] = FORMATS, names: Sequence[str] | None = None) -> list[FigureFile]:
+                 formats: tuple[str, ...] = FORMATS, names: Sequence[str] | None = None,
+                 per_image: bool = False) -> list[FigureFile]:
     """Draw every figure the data allows (or those of `PLOTS` in ``names``) into ``out_dir``, as
     ``<name>.png`` and ``<name>.svg``."""
     unknown = set(names or ()) - set(PLOTS)
@@ -65,7 +68,7 @@ def make_figures(frame: pd.DataFrame, out_dir: str | Path, baseline: str | None 
         raise BenchError(f"unknown figure {sorted(unknown)[0]!r}; valid figures are {choices(PLOTS)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = plot_table(frame, baseline)
+    table = plot_table(frame, baseline, per_image)
     colors = variant_colors(table)
     written = []
     with matplotlib.rc_context(STYLE):
@@ -76,6 +79,8 @@ def make_figures(frame: pd.DataFrame, out_dir: str | Path, baseline: str | None 
             if made is None:
                 continue
             figure, caption = made
+            for ax in figure.axes:
+                plain_numbers(ax)
             paths = tuple(out / f"{name}.{fmt}" for fmt in formats)
             for path, fmt in zip(paths, formats, strict=True):
                 figure.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
@@ -83,13 +88,16 @@ def make_figures(frame: pd.DataFrame, out_dir: str | Path, baseline: str | None 
     return written
 
 
-def plot_table(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+def plot_table(frame: pd.DataFrame, baseline: str | None = None, per_image: bool = False) -> pd.DataFrame:
     """The comparison table with every measured metric, a ``series`` label per line/bar (variant, plus
-    the results directory when there are several) and ``size``, the input size aligned to the baseline's."""
+    the results directory when there are several) and ``size``, the input size aligned to the baseline's;
+    ``attrs["per_pixel"]``: whether figures show per-output-pixel figures."""
     labels, _ = variant_labels(frame)
     if baseline is None:
         baseline = "paper" if "paper" in set(labels) else labels.iloc[0]
-    table = compare(frame, baseline, available_metrics(frame)).table
+    comparison = compare(frame, baseline, available_metrics(frame))
+    table = comparison.table
+    table.attrs["per_pixel"] = comparison.outputs_differ and not per_image
     several = table["source"].nunique() > 1
     table["series"] = table["variant"] + (" · " + table["source"].map(lambda s: Path(s).name) if several else "")
     table["size"] = table["ref_input_size"].fillna(table["input_size"])
@@ -117,7 +125,7 @@ def _pick(table: pd.DataFrame, metrics: list[str], vary: str | None = None) -> p
     rows = table.dropna(subset=metrics)
     if rows.empty:
         return None
-    keys = [k for k in [*_SETTING, "size"] if k != vary]
+    keys = [k for k in [*_SETTING, "size", "point"] if k != vary and not (vary == "size" and k == "point")]
     best = None
     for _, group in rows.groupby(keys, dropna=False, sort=False):
         score = (group[vary].nunique() if vary else 0, group["series"].nunique())
@@ -158,32 +166,19 @@ def describe(rows: pd.DataFrame, skip: tuple[str, ...] = ()) -> str:
     return " · ".join(parts)
 
 
-def _errors(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
-    """Asymmetric error bars (2 × n) in display units, or None when there is no spread to show."""
-    info = METRICS[metric]
-    low = (rows[metric] - rows[f"{metric}_low"]).clip(lower=0).fillna(0) * info.scale
-    high = (rows[f"{metric}_high"] - rows[metric]).clip(lower=0).fillna(0) * info.scale
-    if not (low.any() or high.any()):
-        return None
-    return np.vstack([low.to_numpy(), high.to_numpy()])
+def _shown(table: pd.DataFrame, metric: str) -> str:
+    """``metric``, or its per-output-pixel counterpart where the figures show those."""
+    per_pixel = PER_PIXEL.get(metric)
+    return per_pixel if table.attrs["per_pixel"] and per_pixel in table else metric
 
 
-def _label(metric: str) -> str:
-    info = METRICS[metric]
-    return info.heading
-
-
-def _title(ax: Axes, title: str, subtitle: str) -> None:
-    """A bold title with the setting (one or two lines) in small grey type between it and the axes."""
-    ax.set_title(title, loc="left", pad=6 + 9 * (subtitle.count("\n") + 1))
-    below = offset_copy(ax.transAxes, fig=ax.figure, y=4, units="points")
-    ax.text(0, 1, subtitle, transform=below, va="bottom", ha="left", **SUBTITLE)
-
-
-def _log_if_wide(ax: Axes, values: pd.Series, axis: str) -> None:
-    values = values[values > 0]
-    if len(values) and values.max() / values.min() > 30:
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+def _spread_note(table: pd.DataFrame, metrics: Sequence[str]) -> str:
+    """What the error bars are, and whether figures are per output pixel."""
+    text = (" Error bars: 95 % interval of the mean over repeats (a case measured once: the p25-p75 of its "
+            "timed blocks); counts are exact.")
+    if any(m in PER_PIXEL.values() for m in metrics):
+        text += " Per output pixel, as the compared networks return outputs of different sizes."
+    return text
 
 
 # --- the figures -----------------------------------------------------------------------------------------
@@ -193,7 +188,8 @@ COST_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median")
 
 def cost_bars(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str] | None:
     """Parameters, MACs, peak memory and latency per variant, one panel each."""
-    panels = [(m, rows) for m in COST_METRICS if (rows := _pick(table, [m])) is not None]
+    metrics = [_shown(table, m) for m in COST_METRICS]
+    panels = [(m, rows) for m in metrics if (rows := _pick(table, [m])) is not None]
     if not panels:
         return None
     order = list(dict.fromkeys(table["series"]))
@@ -206,21 +202,20 @@ def cost_bars(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str]
         info = METRICS[metric]
         values = rows[metric] * info.scale
         positions = np.arange(len(rows))[::-1]
-        errors = _errors(rows.reset_index(), metric)
+        bars = errors(rows.reset_index(), metric)
         ax.barh(positions, values, color=[colors[s] for s in rows.index], height=0.7,
-                xerr=errors, error_kw={"ecolor": "#555555", "lw": 0.8})
+                xerr=bars, error_kw={"ecolor": "#555555", "lw": 0.8})
         ax.set_yticks(positions, rows.index)
-        ax.set_xlabel(_label(metric))
+        ax.set_xlabel(info.heading)
         ax.grid(axis="y", visible=False)
-        ends = values + (0 if errors is None else errors[1])
+        ends = values + (0 if bars is None else bars[1])
         for pos, value, end in zip(positions, values, ends, strict=True):
-            ax.text(end, pos, f"  {value:.3g}", va="center", ha="left", fontsize=7, color="#333333")
+            ax.text(end, pos, f"  {number(value, 3)}", va="center", ha="left", fontsize=7, color="#333333")
         ax.set_xlim(0, ends.max() * 1.2)
-        _title(ax, info.label, describe(rows.reset_index()))
+        title(ax, info.label, describe(rows.reset_index()))
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    return figure, ("Cost per variant. Error bars: latency interquartile range over the timed runs (lowest "
-                    "p25 to highest p75 over repeats), memory range over repeats; counts are exact.")
+    return figure, "Cost per variant." + _spread_note(table, metrics)
 
 
 def _front(x: np.ndarray, y: np.ndarray, maximize_y: bool) -> np.ndarray:
@@ -243,7 +238,7 @@ def _pareto_axes(ax: Axes, data: pd.DataFrame, x: str, y: str, colors: dict[str,
     ordered = front[np.argsort(xs[front])]
     ax.step(xs[ordered], ys[ordered], where="post", color="#999999", lw=1.2, ls="--", zorder=1,
             label="Pareto front")
-    xerr, yerr = _errors(data, x), _errors(data, y)
+    xerr, yerr = errors(data, x), errors(data, y)
     names = list(data["series"])
     for i, series in enumerate(names):
         on_front = i in front
@@ -251,54 +246,18 @@ def _pareto_axes(ax: Axes, data: pd.DataFrame, x: str, y: str, colors: dict[str,
                     yerr=None if yerr is None else yerr[:, [i]], fmt="o", color=colors[series],
                     ms=7 if on_front else 5, mec="black" if on_front else colors[series], mew=1.0,
                     alpha=1 if on_front else 0.6, elinewidth=0.8, zorder=3)
-    _log_if_wide(ax, pd.Series(xs), "x")
-    _log_if_wide(ax, pd.Series(ys), "y")
-    _annotate(ax, xs, ys, names, bold=set(front))
-    ax.set_xlabel(_label(x) + " (lower is better)")
-    ax.set_ylabel(_label(y) + (" (higher is better)" if maximize_y else " (lower is better)"))
+    log_if_wide(ax, pd.Series(xs), "x")
+    log_if_wide(ax, pd.Series(ys), "y")
+    annotate(ax, xs, ys, names, bold=set(front))
+    ax.set_xlabel(METRICS[x].heading + " (lower is better)")
+    ax.set_ylabel(METRICS[y].heading + (" (higher is better)" if maximize_y else " (lower is better)"))
     ax.legend(loc="best")
-    _title(ax, f"{METRICS[y].label} vs {METRICS[x].label}", subtitle)
+    title(ax, f"{METRICS[y].label} vs {METRICS[x].label}", subtitle)
 
 
-def _annotate(ax: Axes, xs: np.ndarray, ys: np.ndarray, names: list[str], bold: set[int]) -> None:
-    """Name each point: right of it, else left, else moved up or down (with a leader line) to the nearest
-    place where it covers no other label and no other point."""
-    ax.autoscale_view()
-    points = ax.transData.transform(np.column_stack([xs, ys])) * 72 / ax.figure.dpi  # in points
-    markers = [(x - 4.5, y - 3.5, 9.0, 7.0) for x, y in points]  # a label covers no other point either
-    frame = ax.bbox.extents * 72 / ax.figure.dpi  # and stays inside the axes
-    placed: list[tuple[float, float, float, float]] = []
-    for i in np.argsort(points[:, 1], kind="stable"):
-        width, height = 4.4 * len(names[i]) + 2, 9.0
-        others = placed + markers[:i] + markers[i + 1:]
-        spots = [(dx, dy, (points[i, 0] + dx, points[i, 1] + dy, width, height)) for dx, dy in _label_spots(width)]
-        dx, dy, box = next((spot for spot in spots if _inside(spot[2], frame)
-                            and not any(_overlap_boxes(spot[2], other) for other in others)), spots[0])
-        placed.append(box)
-        ax.annotate(names[i], (xs[i], ys[i]), xytext=(dx + (width if dx < 0 else 0), dy), textcoords="offset points",
-                    ha="right" if dx < 0 else "left", fontsize=7, fontweight="bold" if i in bold else "normal",
-                    zorder=4, arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#999999"} if abs(dy) > 10 else None)
-
-
-def _label_spots(width: float) -> list[tuple[float, float]]:
-    """Label offsets (points) from a marker, nearest first: right, left, then further up and down."""
-    spots = []
-    for step in range(60):
-        for dy in ((3.0,) if step == 0 else (3.0 + 5 * step, 3.0 - 5 * step)):
-            spots += [(4.0, dy), (-4.0 - width, dy)]
-    return spots
-
-
-def _inside(box: tuple[float, ...], frame: np.ndarray) -> bool:
-    return frame[0] <= box[0] and box[0] + box[2] <= frame[2] and frame[1] <= box[1] and box[1] + box[3] <= frame[3]
-
-
-def _overlap_boxes(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
-def _pareto(x: str, y: str, maximize_y: bool = False) -> Callable:
+def _pareto(x_metric: str, y_metric: str, maximize_y: bool = False) -> Callable:
     def build(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str] | None:
+        x, y = _shown(table, x_metric), _shown(table, y_metric)
         pair = _pair(table, x, y)
         if pair is None:
             return None
@@ -306,20 +265,21 @@ def _pareto(x: str, y: str, maximize_y: bool = False) -> Callable:
         _pareto_axes(figure.subplots(), pair[0], x, y, colors, pair[1], maximize_y)
         label = METRICS[y].label
         return figure, (f"{label[0].upper()}{label[1:]} against {METRICS[x].label}; ringed points form the "
-                        "Pareto front (no other variant is better in both). Error bars: measured spread.")
+                        "Pareto front (no other variant is better in both)." + _spread_note(table, [x, y]))
     return build
 
 
 def quality_pareto(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str] | None:
     """Dice against latency and against MACs, where quality was measured."""
-    pairs = [(x, p) for x in ("latency_ms_median", "macs") if (p := _pair(table, x, "dice_mean")) is not None]
+    xs = [_shown(table, m) for m in ("latency_ms_median", "macs")]
+    pairs = [(x, p) for x in xs if (p := _pair(table, x, "dice_mean")) is not None]
     if not pairs:
         return None
     figure = Figure(figsize=(6.0 * len(pairs), 4.6), layout="constrained")
     for ax, (x, (data, subtitle)) in zip(figure.subplots(1, len(pairs), squeeze=False).ravel(), pairs, strict=True):
         _pareto_axes(ax, data, x, "dice_mean", colors, subtitle, maximize_y=True)
     return figure, ("Segmentation quality against cost: Dice mean ± std over training seeds; ringed points "
-                    "form the Pareto front (higher Dice, lower cost).")
+                    "form the Pareto front (higher Dice, lower cost)." + _spread_note(table, xs))
 
 
 def _scaling(axis: str) -> Callable:
@@ -342,18 +302,18 @@ def _scaling(axis: str) -> Callable:
                 line = line.sort_values(axis)
                 x = line["input_size"] if axis == "size" else line["batch"]
                 ticks |= set(x.astype(int))
-                ax.errorbar(x, line[metric] * METRICS[metric].scale, yerr=_errors(line, metric), fmt="-o",
+                ax.errorbar(x, line[metric] * METRICS[metric].scale, yerr=errors(line, metric), fmt="-o",
                             color=colors[series], label=series, elinewidth=0.8, ms=4)
             if axis == "batch" and max(ticks) / min(ticks) > 8:
                 ax.set_xscale("log", base=2)
-            ax.set_xticks(sorted(ticks), [str(t) for t in sorted(ticks)])
+            ax.set_xticks(sorted(ticks), [number(t) for t in sorted(ticks)])
             ax.minorticks_off()
             ax.set_xlabel(name)
-            ax.set_ylabel(_label(metric))
+            ax.set_ylabel(METRICS[metric].heading)
             ax.legend(loc="upper left")
-            _title(ax, f"{METRICS[metric].label} vs {name.split(' (')[0]}", describe(rows, skip=(axis,)))
-        return figure, (f"Scaling with {name.split(' (')[0]}: each variant at its own valid sizes. Error bars: "
-                        f"latency interquartile range, memory range over repeats.")
+            title(ax, f"{METRICS[metric].label} vs {name.split(' (')[0]}", describe(rows, skip=(axis,)))
+        return figure, (f"Scaling with {name.split(' (')[0]}: each variant at its own valid sizes, per image "
+                        "(the x axis carries the size)." + _spread_note(table, []))
     return build
 
 
@@ -361,11 +321,13 @@ OPTIONS = ("dtype", "channels_last", "compile", "tf32")
 
 
 def throughput(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str] | None:
-    """Images/s per variant for each execution option combination (dtype, memory format, compile)."""
-    if "images_per_s" not in table or table["images_per_s"].isna().all():
+    """Images/s (or output Mpx/s) per variant for each execution option combination (dtype, memory
+    format, compile)."""
+    metric = _shown(table, "images_per_s")
+    if metric not in table or table[metric].isna().all():
         return None
-    rows = table.dropna(subset=["images_per_s"])
-    keys = [k for k in [*_SETTING, "size"] if k not in OPTIONS]
+    rows = table.dropna(subset=[metric])
+    keys = [k for k in [*_SETTING, "size", "point"] if k not in OPTIONS]
     best = None
     for _, group in rows.groupby(keys, dropna=False, sort=False):
         combos = group[list(OPTIONS)].astype(str).drop_duplicates()
@@ -385,23 +347,17 @@ def throughput(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str
     palette = matplotlib.colormaps["Set2"].colors
     for k, option in enumerate(options):
         part = group[group["option"] == option].set_index("series").reindex(series)
-        values = part["images_per_s"]
-        err = None
-        if "latency_ms_median_low" in part:
-            # images/s is batch / latency, so the latency IQR maps onto it inverted.
-            low = values - values * part["latency_ms_median"] / part["latency_ms_median_high"]
-            high = values * part["latency_ms_median"] / part["latency_ms_median_low"] - values
-            err = np.vstack([low.fillna(0).clip(lower=0), high.fillna(0).clip(lower=0)])
-        ax.bar(np.arange(len(series)) + (k - (len(options) - 1) / 2) * width, values, width * 0.95,
-               yerr=err, label=option, color=palette[k % len(palette)], error_kw={"lw": 0.8})
+        ax.bar(np.arange(len(series)) + (k - (len(options) - 1) / 2) * width, part[metric] * METRICS[metric].scale,
+               width * 0.95, yerr=errors(part, metric), label=option, color=palette[k % len(palette)],
+               error_kw={"lw": 0.8})
     ax.set_xticks(np.arange(len(series)), series, rotation=30 if len(series) > 4 else 0, ha="right"
                   if len(series) > 4 else "center")
-    ax.set_ylabel(_label("images_per_s") + " (higher is better)")
+    ax.set_ylabel(METRICS[metric].heading + " (higher is better)")
     ax.grid(axis="x", visible=False)
     ax.legend(title=" · ".join(varying), loc="upper right")
-    _title(ax, "Throughput by execution option", describe(group, skip=tuple(varying)))
+    title(ax, "Throughput by execution option", describe(group, skip=tuple(varying)))
     return figure, ("Throughput per variant for each execution option measured (dtype, memory format, "
-                    "torch.compile, TF32). Error bars from the latency interquartile range.")
+                    "torch.compile, TF32)." + _spread_note(table, [metric]))
 
 
 def _option_label(row: pd.Series, varying: list[str]) -> str:

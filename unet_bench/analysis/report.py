@@ -2,8 +2,9 @@
 
 It says where the numbers come from before it shows them: the environment of every results directory,
 what the counts cover and how timing and memory were measured (read from the records' own method
-strings, so the text cannot drift from the code that measured), then a short summary of the largest
-effects written from the comparison table, the tables, and the figures.
+strings, so the text cannot drift from the code that measured), how rows are paired and judged, then a
+summary of each variant's real effects with their intervals (`summary`), the tables (split per kind of
+metric where one would not fit a 1280 px window), and the figures.
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import unet_bench
-from unet_bench.analysis.compare import COUNT_METRICS, Comparison, available_metrics, compare
+from unet_bench.analysis import stats
+from unet_bench.analysis.compare import Comparison, compare
 from unet_bench.analysis.plots import FigureFile, make_figures
-from unet_bench.analysis.results import METRICS, load, ok
-from unet_bench.analysis.stats import NOISE_RULE
-from unet_bench.analysis.tables import caption, sections
+from unet_bench.analysis.results import load, ok
+from unet_bench.analysis.summary import summarize
+from unet_bench.analysis.tables import caption, noise_line, sections
 
-# The metrics of the report's tables and summary, in this order, where measured.
+# The metrics of the report's tables and summary, in this order, where measured (per output pixel where
+# the compared outputs differ in size).
 REPORT_METRICS = ("params", "macs", "train_flops", "peak_mem_bytes", "saved_activation_bytes",
                   "latency_ms_median", "peak_fraction", "dice_mean", "iou_mean")
-SUMMARY_MIN_CHANGE = 0.01  # smaller relative changes are not worth a sentence
-PER_VARIANT = 2  # sentences per variant in the summary, so that one extreme variant does not fill it
 
 
 @dataclass
@@ -47,13 +47,13 @@ class Report:
 
 
 def write_report(sources: Sequence[str | Path], out_dir: str | Path | None = None,
-                 baseline: str | None = None) -> tuple[Path, Path]:
+                 baseline: str | None = None, per_image: bool = False) -> tuple[Path, Path]:
     """Load ``sources``, draw the figures and write ``report.html`` and ``report.md`` into ``out_dir``
     (default: ``report/`` inside the first results directory). Returns the two paths."""
     frame = load(sources)
     out = Path(out_dir) if out_dir is not None else _default_out(sources[0])
     out.mkdir(parents=True, exist_ok=True)
-    report = build(frame, out / "figures", baseline)
+    report = build(frame, out / "figures", baseline, per_image)
     html_path, md_path = out / "report.html", out / "report.md"
     html_path.write_text(to_html(report), encoding="utf-8")
     md_path.write_text(to_markdown(report, figures_relative_to=out), encoding="utf-8")
@@ -65,11 +65,9 @@ def _default_out(source: str | Path) -> Path:
     return (path if path.is_dir() else path.parent) / "report"
 
 
-def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None) -> Report:
+def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None, per_image: bool = False) -> Report:
     """Everything the report says, from a loaded results frame."""
-    present = available_metrics(frame)
-    metrics = [m for m in REPORT_METRICS if m in present] or present
-    comparison = compare(frame, baseline, metrics)
+    comparison = compare(frame, baseline, per_image=per_image, defaults=REPORT_METRICS)
     sources = list(dict.fromkeys(frame["source"]))
     plot_baseline = None if comparison.by_source else comparison.baseline
     return Report(
@@ -77,10 +75,10 @@ def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None) -
         sources=sources,
         summary=summarize(comparison),
         environment=environment(frame),
-        methodology=methodology(frame),
+        methodology=methodology(frame, comparison),
         comparison=comparison,
-        figures=make_figures(frame, figures_dir, plot_baseline),
-        notes=list(frame.attrs.get("notes", [])),
+        figures=make_figures(frame, figures_dir, plot_baseline, per_image=per_image),
+        notes=[*frame.attrs.get("notes", []), *comparison.notes],
     )
 
 
@@ -111,7 +109,7 @@ def _span(timestamps: pd.Series) -> str:
     return stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
 
 
-def methodology(frame: pd.DataFrame) -> list[tuple[str, str]]:
+def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, str]]:
     """What each number means and how it was measured; the method strings come from the records."""
     done = ok(frame)
     out = []
@@ -146,8 +144,10 @@ def methodology(frame: pd.DataFrame) -> list[tuple[str, str]]:
                 "optimizer step), reported as the median of the timed measurements of a case and its "
                 "spread as the interquartile range (p25-p75)")
         text += f"; {int(n.min())} to {int(n.max())} timed measurements per case" if len(n) else ""
-        text += (". Repeats of a case are separate records: tables show the median over repeats, error bars "
-                 "the lowest p25 to the highest p75.")
+        text += (". Each repeat of a case is a separate record measured in a fresh process: tables show the "
+                 "geometric mean of the repeats' medians, error bars its 95 % interval over the repeats (for a "
+                 "case measured once, the p25-p75 of its timed measurements). Latency per output megapixel "
+                 "divides by the output pixels of the batch (all classes counted once).")
         if timed["warmup_s"].notna().any():
             text += (" Warm-up calls (where any compilation or cuDNN autotuning happens) were excluded from the "
                      f"timing ({timed['warmup_s'].median():.2g} s median per case).")
@@ -177,10 +177,17 @@ def methodology(frame: pd.DataFrame) -> list[tuple[str, str]]:
     if done["dice_mean"].notna().any():
         seeds = _distinct(done["quality_seeds"].dropna().astype(int).astype(str))
         out.append(("Quality", "Dice and IoU on the validation split, mean ± standard deviation over "
-                               f"{'/'.join(seeds) or 'several'} training seeds."))
-    out.append(("Comparison", "Each variant is compared with the baseline measured in the same results "
-                              "directory and setting (mode, device, dtype, batch, input size; a variant that "
-                              "needs another valid input size is paired with the nearest one). " + NOISE_RULE + "."))
+                               f"{'/'.join(seeds) or 'several'} training seeds; each seed trains the network "
+                               "afresh, so the seeds are the repeats their verdicts come from."))
+    text = ("Each variant is compared with the baseline at the same grid point: the same setting (mode, device, "
+            "dtype, batch, memory format, threads) and the same size request of the experiment file (size rule and "
+            "requested size), so a variant that needs another valid input size is paired with the baseline "
+            "measured for the same request. ")
+    if comparison.per_pixel:
+        text += ("Compared outputs differ in size here, so latency, MACs and throughput are per output pixel "
+                 "(--per-image shows them per image). ")
+    text += stats.METHOD + ". " + " ".join(noise_line(s, *n) + "." for s, n in comparison.noise.items())
+    out.append(("Comparison", text))
     return out
 
 
@@ -188,75 +195,44 @@ def _distinct(values: pd.Series) -> list[str]:
     return list(dict.fromkeys(str(v) for v in values.dropna() if str(v).strip()))
 
 
-def summarize(comparison: Comparison, limit: int = 8) -> list[str]:
-    """Sentences on the largest effects: per metric the largest increase and decrease against the
-    reference (one per variant and metric, at most `PER_VARIANT` per variant), latency changes within
-    noise left out, largest first."""
-    table = comparison.table[~comparison.table["is_reference"]]
-    counted = table["mode"] == "counts"
-    found: dict[tuple[str, str], tuple[float, str]] = {}
-    for metric in comparison.metrics:
-        rel = table[f"{metric}_rel"]
-        if metric in COUNT_METRICS and counted.any():
-            rel = rel[counted]  # the counts table's numbers, as shown
-        if f"{metric}_within_noise" in table:
-            rel = rel.where(table[f"{metric}_within_noise"] != True)  # noqa: E712 (NaN stays NaN)
-        rel = rel[rel.abs() >= SUMMARY_MIN_CHANGE].dropna()
-        for index in {rel.idxmax(), rel.idxmin()} if len(rel) else ():
-            size = abs(float(np.log1p(rel[index])))
-            key = (table.loc[index, "variant"], metric)
-            if key not in found or size > found[key][0]:
-                found[key] = (size, _sentence(table.loc[index], metric, comparison))
-    per_variant: dict[str, int] = {}
-    sentences = []
-    for (variant, _), (_, text) in sorted(found.items(), key=lambda item: -item[1][0]):
-        per_variant[variant] = per_variant.get(variant, 0) + 1
-        if per_variant[variant] <= PER_VARIANT and len(sentences) < limit:
-            sentences.append(text)
-    timed = table.filter(like="_within_noise")
-    if not timed.empty:
-        flags = timed.stack().dropna()
-        sentences.append(f"{int((flags == True).sum())} of {len(flags)} timing differences are within "  # noqa: E712
-                         f"noise (rule under Methodology).")
-    return sentences or ["No differences against the baseline were measured."]
-
-
-def _sentence(row: pd.Series, metric: str, comparison: Comparison) -> str:
-    """'**padded**: 4.3× the MACs of paper (0.1072 vs 0.02499 G; infer, cpu, fp32, batch 1, 192 px): worse.'"""
-    info = METRICS[metric]
-    rel = row[f"{metric}_rel"]
-    against = f"{row['variant']} in {comparison.baseline}" if comparison.by_source else comparison.baseline
-    if metric == "latency_ms_median":
-        faster = "slower" if rel > 0 else "faster"
-        change = f"{1 + rel:.2g}× slower than" if rel >= 1 else f"{abs(rel):.0%} {faster} than"
-    elif rel >= 1:
-        change = f"{1 + rel:.2g}× the {info.label} of"
-    else:
-        fewer = "fewer" if metric in COUNT_METRICS else "less"
-        change = f"{abs(rel):.0%} {'more' if rel > 0 else fewer} {info.label} than"
-    who = f"{row['variant']} ({row['source']})" if comparison.by_source else row["variant"]
-    unit = f" {info.unit}" if info.unit else ""
-    values = f"{row[metric] * info.scale:.4g} vs {row[f'{metric}_ref'] * info.scale:.4g}{unit}"
-    setting = f"{row['mode']}, {row['device']}, {row['dtype']}, batch {row['batch']}, {int(row['input_size'])} px"
-    better = (rel > 0) == info.higher_is_better
-    return f"**{who}**: {change} {against} ({values}; {setting}): {'better' if better else 'worse'}."
-
-
 # --- rendering -------------------------------------------------------------------------------------------
 
 CSS = """
-body{font:14px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;max-width:1320px;
-margin:2em auto;padding:0 1.5em}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#222;max-width:1240px;
+margin:2em auto;padding:0 1em}
 h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 h3{font-size:1.05em;margin:1.4em 0 .4em}.meta{color:#666;font-size:.9em}
-table{border-collapse:collapse;font-size:12.5px;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
-th,td{padding:3px 9px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
-th{border-bottom:2px solid #999;background:#fafafa}td:first-child,th:first-child{text-align:left}
-tr:hover td{background:#f4f8ff}.scroll{overflow-x:auto}.env td{text-align:left;white-space:normal}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;font-size:12px;line-height:1.3;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
+th,td{padding:3px 7px;border-bottom:1px solid #e4e4e4;text-align:right;vertical-align:top}
+th{border-bottom:2px solid #999;background:#fafafa;white-space:normal;vertical-align:bottom;max-width:8.5em;
+font-weight:600}
+td{white-space:nowrap}td .ci{display:block;color:#666;font-size:10.5px}
+td:first-child,th:first-child{text-align:left}tr:hover td{background:#f4f8ff}
+.env td{text-align:left;white-space:normal;overflow-wrap:anywhere;max-width:34em}
 figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#555;font-size:.9em;margin-top:.3em}.notes li{color:#555}
 dt{font-weight:600;margin-top:.6em}dd{margin-left:1.2em}
 """
+SPLIT = 3  # a mode with more metrics than this is shown as one table per kind of metric (fits 1280 px)
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    """A display table as HTML: headers may wrap; a Δ cell puts its interval or verdict on a second line."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(c))}</th>" for c in frame.columns)
+    body = []
+    for values in frame.itertuples(index=False):
+        cells = []
+        for column, value in zip(frame.columns, values, strict=True):
+            text = str(value)
+            first, _, rest = text.partition(" ")
+            if str(column).startswith("Δ") and rest:
+                cells.append(f'<td>{esc(first)}<span class="ci">{esc(rest)}</span></td>')
+            else:
+                cells.append(f"<td>{esc(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def to_html(report: Report) -> str:
@@ -274,9 +250,9 @@ def to_html(report: Report) -> str:
         + "".join(f"<dt>{esc(topic)}</dt><dd>{esc(text)}</dd>" for topic, text in report.methodology) + "</dl>",
         "<h2>Tables</h2>",
     ]
-    for _, title, table in sections(report.comparison):
+    for _, title, table in sections(report.comparison, split=SPLIT):
         parts.append(f"<h3>{esc(title)}</h3>")
-        parts.append('<div class="scroll">' + table.to_html(index=False, border=0, escape=True) + "</div>")
+        parts.append(table_html(table))
     parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in caption(report.comparison)) + "</ul>")
     if report.figures:
         parts.append("<h2>Figures</h2>")
@@ -300,7 +276,7 @@ def to_markdown(report: Report, figures_relative_to: Path) -> str:
     lines += ["", "## Environment", "", report.environment.to_markdown(), "", "## Methodology", ""]
     lines += [f"- **{topic}.** {text}" for topic, text in report.methodology]
     lines += ["", "## Tables", ""]
-    for _, title, table in sections(report.comparison):
+    for _, title, table in sections(report.comparison, split=SPLIT):
         lines += [f"### {title}", "", table.to_markdown(index=False, disable_numparse=True), ""]
     lines += [f"- {n}" for n in caption(report.comparison)]
     if report.figures:

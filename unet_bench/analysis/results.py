@@ -14,8 +14,12 @@ row came from. Two kinds of input are read:
 - a pytest-benchmark JSON file (``--benchmark-json``): one row per benchmark, its timing statistics
   mapped onto the latency columns; ``extra_info`` keys that name a `Record` field fill that field.
 
-`METRICS` names every measured column with its display unit and whether lower is better: the one place
-the tables and the figures take their labels from.
+Records written before a figure existed get it derived on load where it follows from the others: latency
+per output megapixel and output megapixels per second from the latency, the batch and the output size;
+MACs per output pixel from the MACs.
+
+`METRICS` names every measured column with its display unit, whether higher is better and where its
+verdict comes from: the one place the tables, the figures and the verdicts take them from.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from unet_bench.errors import BenchError, choices
@@ -40,15 +45,23 @@ FACTORS = ("mode", "device", "dtype", "input_size", "batch", "channels_last", "c
 
 @dataclass(frozen=True)
 class Metric:
-    """A measured column and how to show it: ``value * scale`` in ``unit``."""
+    """A measured column and how to show it: ``value * scale`` in ``unit``; and where its verdict comes from.
+
+    ``verdict``: ``exact`` (counts: no noise, no interval), ``repeats`` (an interval over the per-repeat
+    values), ``seeds`` (over the per-seed values in the ``samples`` column) or ``derived`` (a fixed
+    transformation of the ``timing`` column's measurement, carrying its noise).
+    """
 
     column: str
     label: str
     unit: str = ""
     scale: float = 1.0
     higher_is_better: bool = False
-    spread: tuple[str, str] | None = None  # columns holding the measured low/high (p25/p75) of the value
+    spread: tuple[str, str] | None = None  # columns holding the measured low/high (p25/p75) of one repeat
     std: str | None = None  # column holding the spread as a standard deviation (quality over seeds)
+    verdict: str = "repeats"
+    timing: str | None = None  # derived: the timing it is computed from
+    samples: str | None = None  # seeds: the column holding the per-seed values (a JSON list)
 
     @property
     def heading(self) -> str:
@@ -56,31 +69,41 @@ class Metric:
 
 
 _MIB = 1 / 2**20
+_LATENCY_SPREAD = ("latency_ms_p25", "latency_ms_p75")
 METRICS: dict[str, Metric] = {m.column: m for m in (
-    Metric("params", "parameters", "M", 1e-6),
-    Metric("params_trainable", "trainable parameters", "M", 1e-6),
-    Metric("macs", "MACs", "G", 1e-9),
-    Metric("flops", "FLOPs", "G", 1e-9),
-    Metric("other_flops", "non-conv FLOPs", "M", 1e-6),
-    Metric("train_flops", "training-step FLOPs", "G", 1e-9),
-    Metric("macs_per_output_pixel", "MACs per output pixel", "k", 1e-3),
-    Metric("latency_ms_median", "latency", "ms", spread=("latency_ms_p25", "latency_ms_p75")),
-    Metric("images_per_s", "throughput", "img/s", higher_is_better=True),
-    Metric("output_mpix_per_s", "output throughput", "Mpx/s", higher_is_better=True),
-    Metric("achieved_flops_per_s", "achieved", "GFLOP/s", 1e-9, higher_is_better=True),
-    Metric("peak_fraction", "peak utilisation", "%", 100.0, higher_is_better=True),
+    Metric("params", "parameters", "M", 1e-6, verdict="exact"),
+    Metric("params_trainable", "trainable parameters", "M", 1e-6, verdict="exact"),
+    Metric("macs", "MACs", "G", 1e-9, verdict="exact"),
+    Metric("flops", "FLOPs", "G", 1e-9, verdict="exact"),
+    Metric("other_flops", "non-conv FLOPs", "M", 1e-6, verdict="exact"),
+    Metric("train_flops", "training-step FLOPs", "G", 1e-9, verdict="exact"),
+    Metric("macs_per_output_pixel", "MACs per output pixel", "k", 1e-3, verdict="exact"),
+    Metric("latency_ms_median", "latency", "ms", spread=_LATENCY_SPREAD),
+    Metric("latency_ms_per_output_mpix", "latency per output Mpx", "ms", spread=_LATENCY_SPREAD),
+    Metric("images_per_s", "throughput", "img/s", higher_is_better=True, verdict="derived",
+           timing="latency_ms_median"),
+    Metric("output_mpix_per_s", "output throughput", "Mpx/s", higher_is_better=True, verdict="derived",
+           timing="latency_ms_per_output_mpix"),
+    Metric("achieved_flops_per_s", "achieved", "GFLOP/s", 1e-9, higher_is_better=True, verdict="derived",
+           timing="latency_ms_median"),
+    Metric("peak_fraction", "peak utilisation", "%", 100.0, higher_is_better=True, verdict="derived",
+           timing="latency_ms_median"),
     Metric("peak_mem_bytes", "peak memory", "MiB", _MIB),
-    Metric("saved_activation_bytes", "saved activations", "MiB", _MIB),
-    Metric("param_bytes", "parameter memory", "MiB", _MIB),
-    Metric("grad_bytes", "gradient memory", "MiB", _MIB),
-    Metric("optimizer_bytes", "optimizer state", "MiB", _MIB),
-    Metric("predicted_peak_bytes", "predicted peak memory", "MiB", _MIB),
+    Metric("saved_activation_bytes", "saved activations", "MiB", _MIB, verdict="exact"),
+    Metric("param_bytes", "parameter memory", "MiB", _MIB, verdict="exact"),
+    Metric("grad_bytes", "gradient memory", "MiB", _MIB, verdict="exact"),
+    Metric("optimizer_bytes", "optimizer state", "MiB", _MIB, verdict="exact"),
+    Metric("predicted_peak_bytes", "predicted peak memory", "MiB", _MIB, verdict="exact"),
     Metric("peak_mem_ratio", "measured / predicted memory"),
     Metric("compile_s", "compile time", "s"),
-    Metric("dice_mean", "Dice", higher_is_better=True, std="dice_std"),
-    Metric("iou_mean", "IoU", higher_is_better=True, std="iou_std"),
+    Metric("dice_mean", "Dice", higher_is_better=True, std="dice_std", verdict="seeds",
+           samples="extra_dice_per_seed"),
+    Metric("iou_mean", "IoU", higher_is_better=True, std="iou_std", verdict="seeds", samples="extra_iou_per_seed"),
     Metric("train_time_s", "training time", "s"),
 )}
+# Per image → per output pixel: what a table shows instead when the compared outputs differ in size.
+PER_PIXEL = {"latency_ms_median": "latency_ms_per_output_mpix", "macs": "macs_per_output_pixel",
+             "images_per_s": "output_mpix_per_s"}
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 _NUMERIC = ("output_size", "duration_s", "latency_ms_iqr", "latency_ms_p25", "latency_ms_p75", "latency_n",
@@ -114,8 +137,26 @@ def load(sources: Iterable[str | Path]) -> pd.DataFrame:
     for column in _NUMERIC:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    _per_output_pixel(frame)
     frame.attrs["notes"] = notes
     return frame
+
+
+def _per_output_pixel(frame: pd.DataFrame) -> None:
+    """Fill the per-output-pixel columns that records written before they existed lack (from the latency,
+    the MACs, the batch and the output size)."""
+    for column in ("batch", "output_size", "latency_ms_median", "macs", *PER_PIXEL.values()):
+        if column not in frame:
+            frame[column] = np.nan
+    pixels = pd.to_numeric(frame["output_size"], errors="coerce") ** 2
+    mpix = pd.to_numeric(frame["batch"], errors="coerce") * pixels / 1e6
+    derived = {
+        "latency_ms_per_output_mpix": frame["latency_ms_median"] / mpix,
+        "macs_per_output_pixel": frame["macs"] / pixels,
+        "output_mpix_per_s": mpix / (frame["latency_ms_median"] / 1e3),
+    }
+    for column, values in derived.items():
+        frame[column] = frame[column].fillna(values.astype(float))
 
 
 def resolve(source: str | Path) -> Path:

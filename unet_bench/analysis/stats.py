@@ -1,34 +1,164 @@
-"""Whether a difference between two measured settings is larger than the noise.
+"""Verdicts: is a change larger than the noise of the runs that measured it?
 
-Noise rule for latency (and any metric with a measured spread): the change is *within noise* when the
-two interquartile intervals overlap (each from the lowest p25 to the highest p75 over the repeats) or
-when a two-sided Mann-Whitney U test on the repeat medians gives p >= `ALPHA` (run only where both sides
-have `MIN_REPEATS_FOR_TEST` repeats and p < `ALPHA` is reachable at all).
+A change is stated as an effect with a confidence interval over **independent repeats** — one record per
+repeat, each measured in a fresh process — and is called real only when its interval excludes zero:
+``+4.3 % [+2.1, +6.5]``. With fewer than `MIN_REPEATS` repeats on either side there is no verdict: two
+values say nothing about how far a third would fall.
+
+**Timings** (and memory where it varies between repeats): Welch's t interval on the logarithm of the
+per-repeat values (each one a repeat's median over its timed blocks). The effect is the ratio of the two
+sides' geometric means, shown as a relative change. Logarithms because timing noise is multiplicative and
+a ratio is what a reader compares; Welch because a variant may be noisier than its reference; the t
+quantile (Welch–Satterthwaite degrees of freedom) because with 3 to 10 repeats the spread itself is
+uncertain, and the interval must widen for that. The distribution-free alternative, a Hodges–Lehmann
+interval on the per-repeat medians, is not used: with 3 repeats a side its widest interval (lowest to
+highest of the 9 pairwise differences) has 90 % coverage, so it would call one unchanged row in ten real.
+
+**Dice and IoU**: the same interval on the raw per-seed values (a difference of means, shown relative to the
+reference's mean; a seed is a repeat of the training).
+
+**Many rows at once.** At 95 % each, one row in twenty of an unchanged table would be called real. Intervals
+are therefore adjusted for the number of rows compared per metric with the false-coverage-rate rule of
+Benjamini & Yekutieli (2005): the rows whose p-values pass Benjamini–Hochberg at `ALPHA` (R of m rows) set
+the level of every interval of that metric to 1 − ALPHA·max(R, 1)/m, so a row is real exactly when its
+interval excludes zero. When every row changed (R = m) these are plain 95 % intervals; when nothing changed,
+the chance that any row is called real is at most 5 %.
+
+**Derived figures** — throughput, FLOP/s, % of peak — are fixed transformations of one timing: they carry
+its noise (their own log change ± the timing's half-width, at the timing's level). Counts are exact and
+carry no interval; so is memory that was identical in every repeat of both sides.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy import stats
 
 ALPHA = 0.05
-MIN_REPEATS_FOR_TEST = 3
+MIN_REPEATS = 3
 NOISE_MARK = "~"
-NOISE_RULE = (
-    f"{NOISE_MARK} = within noise: the IQR intervals (lowest p25 to highest p75 over repeats) overlap, or a "
-    f"two-sided Mann-Whitney U test on the repeat medians gives p >= {ALPHA} (run when both sides have "
-    f">= {MIN_REPEATS_FOR_TEST} repeats and p < {ALPHA} is reachable)"
+REAL, NOISE, EXACT, NONE = "real", "within noise", "exact", "no verdict"
+METHOD = (
+    "Δ [interval] = change against the reference with a confidence interval over independent repeats (each a "
+    "fresh process): Welch's t interval on the log of the per-repeat values (timings, memory), or on the "
+    f"per-seed values (Dice, IoU); throughput, FLOP/s and % of peak carry the interval of their timing. "
+    f"Intervals are adjusted for the rows compared per metric (Benjamini-Yekutieli false-coverage rate, "
+    f"95 % when every row changed); real only when the interval excludes 0, {NOISE_MARK} = within noise; "
+    f"fewer than {MIN_REPEATS} repeats on either side: no verdict; no interval: exact"
 )
 
 
-def within_noise(ref_interval: tuple[float, float], ref_samples: list[float],
-                 interval: tuple[float, float], samples: list[float]) -> tuple[bool, float]:
-    """Whether a change is within noise, and the Mann-Whitney p-value (NaN when not run): see NOISE_RULE."""
-    overlap = ref_interval[0] <= interval[1] and interval[0] <= ref_interval[1]
-    p = np.nan
-    n1, n2 = len(ref_samples), len(samples)
-    if min(n1, n2) >= MIN_REPEATS_FOR_TEST and 2 / math.comb(n1 + n2, n1) < ALPHA:
-        p = float(mannwhitneyu(ref_samples, samples, alternative="two-sided").pvalue)
-    return bool(overlap or (not math.isnan(p) and p >= ALPHA)), p
+@dataclass(frozen=True)
+class Summary:
+    """One side of a comparison: mean and sample variance of its values (logs for ratios), and how many."""
+
+    mean: float
+    var: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float], log: bool) -> Summary:
+        data = np.log(np.asarray(values, float)) if log else np.asarray(values, float)
+        return cls(float(data.mean()), float(data.var(ddof=1)) if len(data) > 1 else 0.0, len(data))
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A change with its noise: ``estimate`` ± t(df)·``se``, a log ratio or (``log=False``) a difference of
+    means relative to ``ref_mean``."""
+
+    estimate: float
+    se: float
+    df: float
+    log: bool = True
+    ref_mean: float = 1.0
+
+    @property
+    def p(self) -> float:
+        """Two-sided p-value of 'no change'."""
+        return float(2 * stats.t.sf(abs(self.estimate) / self.se, self.df))
+
+    def interval(self, level: float) -> tuple[float, float]:
+        half = float(stats.t.ppf((1 + level) / 2, self.df)) * self.se
+        return self.estimate - half, self.estimate + half
+
+    def relative(self, value: float) -> float:
+        return math.expm1(value) if self.log else value / self.ref_mean
+
+    def shifted(self, estimate: float) -> Effect:
+        """The same noise around another estimate (a figure derived from the same measurement)."""
+        return replace(self, estimate=estimate)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a table says about one change: ``status`` (`REAL`, `NOISE`, `EXACT` or `NONE`), the relative
+    change and, for real / noise, its interval at ``level``; ``why`` says why there is no verdict."""
+
+    status: str
+    rel: float
+    low: float = math.nan
+    high: float = math.nan
+    level: float = math.nan
+    p: float = math.nan
+    why: str = ""
+
+
+def welch(ref: Summary, new: Summary, log: bool) -> Effect:
+    """Welch's effect of ``new`` against ``ref`` (both with some spread between them)."""
+    a, b = ref.var / ref.n, new.var / new.n
+    se = math.sqrt(a + b)
+    df = (a + b) ** 2 / ((a * a / (ref.n - 1) if a else 0.0) + (b * b / (new.n - 1) if b else 0.0))
+    return Effect(new.mean - ref.mean, se, df, log, 1.0 if log else ref.mean)
+
+
+def judge(ref: Summary, new: Summary, log: bool, unit: str = "repeat") -> Effect | Verdict:
+    """The effect to put an interval on, or the verdict when there is none to compute: too few repeats
+    (`NONE`), or no spread on either side (`EXACT`)."""
+    rel = math.expm1(new.mean - ref.mean) if log else (new.mean / ref.mean - 1 if ref.mean else math.nan)
+    fewest = min(ref.n, new.n)
+    if fewest < MIN_REPEATS:
+        return Verdict(NONE, rel, why=f"{fewest} {unit}{'' if fewest == 1 else 's'}")
+    if ref.var == 0 and new.var == 0:
+        return Verdict(EXACT, rel)
+    return welch(ref, new, log)
+
+
+def fcr_level(pvalues: Sequence[float], alpha: float = ALPHA) -> tuple[float, int]:
+    """(interval level, rows selected) for ``pvalues`` of one metric: Benjamini–Hochberg at ``alpha``
+    selects R rows; every interval is at 1 − alpha·max(R, 1)/m."""
+    m = len(pvalues)
+    if m == 0:
+        return 1 - alpha, 0
+    ordered = np.sort(np.asarray(pvalues, float))
+    passed = np.nonzero(ordered <= alpha * np.arange(1, m + 1) / m)[0]
+    selected = int(passed[-1]) + 1 if len(passed) else 0
+    return 1 - alpha * max(selected, 1) / m, selected
+
+
+def verdict(effect: Effect, level: float) -> Verdict:
+    """Real when the interval at ``level`` excludes zero."""
+    low, high = effect.interval(level)
+    status = REAL if low > 0 or high < 0 else NOISE
+    return Verdict(status, effect.relative(effect.estimate), effect.relative(low), effect.relative(high),
+                   level, effect.p)
+
+
+def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALPHA) -> float | None:
+    """The smallest relative change of a timing that two cases of this run could show as real: the
+    half-width of the interval between two cases with the typical number of repeats, from the spread of
+    the log per-repeat values pooled over every case with repeats. None with fewer than 3 repeats."""
+    logs = [np.log(np.asarray(g, float)) for g in groups if len(g) >= 2]
+    if not logs:
+        return None
+    n = int(np.median([len(g) for g in logs]))
+    if n < MIN_REPEATS:
+        return None
+    dof = sum(len(g) - 1 for g in logs)
+    sd = math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in logs) / dof)
+    half = float(stats.t.ppf((1 + level) / 2, 2 * n - 2)) * sd * math.sqrt(2 / n)
+    return math.expm1(half)

@@ -3,14 +3,16 @@ tidy CSV with the raw numbers."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from unet_bench.analysis.compare import COUNT_METRICS, Comparison, key_one, missing
+from unet_bench.analysis import stats
+from unet_bench.analysis.compare import COUNT_METRICS, Comparison
 from unet_bench.analysis.formats import FORMATS
-from unet_bench.analysis.results import FACTORS, METRICS
-from unet_bench.analysis.stats import NOISE_MARK, NOISE_RULE
+from unet_bench.analysis.pairing import key_one, missing
+from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL
 from unet_bench.errors import BenchError, choices
 
 _TEXT_COLUMNS = ("variant", "results", "device", "dtype", "channels_last", "compile", "tf32", "cudnn.benchmark")
@@ -40,23 +42,58 @@ def render(comparison: Comparison, fmt: str = "text") -> str:
 
 
 def caption(comparison: Comparison) -> list[str]:
-    """The lines under the tables: what Δ is against, the noise rule, shared overrides, failed cases."""
+    """The lines under the tables: what Δ is against, per image or per pixel, the verdict rule and its
+    levels, the runs' noise, config changes, notes, shared overrides, failed cases."""
     if comparison.by_source:
-        lines = [f"Δ = relative change against the same variant and setting in {comparison.baseline}"]
+        lines = [f"Δ = relative change against the same variant at the same grid point in {comparison.baseline}"]
     else:
-        lines = [f"Δ = relative change against {comparison.baseline} in the same results and setting"]
-    if any(METRICS[m].spread for m in comparison.metrics):
-        lines.append(NOISE_RULE)
+        lines = [f"Δ = relative change against {comparison.baseline} at the same grid point of the same results"]
+    shown = [METRICS[m].label for m in PER_PIXEL.values() if m in comparison.metrics]
+    if comparison.per_pixel:
+        lines.append(f"per output pixel ({', '.join(shown) or 'no per-image figure shown'}): rows and their "
+                     "references differ in output size, so per-image figures would not compare like with like; "
+                     "--per-image shows them per image")
+    elif comparison.outputs_differ:
+        lines.append("per image: rows and their references differ in output size (the default shows latency, "
+                     "MACs and throughput per output pixel)")
+    judged = {m: f for m, f in comparison.families.items() if f.rows}
+    if any(METRICS[m].verdict != "exact" for m in comparison.metrics):
+        lines.append(stats.METHOD)
+    for metric, family in judged.items():
+        lines.append(f"{METRICS[metric].label}: {family.real} of {family.rows} changes real; intervals at the "
+                     f"{_percent(family.level)} level (95 % adjusted for {family.rows} rows)")
+    for source, (detectable, repeats) in comparison.noise.items():
+        lines.append(noise_line(source, detectable, repeats))
+    changes = comparison.table.loc[comparison.table["config_change"] != "", "config_change"]
+    for change, count in changes.value_counts(sort=False).items():
+        lines.append(f"config differs from the paired row in {comparison.baseline}: {change} ({count} "
+                     f"row{'s' if count > 1 else ''})")
+    lines += comparison.notes
     if comparison.common_overrides:
         lines.append(f"every network: {comparison.common_overrides}")
     lines += [f"not measured: {line}" for line in comparison.failed]
     return lines
 
 
-def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
+def noise_line(source: str, detectable: float | None, repeats: int) -> str:
+    """'results/a: changes under 3.1 % cannot be told from this run's noise (3 repeats per case)'."""
+    if detectable is None:
+        return (f"{source}: {repeats} repeat{'s' if repeats != 1 else ''} per case, too few to tell any change "
+                f"from noise (verdicts need {stats.MIN_REPEATS})")
+    return (f"{source}: latency changes under {detectable * 100:.1f} % cannot be told from this run's noise "
+            f"({repeats} repeats per case)")
+
+
+def _percent(level: float) -> str:
+    text = f"{level * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{text} %"
+
+
+def sections(comparison: Comparison, split: int | None = None) -> list[tuple[str, str, pd.DataFrame]]:
     """(mode, title, display frame) per mode: only the metrics measured in that mode (counts only in the
     counts table when there is one), only the factors that vary shown as columns, the constant ones in
-    the title."""
+    the title. ``split``: a mode with more metrics than this gets one table per kind of metric (counts,
+    memory, time, quality), each repeating the columns that name the row, so that none is too wide."""
     table = comparison.table
     has_counts = (table["mode"] == "counts").any()
     out = []
@@ -69,23 +106,56 @@ def sections(comparison: Comparison) -> list[tuple[str, str, pd.DataFrame]]:
         constant = [f"{f}={_show(rows[f].iloc[0])}" for f in FACTORS
                     if f not in varying and f != "mode" and key_one(rows[f].iloc[0]) is not None]
         title = f"mode: {mode}" + (f" ({', '.join(constant)})" if constant else "")
-        display = pd.DataFrame({"variant": rows["variant"]})
-        if table["source"].nunique() > 1:
-            display["results"] = rows["source"]
-        for factor in varying:
-            if factor == "input_size":
-                sizes = zip(rows["input_size"], rows["output_size"], strict=True)
-                display[_HEADINGS[factor]] = [_size(i, o) for i, o in sizes]
-            else:
-                display[_HEADINGS.get(factor, factor)] = rows[factor].map(_show)
-        if (rows["repeats"] > 1).any():
-            display["repeats"] = rows["repeats"].astype(int).astype(str)
-        for metric in metrics:
-            info = METRICS[metric]
-            display[info.heading] = rows[metric].map(lambda v, s=info.scale: _number(v * s))
-            display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
-        out.append((str(mode), title, display.reset_index(drop=True)))
+        names = _names(rows, varying, table["source"].nunique() > 1)
+        groups = {"": metrics}
+        if split is not None and len(metrics) > split:
+            groups = {}
+            for metric in metrics:
+                groups.setdefault(_kind(metric), []).append(metric)
+        for kind, members in groups.items():
+            display = names.copy()
+            for metric in members:
+                info = METRICS[metric]
+                display[info.heading] = rows[metric].map(lambda v, s=info.scale: _number(v * s)).to_numpy()
+                display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
+            out.append((str(mode), f"{title} · {kind}" if kind else title, display))
     return out
+
+
+def _names(rows: pd.DataFrame, varying: list[str], sources: bool) -> pd.DataFrame:
+    """The columns that say what a row is: variant, results, config change, the varying factors, the size
+    request where rows of one size came from different requests, repeats."""
+    display = pd.DataFrame({"variant": rows["variant"].to_numpy()})
+    if sources:
+        display["results"] = rows["source"].map(short_names(rows["source"])).to_numpy()
+    if (rows["config_change"] != "").any():
+        display["config change"] = rows["config_change"].to_numpy()
+    for factor in varying:
+        if factor == "input_size":
+            sizes = zip(rows["input_size"], rows["output_size"], strict=True)
+            display[_HEADINGS[factor]] = [_size(i, o) for i, o in sizes]
+        else:
+            display[_HEADINGS.get(factor, factor)] = rows[factor].map(_show).to_numpy()
+    same = ["source", "variant", "input_size", *varying]
+    if rows.astype({c: str for c in same}).duplicated(subset=same).any():  # one size, several requests
+        display["size request"] = rows["point"].str.replace(":", " ").to_numpy()
+    if (rows["repeats"] > 1).any():
+        display["repeats"] = rows["repeats"].astype(int).astype(str).to_numpy()
+    return display
+
+
+def short_names(sources: pd.Series) -> dict[str, str]:
+    """Each results directory by its last part where those are unique (the caption names it in full)."""
+    names = {s: Path(s).name or s for s in dict.fromkeys(sources)}
+    return names if len(set(names.values())) == len(names) else {s: s for s in names}
+
+
+def _kind(metric: str) -> str:
+    if metric in COUNT_METRICS:
+        return "counts"
+    if metric.endswith("_bytes") or metric.startswith("peak_mem"):
+        return "memory"
+    return "quality" if metric in ("dice_mean", "iou_mean", "train_time_s") else "time"
 
 
 def _show(value: Any) -> str:
@@ -107,14 +177,25 @@ def _number(value: float) -> str:
 
 
 def _delta(row: pd.Series, metric: str) -> str:
+    """'+4.3% [+2.1, +6.5]' (real), '+0.4% [-1.2, +2.0] ~' (within noise), '+3.0% no verdict (1 repeat)',
+    '+4.0%' (exact)."""
     if row["is_reference"]:
         return "ref"
     rel = row[f"{metric}_rel"]
     if missing(rel):
         return "-"
     text = f"{rel * 100:+.1f}%"
-    noise = row.get(f"{metric}_within_noise")
-    return f"{text} {NOISE_MARK}" if noise is True else text
+    status = row.get(f"{metric}_verdict")
+    if status in (stats.REAL, stats.NOISE):
+        interval = f"{text} [{_signed(row[f'{metric}_rel_low'])}, {_signed(row[f'{metric}_rel_high'])}]"
+        return f"{interval} {stats.NOISE_MARK}" if status == stats.NOISE else interval
+    if status == stats.NONE:
+        return f"{text} no verdict ({row[f'{metric}_why']})"
+    return text
+
+
+def _signed(rel: float) -> str:
+    return f"{rel * 100:+.1f}" if abs(rel) < 1 else f"{rel * 100:+.0f}"
 
 
 def _tidy(comparison: Comparison) -> pd.DataFrame:

@@ -9,12 +9,15 @@ from unet_bench.analysis.formats import FORMATS
 from unet_bench.errors import BenchError
 
 RESULTS_HELP = "results directories (each with a results.jsonl), results.jsonl or pytest-benchmark .json files"
+PER_IMAGE_HELP = ("latency, MACs and throughput per image even where the compared outputs differ in size "
+                  "(default there: per output pixel)")
 BASELINE_HELP = ("what to compare against: a variant (default 'paper' for one results directory) or one "
                  "of the RESULTS (default: the first, when several are given)")
 
 
-def _print_notes(frame) -> None:
-    for note in frame.attrs.get("notes", []):
+def print_notes(notes: list[str]) -> None:
+    """Lines worth seeing even when stdout goes to a file: partial lines left out, pairing, load."""
+    for note in notes:
         sys.stderr.write(f"note: {note}\n")
 
 
@@ -34,22 +37,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from unet_bench.analysis.tables import render
 
     frame = load(args.results)
-    _print_notes(frame)
-    comparison = compare(frame, args.baseline, _metrics(args.metrics))
+    comparison = compare(frame, args.baseline, _metrics(args.metrics), per_image=args.per_image)
+    print_notes([*frame.attrs.get("notes", []), *comparison.notes])
     sys.stdout.write(render(comparison, args.format))
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     cmp = subparsers.add_parser(
-        "compare", help="the ablation table: each variant against a baseline, with noise flags",
-        description="Each variant against the baseline measured in the same results and setting, or two "
-                    "results directories against each other (before/after, CPU vs GPU).",
+        "compare", help="the ablation table: each variant against a baseline, with verdicts",
+        description="Each variant against the baseline at the same grid point of the same results, or two "
+                    "results directories against each other (before/after, CPU vs GPU). Each change comes "
+                    "with a 95 %% confidence interval over independent repeats; it is real only when the "
+                    "interval excludes zero (3 repeats or more a side).",
     )
     cmp.add_argument("results", nargs="+", metavar="RESULTS", help=RESULTS_HELP)
     cmp.add_argument("--baseline", default=None, help=BASELINE_HELP)
     cmp.add_argument("--metrics", action="append", default=None, metavar="M[,M...]",
-                     help="columns to compare (default: params, macs, peak_mem_bytes, latency_ms_median, "
-                          "dice_mean where measured), e.g. --metrics macs,latency_ms_median")
+                     help="columns to compare, shown as named (default: params, macs, peak_mem_bytes, "
+                          "latency_ms_median, dice_mean where measured, per output pixel where the compared "
+                          "outputs differ), e.g. --metrics macs,latency_ms_per_output_mpix")
     cmp.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    cmp.add_argument("--per-image", action="store_true", help=PER_IMAGE_HELP)
     cmp.set_defaults(func=cmd_compare)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from unet_bench.cli.compare import BASELINE_HELP, RESULTS_HELP
+from unet_bench.cli.compare import BASELINE_HELP, PER_IMAGE_HELP, RESULTS_HELP
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from unet_bench.analysis.report import write_report
 
-    html_path, md_path = write_report(args.results, args.out, args.baseline)
+    html_path, md_path = write_report(args.results, args.out, args.baseline, args.per_image)
     print(f"wrote {html_path}")
     print(f"wrote {md_path}")
     return 0
@@ -24,4 +24,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rep.add_argument("results", nargs="+", metavar="RESULTS", help=RESULTS_HELP)
     rep.add_argument("--out", default=None, metavar="DIR", help="where to write (default: RESULTS/report)")
     rep.add_argument("--baseline", default=None, help=BASELINE_HELP)
+    rep.add_argument("--per-image", action="store_true", help=PER_IMAGE_HELP)
     rep.set_defaults(func=cmd_report)

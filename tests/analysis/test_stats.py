@@ -1,0 +1,93 @@
+"""The verdict rule on constructed numbers (a run cannot be made to produce a chosen spread): intervals
+checked against scipy's own Welch test, the row-count adjustment against scipy's Benjamini-Hochberg, and
+the edges (too few repeats, no spread)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sstats
+
+from unet_bench.analysis import stats
+
+
+def scipy_welch(ref, new, level):
+    result = sstats.ttest_ind(new, ref, equal_var=False)
+    return result.pvalue, tuple(result.confidence_interval(level))
+
+
+def test_log_interval_is_welchs_interval_on_the_logs():
+    ref, new = [10.0, 10.4, 9.8, 10.1], [11.0, 11.6, 10.7]
+    effect = stats.judge(stats.Summary.of(ref, log=True), stats.Summary.of(new, log=True), log=True)
+    p, (low, high) = scipy_welch(np.log(ref), np.log(new), 0.95)
+    assert effect.p == pytest.approx(p, rel=1e-9)
+    assert effect.interval(0.95) == pytest.approx((low, high), rel=1e-9)
+    judged = stats.verdict(effect, 0.95)
+    geometric = math.exp(np.log(new).mean()) / math.exp(np.log(ref).mean()) - 1
+    assert judged.status == stats.REAL and judged.rel == pytest.approx(geometric)
+    assert (judged.low, judged.high) == pytest.approx((math.expm1(low), math.expm1(high)))
+    assert 0 < judged.low < judged.rel < judged.high
+
+
+def test_a_change_is_real_exactly_when_its_interval_excludes_zero():
+    ref, new = [1.0, 1.1, 0.9], [1.05, 1.2, 0.95]
+    effect = stats.judge(stats.Summary.of(ref, True), stats.Summary.of(new, True), log=True)
+    assert 0.05 < effect.p < 1
+    assert stats.verdict(effect, 0.95).status == stats.NOISE
+    assert stats.verdict(effect, 1 - effect.p * 0.99).status == stats.NOISE  # just wider than the boundary
+    assert stats.verdict(effect, 1 - effect.p * 1.01).status == stats.REAL  # just narrower
+
+
+def test_differences_of_means_for_seeds_are_relative_to_the_reference_mean():
+    ref, new = [0.80, 0.81, 0.82], [0.84, 0.85, 0.83]
+    effect = stats.judge(stats.Summary.of(ref, False), stats.Summary.of(new, False), log=False, unit="seed")
+    p, (low, high) = scipy_welch(ref, new, 0.95)
+    assert effect.p == pytest.approx(p, rel=1e-9)
+    judged = stats.verdict(effect, 0.95)
+    assert judged.status == stats.REAL
+    assert (judged.rel, judged.low, judged.high) == pytest.approx((0.03 / 0.81, low / 0.81, high / 0.81))
+
+
+@pytest.mark.parametrize("ref, new, unit, why", [
+    ([1.0], [2.0], "repeat", "1 repeat"),
+    ([1.0, 1.1, 1.2], [2.0, 2.1], "repeat", "2 repeats"),
+    ([0.8, 0.9], [0.7, 0.8, 0.75], "seed", "2 seeds"),
+])
+def test_fewer_than_three_repeats_give_no_verdict(ref, new, unit, why):
+    judged = stats.judge(stats.Summary.of(ref, False), stats.Summary.of(new, False), log=False, unit=unit)
+    assert judged.status == stats.NONE and judged.why == why
+    assert judged.rel == pytest.approx(np.mean(new) / np.mean(ref) - 1)
+
+
+def test_values_identical_over_repeats_are_exact():
+    judged = stats.judge(stats.Summary.of([4096] * 3, True), stats.Summary.of([5120] * 4, True), log=True)
+    assert judged.status == stats.EXACT and judged.rel == pytest.approx(0.25)
+    one_side = stats.judge(stats.Summary.of([4096] * 3, True), stats.Summary.of([5000, 5100, 5200], True), True)
+    assert isinstance(one_side, stats.Effect) and one_side.df == pytest.approx(2)  # the varying side's df
+
+
+def test_row_count_adjustment_is_benjamini_hochberg_with_matching_intervals():
+    # The fifteen p-values of Benjamini & Hochberg's (1995) example: four pass at 5 %.
+    p = [0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240, 0.4262, 0.5719,
+         0.6528, 0.7590, 1.0]
+    assert (sstats.false_discovery_control(p) <= 0.05).sum() == 4
+    assert stats.fcr_level(p) == (pytest.approx(1 - 0.05 * 4 / 15), 4)
+    assert stats.fcr_level([0.3, 0.5, 0.04]) == (pytest.approx(1 - 0.05 / 3), 0)  # none pass: Bonferroni's level
+    assert stats.fcr_level([0.001, 0.01, 0.02]) == (pytest.approx(0.95), 3)  # all pass: plain 95 %
+    assert stats.fcr_level([]) == (0.95, 0)
+
+
+def test_minimal_detectable_change_sits_on_the_95_percent_boundary():
+    rng = np.random.default_rng(1)
+    groups = [list(np.exp(rng.normal(0, 0.03, 3)) * scale) for scale in (1.0, 2.0, 5.0, 9.0)]
+    detectable = stats.minimal_detectable(groups)
+    # Two cases with this run's pooled spread (equal on both sides), exactly that far apart: p = 0.05.
+    logs = [np.log(g) - np.log(g).mean() for g in groups]
+    sd = math.sqrt(sum((x**2).sum() for x in logs) / sum(len(x) - 1 for x in logs))
+    base = np.array([-sd, 0.0, sd])  # sample sd of these three is exactly sd
+    ref, new = np.exp(base), np.exp(base + math.log1p(detectable))
+    effect = stats.judge(stats.Summary.of(ref, True), stats.Summary.of(new, True), log=True)
+    assert effect.p == pytest.approx(0.05, rel=1e-6)
+    assert stats.minimal_detectable([[1.0], [2.0, 2.1]]) is None  # a typical case measured once or twice
