@@ -13,11 +13,13 @@ import os
 from unet_bench.models.config import UNetConfig
 from unet_bench.record import Case
 
-# A rough guess, good to a factor of two or so: the progress bar's ETA rescales it by the measured pace,
-# and --dry-run shows it so that a suite too big for its machine is caught before it starts.
-CPU_FLOPS_PER_S_PER_CORE = 60e9  # fp32 convolutions through oneDNN, a recent x86 core
+# Rates of fp32 UNet convolutions through oneDNN on one AVX-512 core (2.6 GHz Xeon, fitted to the default
+# suite's records on a 2-core machine): inference in channels_last and contiguous layout, and a training
+# step at a small tile (forward + backward + optimizer, per forward FLOP x 3). Another CPU scales them.
+CPU_FLOPS_PER_S_PER_CORE = {("infer", True): 140e9, ("infer", False): 100e9, ("train", True): 60e9,
+                            ("train", False): 60e9}
 CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
-CASE_OVERHEAD_S = 1.0  # process fork, model build, load samples and environment fingerprint, the record
+CASE_OVERHEAD_S = 0.4  # process fork, model build, load samples and environment fingerprint, the record
 COMPILE_S = 60.0  # torch.compile of one UNet
 CEILING_S = {"cpu": 5.0, "cuda": 10.0}  # the compute kernels behind a ceiling, once per run and key
 
@@ -48,7 +50,8 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     if case.device == "cuda":
         rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
     else:
-        rate = CPU_FLOPS_PER_S_PER_CORE * _cores(case.threads)
+        kind = "infer" if case.mode == "infer" else "train"
+        rate = CPU_FLOPS_PER_S_PER_CORE[kind, case.channels_last] * _cores(case.threads)
     forward_s = forward_flops(cfg, case.input_size) / rate
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
     cost = CASE_OVERHEAD_S + (COMPILE_S if case.compile else 0.0)
@@ -79,7 +82,7 @@ def run_once_costs(cases: list[Case]) -> list[float]:
         if network not in seen:
             seen.add(network)
             cfg = get_config(case.variant, **case.overrides_dict())
-            cost += forward_flops(cfg, case.input_size) / (CPU_FLOPS_PER_S_PER_CORE * _cores(None))
+            cost += forward_flops(cfg, case.input_size) / (CPU_FLOPS_PER_S_PER_CORE["infer", False] * _cores(None))
         if case.mode in ("infer", "train") and (key := ("ceiling", *ceiling_key(case))) not in seen:
             seen.add(key)
             cost += CEILING_S[case.device]
