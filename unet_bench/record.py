@@ -57,6 +57,9 @@ class Case:
     repeat: int = 0  # index of this repeat of the same case (each repeat is its own record)
     min_run_time_s: float = DEFAULT_MIN_RUN_TIME_S  # time budget for the timed blocks of one measurement
     seeds: int = DEFAULT_SEEDS  # quality mode: number of training seeds
+    # infer/train: run the memory pass (one more step: peak and saved-for-backward bytes). A suite runs it
+    # in the first repeat of a CPU case only: the allocation trace it reads is the same in every repeat.
+    memory: bool = True
     # How input_size was chosen: the experiment file's size and rule (None for a size given directly).
     # Comparisons pair rows of one grid point by these, not by guessing from sizes.
     requested_size: int | None = None

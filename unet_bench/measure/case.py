@@ -135,7 +135,8 @@ def measure_module(
                 step = build_step(model, case, channels)
                 warmup = warmup_calls(case.device, case.compile)
                 timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device)
-            update(record, memory_values(step, case))
+            if case.memory:
+                update(record, memory_values(step, case))
             # the ceiling last: its kernels are not part of the case
             ceiling = ceiling or measure_ceiling(*ceiling_key(case))
             update(record, timing_values(timing, counts, case, ceiling))

@@ -122,13 +122,13 @@ class Timing:
         )
         if self.device == "cuda":
             return text + (
-                f"latency: {self.latency.n} calls, the device synchronised before and after each (wall clock); "
-                f"throughput: {self.throughput.n} blocks of {self.throughput.calls_per_block} back-to-back calls, "
-                "synchronised at block ends; median and IQR over calls / blocks"
+                "latency: single calls, the device synchronised before and after each (wall clock); "
+                "throughput: blocks of back-to-back calls, synchronised at block ends; median and IQR over calls "
+                "/ blocks (how many: latency_n, extra.calls_per_block, extra.throughput_block_times_s)"
             )
         return text + (
-            f"{self.latency.n} blocks of {self.latency.calls_per_block} back-to-back call(s); per-call time = "
-            "block time / calls; median and IQR over blocks"
+            "blocks of back-to-back calls; per-call time = block time / calls; median and IQR over blocks "
+            "(how many: latency_n, extra.calls_per_block; raw: extra.block_times_s)"
         )
 
 

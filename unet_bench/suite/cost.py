@@ -61,7 +61,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
         cost += case.seeds * DEFAULT_STEPS * step_s
     elif case.mode in ("infer", "train"):
         timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
-        cost += (warmup_calls(case.device, case.compile) + 1) * step_s + timed_s
+        cost += (warmup_calls(case.device, case.compile) + case.memory) * step_s + timed_s
     if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
         cost *= 2 + math.log2(max_batch)
     return cost

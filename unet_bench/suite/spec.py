@@ -61,7 +61,9 @@ Config values apply in this order: the variant, ``set``, its ``overrides`` entry
 Overrides equal to the variant's own value are dropped, CUDA-only flags are reset on CPU cases, and a case
 that two grids both produce is kept once (its ``case_id`` is what ``--resume`` matches on). Within a grid
 the repeats are the outer loop, so repeated measurements of one case are spread over the run rather than
-back to back, and slow drift (heat, other load) spreads over every variant alike.
+back to back, and slow drift (heat, other load) spreads over every variant alike. Each repeat is a fresh
+process (an independent sample for compare's verdicts); a CPU case runs its memory pass in the first repeat
+only, since the allocation trace it reads is the same in every repeat (CUDA cases in every repeat).
 """
 
 from __future__ import annotations
@@ -396,6 +398,7 @@ class _Grid:
                     cudnn_benchmark=cudnn_benchmark if dev == "cuda" else False,
                     threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"],
                     seeds=self["seeds"], requested_size=asked, size_rule=self["size_rule"],
+                    memory=repeat == 0 or dev == "cuda",
                 )
                 max_batch = self["max_batch"] if search else None
                 planned.append(Planned(case, predict_cost_s(case, cfg, max_batch), max_batch))
