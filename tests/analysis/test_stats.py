@@ -91,3 +91,14 @@ def test_minimal_detectable_change_sits_on_the_95_percent_boundary():
     effect = stats.judge(stats.Summary.of(ref, True), stats.Summary.of(new, True), log=True)
     assert effect.p == pytest.approx(0.05, rel=1e-6)
     assert stats.minimal_detectable([[1.0], [2.0, 2.1]]) is None  # a typical case measured once or twice
+
+
+def test_a_trace_taken_once_is_exact_and_a_timing_taken_once_has_no_verdict():
+    one, other = stats.Summary.of([100.0], log=True), stats.Summary.of([120.0], log=True)
+    traced = stats.judge(one, other, log=True, once_is_exact=True)
+    assert traced.status == stats.EXACT and traced.rel == pytest.approx(0.2)
+    timed = stats.judge(one, other, log=True)
+    assert timed.status == stats.NONE and timed.why == "1 repeat"
+    varied = stats.judge(stats.Summary.of([100.0, 101.0, 99.0], True), stats.Summary.of([120.0, 121.0, 119.0], True),
+                         log=True, once_is_exact=True)
+    assert isinstance(varied, stats.Effect)  # a trace that varies between repeats gets an interval

@@ -276,7 +276,8 @@ def _judge(rows: pd.DataFrame, metric: str, i: Any, j: Any) -> stats.Effect | st
     unit = "seed" if info.verdict == "seeds" else "repeat"
     if not isinstance(new, stats.Summary) and not isinstance(ref, stats.Summary):
         log = info.verdict != "seeds" and min(new) > 0 and min(ref) > 0
-        return stats.judge(stats.Summary.of(ref, log), stats.Summary.of(new, log), log, unit)
+        return stats.judge(stats.Summary.of(ref, log), stats.Summary.of(new, log), log, unit,
+                           once_is_exact=info.verdict == "trace")
     summaries = [s if isinstance(s, stats.Summary) else stats.Summary.of(s, log=False) for s in (ref, new)]
     return stats.judge(*summaries, log=False, unit=unit)
 

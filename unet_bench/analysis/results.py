@@ -48,7 +48,9 @@ class Metric:
     """A measured column and how to show it: ``value * scale`` in ``unit``; and where its verdict comes from.
 
     ``verdict``: ``exact`` (counts: no noise, no interval), ``repeats`` (an interval over the per-repeat
-    values), ``seeds`` (over the per-seed values in the ``samples`` column) or ``derived`` (a fixed
+    values), ``trace`` (as ``repeats``, but a deterministic trace that a suite takes in one repeat only:
+    one value, or identical values, are exact), ``seeds`` (over the per-seed values in the ``samples``
+    column) or ``derived`` (a fixed
     transformation of the ``timing`` column's measurement, carrying its noise).
     """
 
@@ -88,7 +90,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
            timing="latency_ms_median"),
     Metric("peak_fraction", "peak utilisation", "%", 100.0, higher_is_better=True, verdict="derived",
            timing="latency_ms_median"),
-    Metric("peak_mem_bytes", "peak memory", "MiB", _MIB),
+    Metric("peak_mem_bytes", "peak memory", "MiB", _MIB, verdict="trace"),
     Metric("saved_activation_bytes", "saved activations", "MiB", _MIB, verdict="exact"),
     Metric("param_bytes", "parameter memory", "MiB", _MIB, verdict="exact"),
     Metric("grad_bytes", "gradient memory", "MiB", _MIB, verdict="exact"),

@@ -116,10 +116,14 @@ def welch(ref: Summary, new: Summary, log: bool) -> Effect:
     return Effect(new.mean - ref.mean, se, df, log, 1.0 if log else ref.mean)
 
 
-def judge(ref: Summary, new: Summary, log: bool, unit: str = "repeat") -> Effect | Verdict:
+def judge(ref: Summary, new: Summary, log: bool, unit: str = "repeat", once_is_exact: bool = False,
+          ) -> Effect | Verdict:
     """The effect to put an interval on, or the verdict when there is none to compute: too few repeats
-    (`NONE`), or no spread on either side (`EXACT`)."""
+    (`NONE`), or no spread on either side (`EXACT`). ``once_is_exact``: the metric is a deterministic
+    trace that a suite takes in one repeat only (CPU peak memory), so one value is as good as many."""
     rel = math.expm1(new.mean - ref.mean) if log else (new.mean / ref.mean - 1 if ref.mean else math.nan)
+    if once_is_exact and ref.var == 0 and new.var == 0:
+        return Verdict(EXACT, rel)
     fewest = min(ref.n, new.n)
     if fewest < MIN_REPEATS:
         return Verdict(NONE, rel, why=f"{fewest} {unit}{'' if fewest == 1 else 's'}")
