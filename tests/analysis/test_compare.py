@@ -195,3 +195,40 @@ def test_latex_is_a_well_formed_booktabs_table(frame):
         assert len(rows) >= 4
         assert all(line.replace(r"\&", "").count("&") == len(spec) - 1 for line in rows)
     assert "\\%" in latex and "$\\Delta$" in latex and "Δ" not in latex.replace("% Δ", "")
+
+
+def failed(record: dict, status: str, message: str) -> dict:
+    """A real record as the runner writes a failed case: its status and message, no measured value."""
+    measured = {k: None for k in ("output_size", "params", "params_trainable", "macs", "flops", "latency_ms_median",
+                                  "latency_ms_p25", "latency_ms_p75", "images_per_s", "peak_mem_bytes")}
+    return {**record, **measured, "status": status, "message": message}
+
+
+def test_when_every_case_failed_compare_says_why(tiny_results, tmp_path, capsys):
+    written = records(tiny_results)
+    statuses = ["oom" if r["mode"] == "infer" and r["batch"] == 2 else "error" for r in written]
+    folder = write(tmp_path / "x", [failed(r, s, f"RuntimeError: boom {i}\n  at line 3")
+                                    for i, (r, s) in enumerate(zip(written, statuses, strict=True))])
+    first = written[0]
+    why = (f"no successful measurement in {folder}: 9 error, 1 oom; first: {first['variant']} {first['mode']} "
+           f"{first['input_size']}px: RuntimeError: boom 0")
+    with pytest.raises(BenchError, match=re.escape(why) + "$"):
+        compare(load([folder]), metrics=["macs"])
+    for command in ("compare", "report"):
+        assert main([command, str(folder)]) == 2
+        assert capsys.readouterr().err == f"unet-bench {command}: error: {why}\n"
+
+
+def test_a_baseline_that_only_failed_says_so(tiny_results, tmp_path):
+    written = records(tiny_results)
+    folder = write(tmp_path / "x", [failed(r, "error", "") if r["variant"] == "paper" else r for r in written])
+    with pytest.raises(BenchError, match=re.escape(
+            "no successful measurement of the baseline 'paper': 6 error; first: paper counts 60px: no message "
+            "recorded; choose another with --baseline: 'padded', 'bilinear'")):
+        compare(load([folder]))
+    assert set(compare(load([folder]), baseline="padded").table["variant"]) == {"padded", "bilinear"}
+    before = write(tmp_path / "before", [failed(r, "error", "boom") for r in written])  # against results
+    with pytest.raises(BenchError, match=re.escape(
+            f"no successful measurement of the baseline '{before}': 10 error; first: paper counts 60px: boom; "
+            f"choose another with --baseline: '{tiny_results}'")):
+        compare(load([before, tiny_results]))

@@ -3,9 +3,11 @@ where a quality run would be too slow for a unit test)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,3 +208,54 @@ def test_axis_numbers_are_written_in_full():
     assert [t.get_text() for t in ax[2].get_yticklabels()] == ["paper", "padded"]  # named ticks kept
     assert not [t for t in labels if re.search(r"\d[eE][+-]?\d|\^|\$", t)]  # no 1.77e+03, no 10^3
     assert all(a.yaxis.get_offset_text().get_text() == "" for a in ax)  # no '+1.77e3' above the axis
+
+
+# --- where the report cannot be written ------------------------------------------------------------------
+
+def _out(tmp_path, state: str):
+    """``--out`` in ``state``, and a file outside it that a link in it points at."""
+    precious = tmp_path / "precious.txt"
+    precious.write_text("not the report's")
+    out = tmp_path / "out"
+    if state in ("a file", "under a file"):
+        out.write_text("a file")
+        return (out / "sub" if state == "under a file" else out), precious
+    if state == "in /proc":
+        return Path("/proc/unet-bench-report"), precious
+    out.mkdir()
+    if state == "figures a link":
+        (tmp_path / "elsewhere").mkdir()
+        (out / "figures").symlink_to(tmp_path / "elsewhere")
+        return out, precious
+    (out / "figures").mkdir()
+    if state == "report.html a link":
+        (out / "report.html").symlink_to(precious)
+    elif state == "a figure a link":
+        (out / "figures" / "cost.png").symlink_to(precious)
+    elif state == "report.md a folder":
+        (out / "report.md").mkdir()
+    elif state == "read-only":
+        out.chmod(0o500)
+    return out, precious
+
+
+@pytest.mark.parametrize("state, message", [
+    ("a file", "out is a file, not a folder; give --out a folder"),
+    ("under a file", "out/sub: cannot create the report folder: Not a directory"),
+    ("in /proc", "/proc/unet-bench-report: cannot create the report folder: "),
+    ("figures a link", "out/figures is a symbolic link; the report never writes through a link"),
+    ("report.html a link", "out/report.html is a symbolic link; the report never writes through a link"),
+    ("a figure a link", "out/figures/cost.png is a symbolic link; the report never writes through a link"),
+    ("report.md a folder", "out/report.md is not a regular file;"),
+    pytest.param("read-only", "out is not writable; give --out a folder you can write to",
+                 marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")),
+])
+def test_report_out_that_cannot_be_written_is_one_line_before_drawing(tiny_results, tmp_path, capsys, state,
+                                                                      message):
+    out, precious = _out(tmp_path, state)
+    assert main(["report", str(tiny_results), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unet-bench report: error: ") and err.count("\n") == 1 and message in err
+    assert precious.read_text() == "not the report's"
+    drawn = [p for p in tmp_path.rglob("*") if p.suffix in (".png", ".svg", ".html") and not p.is_symlink()]
+    assert drawn == []  # refused before any figure was drawn

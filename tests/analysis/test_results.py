@@ -43,9 +43,6 @@ def test_truncated_last_line_is_skipped_and_reported(tiny_results, tmp_path):
     loaded = load([copy])
     assert len(loaded) == CASES
     assert len(loaded.attrs["notes"]) == 1 and "partial last line" in loaded.attrs["notes"][0]
-    (copy / "results.jsonl").write_text(text + first[:20] + "\n" + first + "\n")  # corrupt, not just cut short
-    with pytest.raises(BenchError, match=f"line {CASES + 1} is not a JSON record"):
-        load([copy])
 
 
 def test_pytest_benchmark_json_is_loaded(pytester, tmp_path):
@@ -82,7 +79,7 @@ def test_pytest_benchmark_json_is_loaded(pytester, tmp_path):
     ("nope", None, "results directory '.*nope' does not exist"),
     (".", None, "no results.jsonl in"),
     (".", "", "holds no readable record"),
-    (".", '{"mode": "infer"}\n', "record 1 has no 'variant'"),
+    (".", '{"mode": "infer"}\n', r"holds no readable record \(.*results.jsonl:1: line skipped: no 'variant'"),
 ])
 def test_missing_or_empty_results_are_one_line_errors(tmp_path, name, content, message):
     if content is not None:

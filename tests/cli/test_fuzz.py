@@ -68,27 +68,29 @@ def _warm() -> None:
         assert invoke(["run", "x.toml", "--dry-run"], Path(name))[0] == 0
 
 
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Every path under ``root`` but the results folder, with what would show a change."""
+def snapshot(root: Path, results: str | None = "out") -> dict[str, tuple]:
+    """Every path under ``root`` but the ``results`` folder, with what would show a change."""
     seen = {}
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
-        if relative == "out" or relative.startswith("out/"):
+        if results and (relative == results or relative.startswith(f"{results}/")):
             continue
         info = path.lstat()
         seen[relative] = (info.st_mode, info.st_size, info.st_mtime_ns)
     return seen
 
 
-def check(argv: list[str], folder: Path, precious: Path) -> None:
-    before = snapshot(folder)
+def check(argv: list[str], folder: Path, precious: Path, results: str | None = "out") -> tuple[int, str]:
+    """Run ``argv`` and hold the properties; nothing may change outside ``results`` (None: anywhere)."""
+    before = snapshot(folder, results)
     status, err = invoke(argv, folder)
     assert status in (0, 1, 2), (argv, status, err)
     assert "Traceback" not in err, (argv, err)
     if status == 2:
         assert err.count("\n") <= 1 and err.endswith("\n"), (argv, err)
-    assert snapshot(folder) == before, argv
+    assert snapshot(folder, results) == before, argv
     assert precious.read_bytes() == PRECIOUS, argv
+    return status, err
 
 
 # --- what a results folder may hold before the command ---------------------------------------------------
@@ -288,3 +290,4 @@ def test_any_command_line_answers_in_one_line_or_runs(argv):
         root = Path(name)
         precious = prepare(root, "link-lock", "fz")
         check(argv, root, precious)
+

@@ -56,8 +56,10 @@ def plain_numbers(ax: Axes) -> None:
 def errors(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
     """Asymmetric error bars (2 × n) in display units, or None when there is no spread to show."""
     info = METRICS[metric]
-    low = (rows[metric] - rows[f"{metric}_low"]).clip(lower=0).fillna(0) * info.scale
-    high = (rows[f"{metric}_high"] - rows[metric]).clip(lower=0).fillna(0) * info.scale
+    def finite(spread: pd.Series) -> pd.Series:  # an interval too wide to compute draws no bar
+        return spread.clip(lower=0).replace(np.inf, np.nan).fillna(0) * info.scale
+
+    low, high = finite(rows[metric] - rows[f"{metric}_low"]), finite(rows[f"{metric}_high"] - rows[metric])
     if not (low.any() or high.any()):
         return None
     return np.vstack([low.to_numpy(), high.to_numpy()])

@@ -35,6 +35,7 @@ from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
 
 DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean")
+MESSAGE_CHARS = 200  # of a failed case's message quoted in an error line
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
 
 
@@ -101,17 +102,25 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
     as named; else ``defaults``, turned per output pixel where the compared outputs differ (unless
     ``per_image``).
     """
-    chosen = choose_metrics(frame, metrics, defaults)
+    sources = list(dict.fromkeys(frame["source"]))
+    if ok(frame).empty:
+        raise BenchError(f"no successful measurement in {', '.join(sources)}: {why_failed(frame)}")
+    chosen = choose_metrics(ok(frame), metrics, defaults)  # a failed record may carry a count, not a measurement
     labels, common = variant_labels(frame)
     frame = frame.assign(name=frame["variant"], variant=labels)
-    sources = list(dict.fromkeys(frame["source"]))
     if baseline is None:
         baseline = "paper" if len(sources) == 1 else sources[0]
     by_source = baseline in sources
+    done = ok(frame)
     if not by_source and baseline not in set(labels):
         raise BenchError(f"unknown baseline {baseline!r}; valid baselines are the variants "
                          f"{choices(dict.fromkeys(labels))} or the results {choices(sources)}")
-    done = ok(frame)
+    column = "source" if by_source else "variant"
+    if baseline not in set(done[column]):
+        others = dict.fromkeys(done[column])
+        raise BenchError(f"no successful measurement of the baseline {baseline!r}: "
+                         f"{why_failed(frame[frame[column] == baseline])}; choose another with --baseline: "
+                         f"{choices(others)}")
     legacy = legacy_sources(done)
     notes = [f"{s}: written before records carried their size rule; its rows are paired by equal input size "
              "only" for s in legacy]
@@ -120,8 +129,6 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
     wanted = [*chosen, *(PER_PIXEL[m] for m in chosen if m in PER_PIXEL)]
     wanted += [METRICS[m].timing for m in wanted if METRICS[m].timing]
     rows = _aggregate(done, [m for m in dict.fromkeys(wanted) if m in present])
-    if rows.empty:
-        raise BenchError(f"no successful measurement in {', '.join(sources)}; every case failed")
     pairs = pair(rows, baseline, by_source)
     differ = any(_differs(rows.at[i, "output_size"], rows.at[j, "output_size"]) for i, j in pairs.items())
     per_pixel = differ and not per_image and metrics is None
@@ -137,6 +144,17 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
     ]
     return Comparison(_ordered(table, baseline, by_source), baseline, by_source, chosen, common, failed,
                       per_pixel, differ, notes, families, _noise(rows))
+
+
+def why_failed(failed: pd.DataFrame) -> str:
+    """'3 error, 1 oom; first: paper infer 572px: RuntimeError: ...': what the failed rows say, in one line."""
+    counts = failed["status"].value_counts(sort=False)
+    first = failed.iloc[0]
+    size = key_one(first["input_size"])
+    case = " ".join([str(first["variant"]), str(first["mode"]), *([f"{int(size)}px"] if size is not None else [])])
+    message = str(first["message"]).strip().splitlines()[0][:MESSAGE_CHARS] if str(first["message"]).strip() \
+        else "no message recorded"
+    return f"{', '.join(f'{n} {status}' for status, n in counts.items())}; first: {case}: {message}"
 
 
 def _differs(a: Any, b: Any) -> bool:
@@ -198,7 +216,7 @@ def _summarise(group: pd.DataFrame, metric: str) -> dict[str, Any]:
 def _block_spread(record: pd.Series, info: Any, value: float) -> tuple[float, float]:
     """One repeat: the p25-p75 of its timed blocks, carried over to a figure derived from the timing."""
     spread = (METRICS[info.timing] if info.timing else info).spread
-    if spread is None or any(missing(record.get(c)) for c in (*spread, "latency_ms_median")):
+    if spread is None or not all(record.get(c, 0) > 0 for c in (*spread, "latency_ms_median")):  # nor is NaN
         return value, value
     low, high = record[spread[0]] / record["latency_ms_median"], record[spread[1]] / record["latency_ms_median"]
     return (value / high, value / low) if info.higher_is_better else (value * low, value * high)
@@ -249,8 +267,8 @@ def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], bas
     families: dict[str, Family] = {}
     judged: dict[str, tuple[dict[Any, stats.Effect | stats.Verdict], float]] = {}
     for metric in dict.fromkeys(METRICS[m].timing or m for m in metrics if METRICS[m].verdict != "exact"):
-        found = {i: _judge(rows, metric, i, j) for i, j in others.items()
-                 if not missing(rows.at[i, metric]) and not missing(rows.at[j, metric])}
+        found = {i: _judge(rows, metric, i, j) for i, j in others.items() if metric in rows  # a derived figure
+                 and not missing(rows.at[i, metric]) and not missing(rows.at[j, metric])}  # recorded without timing
         effects = [e.p for e in found.values() if isinstance(e, stats.Effect)]
         level, real = stats.fcr_level(effects)
         families[metric] = Family(len(effects), real, level)

@@ -41,7 +41,7 @@ from unet_bench.analysis.axes import (
     title,
 )
 from unet_bench.analysis.compare import available_metrics, compare
-from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, variant_labels
+from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
 from unet_bench.errors import BenchError, choices
 
 FORMATS = ("png", "svg")
@@ -95,7 +95,7 @@ def plot_table(frame: pd.DataFrame, baseline: str | None = None, per_image: bool
     labels, _ = variant_labels(frame)
     if baseline is None:
         baseline = "paper" if "paper" in set(labels) else labels.iloc[0]
-    comparison = compare(frame, baseline, available_metrics(frame))
+    comparison = compare(frame, baseline, available_metrics(ok(frame)))
     table = comparison.table
     table.attrs["per_pixel"] = comparison.outputs_differ and not per_image
     several = table["source"].nunique() > 1
@@ -211,7 +211,8 @@ def cost_bars(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str]
         ends = values + (0 if bars is None else bars[1])
         for pos, value, end in zip(positions, values, ends, strict=True):
             ax.text(end, pos, f"  {number(value, 3)}", va="center", ha="left", fontsize=7, color="#333333")
-        ax.set_xlim(0, ends.max() * 1.2)
+        if 0 < ends.max() < np.inf:  # room for the labels right of the bars
+            ax.set_xlim(0, ends.max() * 1.2)
         title(ax, info.label, describe(rows.reset_index()))
     for ax in axes[len(panels):]:
         ax.set_visible(False)
@@ -340,6 +341,8 @@ def throughput(table: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figure, str
     group["option"] = group.apply(lambda r: _option_label(r, varying), axis=1)
     group = group[group.groupby("series")["option"].transform("nunique") >= 2]
     options = list(dict.fromkeys(group["option"]))
+    if len(options) < 2:  # no variant measured under two options that read differently
+        return None
     series = list(dict.fromkeys(group["series"]))
     figure = Figure(figsize=(max(5.0, 0.9 * len(series) * len(options) / 2 + 2), 4.0), layout="constrained")
     ax = figure.subplots()

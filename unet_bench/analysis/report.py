@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from unet_bench.analysis.plots import FigureFile, make_figures
 from unet_bench.analysis.results import load, ok
 from unet_bench.analysis.summary import summarize
 from unet_bench.analysis.tables import caption, noise_line, sections
+from unet_bench.errors import BenchError
 
 # The metrics of the report's tables and summary, in this order, where measured (per output pixel where
 # the compared outputs differ in size).
@@ -47,22 +49,52 @@ class Report:
 
 
 def write_report(sources: Sequence[str | Path], out_dir: str | Path | None = None,
-                 baseline: str | None = None, per_image: bool = False) -> tuple[Path, Path]:
+                 baseline: str | None = None, per_image: bool = False) -> tuple[Path, Path, list[str]]:
     """Load ``sources``, draw the figures and write ``report.html`` and ``report.md`` into ``out_dir``
-    (default: ``report/`` inside the first results directory). Returns the two paths."""
+    (default: ``report/`` inside the first results directory). Returns the two paths and the notes worth
+    a line on stderr (lines of the results left out, pairing, load)."""
     frame = load(sources)
     out = Path(out_dir) if out_dir is not None else _default_out(sources[0])
-    out.mkdir(parents=True, exist_ok=True)
-    report = build(frame, out / "figures", baseline, per_image)
     html_path, md_path = out / "report.html", out / "report.md"
-    html_path.write_text(to_html(report), encoding="utf-8")
-    md_path.write_text(to_markdown(report, figures_relative_to=out), encoding="utf-8")
-    return html_path, md_path
+    prepare_out(out, [html_path, md_path])
+    try:
+        report = build(frame, out / "figures", baseline, per_image)
+        html_path.write_text(to_html(report), encoding="utf-8")
+        md_path.write_text(to_markdown(report, figures_relative_to=out), encoding="utf-8")
+    except OSError as error:  # the disk filled up, or permissions changed, while writing
+        raise BenchError(f"{out}: cannot write the report: {error.strerror or error}") from None
+    return html_path, md_path, report.notes
 
 
 def _default_out(source: str | Path) -> Path:
     path = Path(source)
     return (path if path.is_dir() else path.parent) / "report"
+
+
+def prepare_out(out: Path, files: list[Path]) -> None:
+    """Create the report folder and its figures folder, or refuse in one line before anything is drawn: a
+    folder that cannot be made or written, and a link (or folder) where the report would write a file. The
+    report never writes through a link: one in a copied results folder could point anywhere."""
+    figures = out / "figures"
+    for folder in (out, figures):
+        if folder == figures and folder.is_symlink():
+            raise BenchError(f"{folder} is a symbolic link; the report never writes through a link: move it away, "
+                             "or give --out another folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise BenchError(f"{folder} is a file, not a folder; give --out a folder (it is created if missing)") \
+                from None
+        except OSError as error:
+            raise BenchError(f"{folder}: cannot create the report folder: {error.strerror}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise BenchError(f"{folder} is not writable; give --out a folder you can write to")
+    drawn = [p for p in figures.iterdir() if p.suffix in (".png", ".svg")]
+    for path in [*files, *drawn]:
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            what = "a symbolic link" if path.is_symlink() else "not a regular file"
+            raise BenchError(f"{path} is {what}; the report never writes through a link or over a folder: move "
+                             "it away, or give --out another folder")
 
 
 def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None, per_image: bool = False) -> Report:
@@ -124,9 +156,11 @@ def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, 
                 "these counts; where measured, they are reported apart as non-conv FLOPs.")
         if scopes:
             text += " Scope recorded by the counter: " + "; ".join(f"“{s}”" for s in scopes) + "."
-        if "extra_crosscheck_agree" in done and done["extra_crosscheck_agree"].notna().any():
-            agree = done["extra_crosscheck_agree"].dropna().astype(bool)
-            differ = _distinct(done.loc[agree.index[~agree], "extra_crosscheck_text"])
+        agree = done.get("extra_crosscheck_agree", pd.Series(dtype=object))
+        agree = agree[agree.map(lambda v: isinstance(v, bool))].astype(bool)  # as the counter writes it
+        if len(agree):
+            texts = done.get("extra_crosscheck_text", pd.Series(index=done.index, dtype=object))
+            differ = _distinct(texts[agree.index[~agree]])
             text += (f" Cross-check against torch's FlopCounterMode: identical in {int(agree.sum())} of {len(agree)} "
                      "records" + (": " + "; ".join(differ[:3]) + ("; ..." if len(differ) > 3 else "") if differ else "")
                      + ".")
@@ -158,8 +192,8 @@ def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, 
             text += f" Intra-op threads: {', '.join(threads)}."
         if described:
             text += " Timer: " + "; ".join(described) + "."
-        if "extra_calls_per_block" in timed and timed["extra_calls_per_block"].notna().any():
-            calls = pd.to_numeric(timed["extra_calls_per_block"], errors="coerce").dropna()
+        calls = pd.to_numeric(timed.get("extra_calls_per_block", pd.Series(dtype=float)), errors="coerce").dropna()
+        if len(calls):
             blocks = f"{int(calls.min())}" + (f" to {int(calls.max())}" if calls.max() > calls.min() else "")
             text += f" Each timed measurement is a block of {blocks} calls, divided by the calls."
         if timed["peak_fraction"].notna().any():

@@ -8,11 +8,13 @@ plus the network config flattened as ``cfg_<field>`` (``cfg_depth``, ``cfg_upsam
 row came from. Two kinds of input are read:
 
 - a results directory (or its ``results.jsonl``): one ``Record.to_dict()`` JSON object per line, as the
-  runner appends them, read with the runner's own `store.read_records`: a partial last line (a run killed
-  mid-write) is left out and reported in ``frame.attrs["notes"]``, never fatal; a case recorded more than
-  once (same ``case_id``, e.g. failed then re-run by ``--resume``) keeps its last record;
+  runner appends them. A line that is not a well-formed record (`lines`: a partial last line left by a
+  run killed mid-write, a corrupt line, a field of the wrong type) is left out and named in
+  ``frame.attrs["notes"]``, never fatal; a case recorded more than once (same ``case_id``, e.g. failed
+  then re-run by ``--resume``) keeps its last record;
 - a pytest-benchmark JSON file (``--benchmark-json``): one row per benchmark, its timing statistics
-  mapped onto the latency columns; ``extra_info`` keys that name a `Record` field fill that field.
+  mapped onto the latency columns; ``extra_info`` keys that name a `Record` field fill that field. A
+  JSON file of another kind is refused in one line; a malformed entry is left out with a note.
 
 Records written before a figure existed get it derived on load where it follows from the others: latency
 per output megapixel and output megapixels per second from the latency, the batch and the output size;
@@ -34,9 +36,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from unet_bench.analysis.lines import is_number, read_bytes, read_lines, skipped_notes, why_malformed
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import Record
-from unet_bench.suite.store import RESULTS_FILE, read_records
+from unet_bench.suite.store import RESULTS_FILE
 
 # What identifies a measured setting apart from the network: rows that agree on these are comparable.
 FACTORS = ("mode", "device", "dtype", "input_size", "batch", "channels_last", "compile", "tf32",
@@ -127,9 +130,12 @@ def load(sources: Iterable[str | Path]) -> pd.DataFrame:
             continue
         seen.add(path.resolve())
         name = str(source).rstrip("/") if path.suffix == ".json" or Path(source).is_dir() else str(path.parent)
-        found = _read_benchmark_json(path) if path.suffix == ".json" else _read_jsonl(path, notes)
+        noted = len(notes)
+        found = _read_benchmark_json(path, notes) if path.suffix == ".json" else _read_jsonl(path, notes)
         if not found:
-            raise BenchError(f"no results in {source}: {path.name} holds no readable record")
+            why = notes[noted:]
+            raise BenchError(f"no results in {source}: {path.name} holds no readable record"
+                             + (f" ({why[0]}{f'; {len(why) - 1} more notes' if len(why) > 1 else ''})" if why else ""))
         for row in found:
             row["source"] = name
         rows.extend(found)
@@ -157,8 +163,8 @@ def _per_output_pixel(frame: pd.DataFrame) -> None:
         "macs_per_output_pixel": frame["macs"] / pixels,
         "output_mpix_per_s": mpix / (frame["latency_ms_median"] / 1e3),
     }
-    for column, values in derived.items():
-        frame[column] = frame[column].fillna(values.astype(float))
+    for column, values in derived.items():  # a zero latency or output size derives nothing, not infinity
+        frame[column] = frame[column].fillna(values.astype(float).replace([np.inf, -np.inf], np.nan))
 
 
 def resolve(source: str | Path) -> Path:
@@ -168,12 +174,12 @@ def resolve(source: str | Path) -> Path:
     """
     path = Path(source)
     if path.is_dir():
-        if (path / RESULTS_FILE).is_file():
+        if (path / RESULTS_FILE).exists():  # read as it is: a pipe or a folder there is refused in one line
             return path / RESULTS_FILE
         inside = results_dirs(path)
         hint = f"; results directories under it: {choices(inside)}" if inside else ""
         raise BenchError(f"no {RESULTS_FILE} in {source}{hint}")
-    if path.is_file():
+    if path.exists():
         if path.suffix not in (".jsonl", ".json"):
             raise BenchError(f"{source} is not a results file; give a results directory, a .jsonl or a "
                              f"pytest-benchmark .json file")
@@ -214,54 +220,76 @@ def _flat_items(data: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, A
 
 
 def _read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
-    """Rows of a results file (read as the runner reads it back); a case recorded twice (failed, then
-    re-run by ``--resume``) keeps its last record."""
-    back = read_records(path)
-    if back.partial_line_bytes:
-        notes.append(f"{path}: left out a partial last line ({back.partial_line_bytes} bytes; a run killed "
-                     "mid-write leaves one, and --resume measures that case again)")
+    """Rows of a results file, each line that is not a well-formed record left out with a note (`lines`);
+    a case recorded twice (failed, then re-run by ``--resume``) keeps its last record."""
     rows: dict[Any, dict[str, Any]] = {}
-    for number, data in enumerate(back.records, 1):
-        if "variant" not in data:
-            raise BenchError(f"{path}: record {number} has no 'variant'; it is not a unet-bench record")
+    for number, data in read_lines(path, notes):
         row = flatten(data)
         rows[row["case_id"] or f"#{number}"] = row
     return list(rows.values())
 
 
-def _read_benchmark_json(path: Path) -> list[dict[str, Any]]:
-    """pytest-benchmark's ``--benchmark-json`` output → rows (seconds → ms, q1/q3 → p25/p75)."""
+def _read_benchmark_json(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """pytest-benchmark's ``--benchmark-json`` output → rows (seconds → ms, q1/q3 → p25/p75); a benchmark
+    entry that is not one of its kind is left out with a note."""
+    text = read_bytes(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BenchError(f"{path} is not valid JSON ({error.msg if hasattr(error, 'msg') else error})") from None
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BenchError(f"{path} is not valid JSON; give a results directory, a .jsonl or a pytest-benchmark "
+                         ".json file") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise BenchError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
-    machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
+    machine, commit = _object(data.get("machine_info")), _object(data.get("commit_info"))
     env = {
         "python": machine.get("python_version"), "machine": machine.get("machine"),
-        "cpu": (machine.get("cpu") or {}).get("brand_raw"), "git_commit": commit.get("id"),
+        "cpu": _object(machine.get("cpu")).get("brand_raw"), "git_commit": commit.get("id"),
         "git_dirty": commit.get("dirty"), "pytest_benchmark": data.get("version"),
     }
-    rows = []
-    for bench in data["benchmarks"]:
-        stats, info = bench["stats"], dict(bench.get("extra_info") or {})
-        known = {k: info.pop(k) for k in list(info) if k in _RECORD_FIELDS and k not in ("env", "extra")}
-        batch = known.get("batch")
-        record = {
-            "variant": bench["name"], "mode": "benchmark", "device": None, "batch": None, "input_size": None,
-            "timestamp": data.get("datetime", ""),
-            **known,
-            "latency_ms_median": stats["median"] * 1e3, "latency_ms_p25": stats["q1"] * 1e3,
-            "latency_ms_p75": stats["q3"] * 1e3, "latency_ms_iqr": stats["iqr"] * 1e3,
-            "latency_n": stats["rounds"],
-            "env": {**env, "timer": (bench.get("options") or {}).get("timer")},
-            "extra": {"benchmark": bench.get("fullname", bench["name"]), "group": bench.get("group"), **info},
-        }
-        if batch and "images_per_s" not in known:
-            record["images_per_s"] = batch / stats["median"]
-        rows.append(flatten(record))
+    rows, skipped = [], []
+    for number, bench in enumerate(data["benchmarks"], 1):
+        record = _benchmark_record(bench, env, data.get("datetime", ""))
+        why = record if isinstance(record, str) else why_malformed(record, may_be_null=_UNKNOWN_TO_BENCHMARKS)
+        if why is None:
+            rows.append(flatten(record))
+        else:
+            skipped.append((number, why))
+    notes += skipped_notes(str(path), "benchmark", skipped)
     return rows
+
+
+_UNKNOWN_TO_BENCHMARKS = ("mode", "device", "batch", "input_size")
+_STATS = ("median", "q1", "q3", "iqr", "rounds")
+
+
+def _benchmark_record(bench: Any, env: dict[str, Any], timestamp: Any) -> dict[str, Any] | str:
+    """One pytest-benchmark entry as a record, or why it is not one."""
+    if not isinstance(bench, dict) or not isinstance(bench.get("name"), str) or \
+            not isinstance(stats := bench.get("stats"), dict):
+        return "not a benchmark entry (a 'name' and a 'stats' object)"
+    bad = [k for k in _STATS if not is_number(stats.get(k))]
+    if bad:
+        return f"its stats have no number {bad[0]!r}"
+    info = _object(bench.get("extra_info"))
+    known = {k: info.pop(k) for k in list(info) if k in _RECORD_FIELDS and k not in ("env", "extra")}
+    batch = known.get("batch")
+    record = {
+        "variant": bench["name"], "mode": "benchmark", "device": None, "batch": None, "input_size": None,
+        "timestamp": timestamp if isinstance(timestamp, str) else "",
+        **known,
+        "latency_ms_median": stats["median"] * 1e3, "latency_ms_p25": stats["q1"] * 1e3,
+        "latency_ms_p75": stats["q3"] * 1e3, "latency_ms_iqr": stats["iqr"] * 1e3,
+        "latency_n": stats["rounds"],
+        "env": {**env, "timer": _object(bench.get("options")).get("timer")},
+        "extra": {"benchmark": bench.get("fullname", bench["name"]), "group": bench.get("group"), **info},
+    }
+    if isinstance(batch, int) and not isinstance(batch, bool) and stats["median"] > 0 and "images_per_s" not in known:
+        record["images_per_s"] = batch / stats["median"]
+    return record
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def variant_labels(frame: pd.DataFrame) -> tuple[pd.Series, str]:

@@ -87,7 +87,9 @@ class Effect:
         return self.estimate - half, self.estimate + half
 
     def relative(self, value: float) -> float:
-        return math.expm1(value) if self.log else value / self.ref_mean
+        if self.log:
+            return math.expm1(value)
+        return value / self.ref_mean if self.ref_mean else math.nan  # no relative change from a mean of 0
 
     def shifted(self, estimate: float) -> Effect:
         """The same noise around another estimate (a figure derived from the same measurement)."""

@@ -205,7 +205,7 @@ def _tidy(comparison: Comparison) -> pd.DataFrame:
                    "peak_mem_bytes", "saved_activation_bytes", "param_bytes", "grad_bytes", "optimizer_bytes",
                    "predicted_peak_bytes", "output_size"):
         for name in (column, f"{column}_ref", f"{column}_low", f"{column}_high"):
-            if name in table:
+            if name in table and not table[name].abs().max() >= 2**63:  # a count beyond int64 stays a float
                 table[name] = table[name].round().astype("Int64")
     table.insert(0, "baseline", comparison.baseline)
     return table

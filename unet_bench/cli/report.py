@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from unet_bench.cli.compare import BASELINE_HELP, PER_IMAGE_HELP, RESULTS_HELP
+from unet_bench.cli.compare import BASELINE_HELP, PER_IMAGE_HELP, RESULTS_HELP, print_notes
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from unet_bench.analysis.report import write_report
 
-    html_path, md_path = write_report(args.results, args.out, args.baseline, args.per_image)
+    html_path, md_path, notes = write_report(args.results, args.out, args.baseline, args.per_image)
+    print_notes(notes)
     print(f"wrote {html_path}")
     print(f"wrote {md_path}")
     return 0
