@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +26,7 @@ from unet_bench.analysis.results import load, ok
 from unet_bench.analysis.summary import summarize
 from unet_bench.analysis.tables import caption, noise_line, sections
 from unet_bench.errors import BenchError
+from unet_bench.suite.store import prepare_dir
 
 # The metrics of the report's tables and summary, in this order, where measured (per output pixel where
 # the compared outputs differ in size).
@@ -80,15 +80,7 @@ def prepare_out(out: Path, files: list[Path]) -> None:
         if folder == figures and folder.is_symlink():
             raise BenchError(f"{folder} is a symbolic link; the report never writes through a link: move it away, "
                              "or give --out another folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise BenchError(f"{folder} is a file, not a folder; give --out a folder (it is created if missing)") \
-                from None
-        except OSError as error:
-            raise BenchError(f"{folder}: cannot create the report folder: {error.strerror}") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise BenchError(f"{folder} is not writable; give --out a folder you can write to")
+        prepare_dir(folder, "report")
     drawn = [p for p in figures.iterdir() if p.suffix in (".png", ".svg")]
     for path in [*files, *drawn]:
         if path.is_symlink() or (path.exists() and not path.is_file()):

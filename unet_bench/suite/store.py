@@ -104,9 +104,9 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def prepare_dir(directory: str | Path) -> Path:
-    """Create the results folder (and its parents), or refuse in one line when it cannot be written:
-    before a run starts, not after its first case."""
+def prepare_dir(directory: str | Path, kind: str = "results") -> Path:
+    """Create an output folder (and its parents), or refuse in one line when it cannot be written: before a
+    run or a report starts, not after its first case or figure. ``kind`` names it in the message."""
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -114,7 +114,7 @@ def prepare_dir(directory: str | Path) -> Path:
         raise BenchError(f"{directory} is a file, not a folder; give --out a folder (it is created if missing)") \
             from None
     except OSError as error:
-        raise BenchError(f"{directory}: cannot create the results folder: {error.strerror}") from None
+        raise BenchError(f"{directory}: cannot create the {kind} folder: {error.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise BenchError(f"{directory} is not writable; give --out a folder you can write to")
     return directory
