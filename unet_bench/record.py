@@ -20,7 +20,7 @@ from typing import Any
 from unet_bench.errors import BenchError, choices
 
 # The vocabulary of cases: every module that checks or offers one of these imports it from here.
-MODES = ("counts", "infer", "train", "quality")
+MODES = ("counts", "infer", "train", "quality", "profile")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 STATUSES = ("ok", "oom", "error", "skipped")
@@ -169,6 +169,12 @@ class Record:
     train_time_s: float | None = None  # wall time of the training steps of one model, mean over seeds
     train_steps: int | None = None  # optimiser steps per seed
 
+    # --- energy (mode="profile": unet_bench.measure.energy; None where the hardware has no counter) ---
+    energy_j_per_image: float | None = None  # inference, the work's energy (idle power subtracted)
+    energy_j_per_output_mpix: float | None = None  # inference, per output megapixel
+    energy_j_per_train_step: float | None = None  # one training step, per batch
+    energy_method: str = ""  # how the energy was measured, or "not available: why"
+
     # --- context ---
     env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)
     extra: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping (per-stage params, ...)
@@ -181,6 +187,8 @@ class Record:
     #   first_call_s, compile_options; (train) saved_tensors (distinct storages), largest_saved_bytes,
     #   autocast_weight_copy_bytes (low-precision weight copies saved for backward, not in saved_activation_bytes),
     #   saved_bytes_method (how they were counted, and on the eager or the compiled model)
+    #   (profile) profile: {infer|train: Profile.to_dict()} (rows per layer, by_kind, ceilings, scopes),
+    #   energy: {infer|train: Energy.to_dict()}, bandwidth: the copy bandwidth ceiling, peak_source
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -15,9 +15,10 @@ import warnings
 from collections.abc import Sequence
 
 from unet_bench.cli import compare, count, models, quality, report, run, sizes, time
+from unet_bench.cli import profile as profile_command
 from unet_bench.errors import BenchError
 
-COMMANDS = [models, sizes, count, time, run, compare, report, quality]
+COMMANDS = [models, sizes, count, time, run, compare, report, quality, profile_command]
 
 
 class OneLineParser(argparse.ArgumentParser):

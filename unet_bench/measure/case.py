@@ -85,12 +85,19 @@ def _measure_quality(case: Case, counts: Counts | None, ceiling: Ceiling | None)
     return finish(measure_quality(case, counts), started, case.device)
 
 
+def _measure_profile(case: Case, counts: Counts | None, ceiling: Ceiling | None) -> Record:
+    from unet_bench.measure.profiling import measure_profile
+
+    return measure_profile(case, counts, ceiling)
+
+
 # Which function measures which mode: every mode of `MODES` has exactly one entry.
 MEASURES: dict[str, Callable[[Case, Counts | None, Ceiling | None], Record]] = {
     "counts": _measure_network,
     "infer": _measure_network,
     "train": _measure_network,
     "quality": _measure_quality,
+    "profile": _measure_profile,
 }
 
 

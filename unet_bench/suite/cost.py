@@ -19,6 +19,7 @@ from unet_bench.record import Case
 CPU_FLOPS_PER_S_PER_CORE = {("infer", True): 140e9, ("infer", False): 100e9, ("train", True): 60e9,
                             ("train", False): 60e9}
 CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
+PROFILER_SLOWDOWN = 1.5  # a step under torch.profiler and layer scopes, against the same step unprofiled
 CASE_OVERHEAD_S = 0.4  # process fork, model build, load samples and environment fingerprint, the record
 COMPILE_S = 60.0  # torch.compile of one UNet
 CEILING_S = {"cpu": 5.0, "cuda": 10.0}  # the compute kernels behind a ceiling, once per run and key
@@ -62,6 +63,14 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     elif case.mode in ("infer", "train"):
         timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
         cost += (warmup_calls(case.device, case.compile) + case.memory) * step_s + timed_s
+    elif case.mode == "profile":  # infer then train: warm-up, timed budget, profiled steps, energy run
+        from unet_bench.measure.energy import IDLE_S, RUN_S
+        from unet_bench.measure.profile import PROFILED_STEPS
+
+        for steps_s in (forward_s * case.batch, 3 * forward_s * case.batch):
+            timed_s = max(MIN_BLOCKS * steps_s, case.min_run_time_s)
+            cost += (warmup_calls(case.device, False) + 1 + PROFILER_SLOWDOWN * PROFILED_STEPS) * steps_s + timed_s
+            cost += IDLE_S + max(RUN_S, steps_s)
     if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
         cost *= 2 + math.log2(max_batch)
     return cost
@@ -83,7 +92,7 @@ def run_once_costs(cases: list[Case]) -> list[float]:
             seen.add(network)
             cfg = get_config(case.variant, **case.overrides_dict())
             cost += forward_flops(cfg, case.input_size) / (CPU_FLOPS_PER_S_PER_CORE["infer", False] * _cores(None))
-        if case.mode in ("infer", "train") and (key := ("ceiling", *ceiling_key(case))) not in seen:
+        if case.mode in ("infer", "train", "profile") and (key := ("ceiling", *ceiling_key(case))) not in seen:
             seen.add(key)
             cost += CEILING_S[case.device]
         costs.append(cost)

@@ -317,7 +317,7 @@ class _Suite:
     def ceiling_for(self, case: Case) -> Ceiling | None:
         """The ceiling of a timed case's device, precision and threads, measured at the first case of its
         key, in a process of its own like a case (the fork server runs no tensor op)."""
-        if case.mode not in ("infer", "train"):
+        if case.mode not in ("infer", "train", "profile"):
             return None
         key = ceiling_key(case)
         if key not in self.ceilings:

@@ -1,0 +1,132 @@
+"""`unet-bench profile NAME --size N`: where the time of a step goes, per layer and per kind of op, against
+the compute and bandwidth ceilings; and the step's energy where the hardware counts it.
+
+Prints the per-kind breakdown and the top layers (``--json``: the record, `unet_bench.record.Record`);
+``--plot PATH`` draws the roofline.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from unet_bench.cli.common import (
+    add_case_arguments,
+    case_from_args,
+    emit_json,
+    out_of_memory_as_one_line,
+    refuse_what_cannot_fit,
+    shape_line,
+)
+from unet_bench.errors import BenchError
+from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, DEVICES, DTYPES, Record
+from unet_bench.suite.checks import MIN_RUN_TIME_S, as_argument, threads
+
+MAX_PROFILED_STEPS = 100
+PLOT_SUFFIXES = (".png", ".svg")
+
+
+def profiled_steps(text: str) -> int:
+    """``--steps``: a whole number of profiled steps from 1 to `MAX_PROFILED_STEPS`."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PROFILED_STEPS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid; give a whole number from 1 to {MAX_PROFILED_STEPS}")
+    return value
+
+
+def check_plot_path(path: str | None) -> Path | None:
+    """Refuse a plot path that cannot be written as a figure, before anything is measured."""
+    if path is None:
+        return None
+    plot = Path(path)
+    if plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise BenchError(f"--plot {path}: name a .png or .svg file")
+    if not plot.parent.is_dir():
+        raise BenchError(f"--plot {path}: folder {plot.parent} does not exist")
+    if plot.is_dir() or plot.is_symlink():
+        raise BenchError(f"--plot {path}: is a folder or a link; name a new file")
+    return plot
+
+
+def print_profile(record: Record, mode: str, top: int) -> None:
+    from unet_bench.analysis.roofline import format_frame, kind_frame, top_frame
+
+    profile = record.extra["profile"][mode]
+    print(f"{shape_line(record)}   {mode} on {record.env['device_name']} ({record.device}), {record.threads} threads")
+    print(f"step            {1e3 * profile['step_s']:,.2f} ms unprofiled (median of timed blocks); "
+          f"{1e3 * profile['profiled_step_s']:,.2f} ms per step under the profiler ({profile['steps']} steps), "
+          f"of which ops {1e3 * profile['ops_s']:,.2f} ms")
+    print(f"compute ceiling {profile['compute_ceiling'] / 1e9:,.1f} GFLOP/s ({profile['compute_source']})")
+    print(f"bandwidth       {profile['bandwidth'] / 1e9:,.1f} GB/s ({profile['bandwidth_source']})")
+    print(f"time            {profile['time_source']}")
+    print(f"FLOPs           {profile['flops_scope']}")
+    print(f"bytes           {profile['bytes_scope']}")
+    print("\nby kind of op (per step, per batch)")
+    print(format_frame(kind_frame(profile)).to_string(index=False))
+    print(f"\ntop {top} layers by time")
+    print(format_frame(top_frame(profile, top)).to_string(index=False))
+    energy = record.extra["energy"].get(mode)
+    if energy is not None:
+        if energy["available"]:
+            what = "per image" if mode == "infer" else "per training step (batch)"
+            value = record.energy_j_per_image if mode == "infer" else record.energy_j_per_train_step
+            print(f"\nenergy          {value:,.4g} J {what} ({energy['method']})")
+            if mode == "infer":
+                print(f"                {record.energy_j_per_output_mpix:,.4g} J per output megapixel")
+        else:
+            print(f"\nenergy          {energy['method']}")
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    plot = check_plot_path(args.plot)
+    case = case_from_args(args, "profile")
+    if case.device != "cuda" and args.no_tf32:
+        raise BenchError("--no-tf32 applies to CUDA only; add --device cuda or drop it")
+    from unet_bench.measure.case import check_case
+    from unet_bench.measure.profiling import measure_profile
+
+    check_case(case)
+    refuse_what_cannot_fit(case)
+    try:
+        record = measure_profile(case, steps=(args.mode,), profiled_steps=args.steps, energy=not args.no_energy)
+    except (MemoryError, RuntimeError) as error:
+        out_of_memory_as_one_line(case, error)
+        raise
+    if plot is not None:
+        from unet_bench.analysis.roofline import write_roofline
+
+        write_roofline(record.extra["profile"][args.mode], f"{record.variant} {args.mode} {record.input_size} px",
+                       plot)
+    if args.json:
+        emit_json(record)
+    else:
+        print_profile(record, args.mode, args.top)
+        if plot is not None:
+            print(f"\nroofline        {plot}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "profile", help="per-layer and per-op-kind time, FLOPs, bytes and roofline of a step; energy"
+    )
+    add_case_arguments(parser)
+    add = parser.add_argument
+    add("--mode", choices=("infer", "train"), default="infer",
+        help="infer: forward under inference_mode; train: forward, loss, backward, SGD step")
+    add("--device", choices=DEVICES, default="cpu")
+    add("--dtype", choices=DTYPES, default="fp32", help="bf16 / fp16 run under autocast")
+    add("--channels-last", action="store_true", help="channels_last memory format")
+    add("--no-tf32", action="store_true", help="CUDA: IEEE fp32 instead of TF32")
+    add("--threads", type=as_argument(threads), default=None, metavar="T",
+        help="intra-op threads (default: every core this process may use)")
+    add("--min-run-time", type=as_argument(MIN_RUN_TIME_S, float), default=DEFAULT_MIN_RUN_TIME_S, metavar="S",
+        help=f"seconds of timed calls for the unprofiled step time (default {DEFAULT_MIN_RUN_TIME_S:g})")
+    add("--steps", type=profiled_steps, default=3, metavar="N", help="warm steps under the profiler (default 3)")
+    add("--top", type=profiled_steps, default=10, metavar="N", help="layers in the top table (default 10)")
+    add("--plot", default=None, metavar="PATH", help="draw the roofline into PATH (.png or .svg)")
+    add("--no-energy", action="store_true", help="skip the energy run")
+    parser.set_defaults(func=cmd_profile)
