@@ -3,10 +3,11 @@ time accounts for the step."""
 
 import pytest
 
+from unet_bench.kinds import STEP, by_kind
 from unet_bench.measure.bandwidth import Bandwidth
 from unet_bench.measure.case import build_model
 from unet_bench.measure.counts import count
-from unet_bench.measure.layers import STEP, count_layers
+from unet_bench.measure.layers import count_layers
 from unet_bench.measure.peaks import Ceiling
 from unet_bench.measure.profile import BETWEEN_OPS, profile_step
 from unet_bench.measure.steps import build_step
@@ -46,7 +47,7 @@ def test_every_counted_layer_was_timed_and_every_op_has_its_layer(mode, one_thre
     # ops outside every module are only the loss, the input's gradient bookkeeping and the optimizer
     outside = {r.kind for r in profile.rows if r.layer == STEP and r.time_s > 0}
     assert outside <= {"loss", "other"}
-    kinds = profile.by_kind()
+    kinds = by_kind(profile.to_dict()["rows"])
     assert kinds["norm"]["time_s"] > 0 and kinds["conv"]["time_s"] > 0 and kinds["pooling"]["time_s"] > 0
     if mode == "train":
         assert kinds["optimizer"]["time_s"] > 0 and kinds["loss"]["time_s"] > 0

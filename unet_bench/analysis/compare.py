@@ -34,7 +34,8 @@ from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
 
-DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean")
+DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean", "energy_j_per_image",
+                   "energy_j_per_output_mpix", "energy_j_per_train_step")
 MESSAGE_CHARS = 200  # of a failed case's message quoted in an error line
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
 

@@ -31,7 +31,8 @@ from unet_bench.suite.store import prepare_dir
 # The metrics of the report's tables and summary, in this order, where measured (per output pixel where
 # the compared outputs differ in size).
 REPORT_METRICS = ("params", "macs", "train_flops", "peak_mem_bytes", "saved_activation_bytes",
-                  "latency_ms_median", "peak_fraction", "dice_mean", "iou_mean")
+                  "latency_ms_median", "peak_fraction", "dice_mean", "iou_mean", "energy_j_per_image",
+                  "energy_j_per_output_mpix", "energy_j_per_train_step")
 
 
 @dataclass

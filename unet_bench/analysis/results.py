@@ -105,6 +105,9 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
            samples="extra_dice_per_seed"),
     Metric("iou_mean", "IoU", higher_is_better=True, std="iou_std", verdict="seeds", samples="extra_iou_per_seed"),
     Metric("train_time_s", "training time", "s"),
+    Metric("energy_j_per_image", "energy per image", "J"),
+    Metric("energy_j_per_output_mpix", "energy per output Mpx", "J"),
+    Metric("energy_j_per_train_step", "energy per training step", "J"),
 )}
 # Per image → per output pixel: what a table shows instead when the compared outputs differ in size.
 PER_PIXEL = {"latency_ms_median": "latency_ms_per_output_mpix", "macs": "macs_per_output_pixel",

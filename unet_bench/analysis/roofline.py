@@ -11,6 +11,7 @@ share of the step is written under the plot.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from unet_bench.analysis.axes import STYLE, number, plain_numbers, title
+from unet_bench.kinds import BETWEEN_OPS, by_kind
 
 LABELLED = 6  # costliest layers named on the figure
-BETWEEN_OPS = "(between ops)"
+# the scalar entries of a stored profile (`Profile.to_dict`)
+PROFILE_SCALARS = ("step", "device", "batch", "steps", "step_s", "profiled_step_s", "compute_ceiling",
+                   "compute_source", "bandwidth", "bandwidth_source", "time_source", "flops_scope", "bytes_scope",
+                   "ops_s")
 
 
 def _ridge(profile: dict) -> float | None:
@@ -43,10 +48,21 @@ def roof_fraction(row: dict, profile: dict) -> float | None:
     return row["flops_per_s"] / min(profile["compute_ceiling"], row["intensity"] * profile["bandwidth"])
 
 
+def profile_from_row(row: pd.Series, step: str) -> dict | None:
+    """The profile of ``step`` (infer | train) of a loaded results row (`results.load` flattens the record's
+    ``extra["profile"]`` into ``extra_profile_<step>_<key>`` columns), or None if it has none."""
+    prefix = f"extra_profile_{step}_"
+    rows = row.get(prefix + "rows")
+    if not isinstance(rows, str):
+        return None
+    profile = {key: row.get(prefix + key) for key in PROFILE_SCALARS}
+    return {**profile, "rows": json.loads(rows)}
+
+
 def kind_frame(profile: dict) -> pd.DataFrame:
     """Time, share, FLOPs, bytes and rates summed per kind of op (the between-ops time last)."""
     rows = []
-    for kind, s in profile["by_kind"].items():
+    for kind, s in by_kind(profile["rows"]).items():
         seconds = s["time_s"]
         rows.append({"kind": kind, "time ms": 1e3 * seconds, "share %": 100 * s["share"],
                      "GFLOP": s["flops"] / 1e9, "MB moved": s["bytes"] / 1e6,
@@ -119,8 +135,7 @@ def roofline_figure(profile: dict, heading: str) -> Figure:
         title(ax, f"Roofline: {heading}",
               f"{profile['device']}, batch {profile['batch']}, step {1e3 * profile['profiled_step_s']:,.1f} ms "
               f"profiled ({1e3 * profile['step_s']:,.1f} ms unprofiled); layers with counted FLOPs: "
-              f"{100 * placed:.0f}% of the step")
-        figure.text(0.01, -0.02, _unplaced(profile), fontsize=7, color="#555555", ha="left", va="top", wrap=True)
+              f"{100 * placed:.0f}% of the step\n{_unplaced(profile)}")
     return figure
 
 

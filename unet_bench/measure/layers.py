@@ -24,14 +24,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from unet_bench.kinds import NETWORK, OPTIMIZER, STEP
 from unet_bench.measure.counts import meta_copy
 
 SCOPE_PREFIX = "layer::"
-NETWORK = "(network)"  # ops the top-level module runs itself
-STEP = "(step)"  # ops outside the network: the loss
-OPTIMIZER = "(optimizer)"
-KINDS = ("conv", "transposed conv", "pooling", "interpolation", "norm", "activation", "concat or add", "crop",
-         "loss", "optimizer", "other")
 MODULE_KINDS: tuple[tuple[type, str], ...] = (
     (nn.ConvTranspose2d, "transposed conv"), (nn.Conv2d, "conv"), (nn.modules.pooling._MaxPoolNd, "pooling"),
     (nn.modules.pooling._AvgPoolNd, "pooling"), (nn.Upsample, "interpolation"), (nn.PixelShuffle, "interpolation"),

@@ -20,26 +20,16 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from unet_bench.kinds import BETWEEN_OPS, NETWORK, OPTIMIZER, STEP, by_kind
 from unet_bench.measure.bandwidth import Bandwidth
 from unet_bench.measure.counts import MAC_OPS, fvcore_analysis
-from unet_bench.measure.layers import (
-    KINDS,
-    NETWORK,
-    OPTIMIZER,
-    SCOPE_PREFIX,
-    STEP,
-    LayerCounts,
-    LayerScopes,
-    count_layers,
-    layer_kind,
-)
+from unet_bench.measure.layers import SCOPE_PREFIX, LayerCounts, LayerScopes, count_layers, layer_kind
 from unet_bench.measure.peaks import Ceiling
 from unet_bench.measure.steps import Step
 
 PROFILED_STEPS = 3
 BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
 OPTIMIZER_PREFIX = "Optimizer."
-BETWEEN_OPS = "(between ops)"
 FLOPS_SCOPE = ("FLOPs of convolutions and transposed convolutions (torch FlopCounterMode, forward and, for a "
                "training step, backward: the record's flops / train_flops), plus fvcore's forward count of "
                "interpolation and norms; no FLOPs counted for pooling, activations, concat, loss or optimizer")
@@ -107,24 +97,14 @@ class Profile:
         """Time of every profiled unit of one step (the step less the time between ops)."""
         return sum(row.time_s for row in self.rows if row.layer != BETWEEN_OPS)
 
-    def by_kind(self) -> dict[str, dict[str, float]]:
-        """Time, share, FLOPs and bytes summed per kind of op, in `KINDS` order (between-ops time last)."""
-        sums: dict[str, dict[str, float]] = {}
-        for row in self.rows:
-            kind = sums.setdefault(row.kind, {"time_s": 0.0, "share": 0.0, "flops": 0, "bytes": 0})
-            for key in ("time_s", "share", "flops", "bytes"):
-                kind[key] += getattr(row, key)
-        order = [*KINDS, BETWEEN_OPS]
-        return {kind: sums[kind] for kind in sorted(sums, key=lambda k: order.index(k) if k in order else 99)}
-
     def top(self, n: int = 10) -> list[LayerRow]:
         """The ``n`` costliest layers by time (the between-ops line left out)."""
         return sorted((r for r in self.rows if r.layer != BETWEEN_OPS), key=lambda r: -r.time_s)[:n]
 
     def to_dict(self) -> dict:
         data = {k: v for k, v in asdict(self).items() if k != "rows"}
-        return {**data, "rows": [row.to_dict() for row in self.rows], "by_kind": self.by_kind(),
-                "ops_s": self.ops_s}
+        rows = [row.to_dict() for row in self.rows]
+        return {**data, "rows": rows, "by_kind": by_kind(rows), "ops_s": self.ops_s}
 
 
 def _children(event):  # noqa: ANN001, ANN202
