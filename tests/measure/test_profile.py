@@ -20,8 +20,8 @@ CEILING = Ceiling("cpu", "fp32", 1, 1e11, "fixed for the test")
 BANDWIDTH = Bandwidth("cpu", 1, 1e10, "fixed for the test")
 
 
-def profiled(variant: str, mode: str):
-    case = Case(variant, overrides=TINY, mode=mode, input_size=SIZE, threads=1)
+def profiled(variant: str, mode: str, overrides: tuple = TINY, size: int = SIZE):
+    case = Case(variant, overrides=overrides, mode=mode, input_size=size, threads=1)
     model = build_model(case)
     step = build_step(model, case, 1)
     step_s = time_call(step.run, 1, 0.05, 1).median_s
@@ -55,13 +55,15 @@ def test_every_counted_layer_was_timed_and_every_op_has_its_layer(mode, one_thre
 
 def test_op_times_account_for_the_step(one_thread):
     """The units are run one after another on one thread, so they sum to at most the profiled step; the rest
-    is the profiler's and Python's time between ops. Bounds are loose: the machine is shared."""
-    _, profile = profiled("paper", "train")
+    is the profiler's and Python's time between ops, which the unprofiled step does not pay: the ops sum to
+    about the unprofiled step. A network big enough for its ops to outweigh Python (on a tiny one the hooks
+    and the profiler's bookkeeping take half the step); bounds are loose: the machine is shared."""
+    _, profile = profiled("paper", "train", (("base_width", 8), ("depth", 2)), 60)
     assert profile.ops_s <= profile.profiled_step_s
-    assert profile.ops_s >= 0.5 * profile.profiled_step_s
+    assert profile.ops_s >= 0.4 * profile.profiled_step_s
     between = next(r for r in profile.rows if r.layer == BETWEEN_OPS)
     assert between.time_s + profile.ops_s == pytest.approx(profile.profiled_step_s)
-    assert 0.25 * profile.step_s <= profile.ops_s <= 4 * profile.step_s
+    assert 0.5 * profile.step_s <= profile.ops_s <= 2 * profile.step_s
 
 
 def test_bytes_are_compulsory_traffic():
