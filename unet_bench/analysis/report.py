@@ -22,6 +22,7 @@ import unet_bench
 from unet_bench.analysis import stats
 from unet_bench.analysis.compare import Comparison, compare
 from unet_bench.analysis.plots import FigureFile, make_figures
+from unet_bench.analysis.profiles import profile_section
 from unet_bench.analysis.results import load, ok
 from unet_bench.analysis.summary import summarize
 from unet_bench.analysis.tables import caption, noise_line, sections
@@ -47,6 +48,7 @@ class Report:
     comparison: Comparison
     figures: list[FigureFile]
     notes: list[str] = field(default_factory=list)
+    profiles: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # (title, per-kind table) per step
 
 
 def write_report(sources: Sequence[str | Path], out_dir: str | Path | None = None,
@@ -95,6 +97,7 @@ def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None, p
     comparison = compare(frame, baseline, per_image=per_image, defaults=REPORT_METRICS)
     sources = list(dict.fromkeys(frame["source"]))
     plot_baseline = None if comparison.by_source else comparison.baseline
+    roofline_figures, profile_tables = profile_section(frame, figures_dir, comparison.baseline)
     return Report(
         title=f"unet-bench report: {', '.join(sources)}",
         sources=sources,
@@ -102,8 +105,9 @@ def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None, p
         environment=environment(frame),
         methodology=methodology(frame, comparison),
         comparison=comparison,
-        figures=make_figures(frame, figures_dir, plot_baseline, per_image=per_image),
+        figures=make_figures(frame, figures_dir, plot_baseline, per_image=per_image) + roofline_figures,
         notes=[*frame.attrs.get("notes", []), *comparison.notes],
+        profiles=profile_tables,
     )
 
 
@@ -281,6 +285,9 @@ def to_html(report: Report) -> str:
         parts.append(f"<h3>{esc(title)}</h3>")
         parts.append(table_html(table))
     parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in caption(report.comparison)) + "</ul>")
+    for title, table in report.profiles:
+        parts.append(f"<h3>{esc(title)}</h3>")
+        parts.append(table_html(table))
     if report.figures:
         parts.append("<h2>Figures</h2>")
     for figure in report.figures:
@@ -306,6 +313,8 @@ def to_markdown(report: Report, figures_relative_to: Path) -> str:
     for _, title, table in sections(report.comparison, split=SPLIT):
         lines += [f"### {title}", "", table.to_markdown(index=False, disable_numparse=True), ""]
     lines += [f"- {n}" for n in caption(report.comparison)]
+    for title, table in report.profiles:
+        lines += ["", f"### {title}", "", table.to_markdown(index=False, disable_numparse=True)]
     if report.figures:
         lines += ["", "## Figures", ""]
     for figure in report.figures:

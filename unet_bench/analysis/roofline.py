@@ -135,11 +135,11 @@ def roofline_figure(profile: dict, heading: str) -> Figure:
         title(ax, f"Roofline: {heading}",
               f"{profile['device']}, batch {profile['batch']}, step {1e3 * profile['profiled_step_s']:,.1f} ms "
               f"profiled ({1e3 * profile['step_s']:,.1f} ms unprofiled); layers with counted FLOPs: "
-              f"{100 * placed:.0f}% of the step\n{_unplaced(profile)}")
+              f"{100 * placed:.0f}% of the step\n{unplaced(profile)}")
     return figure
 
 
-def _unplaced(profile: dict) -> str:
+def unplaced(profile: dict) -> str:
     """The kinds not on the figure (no counted FLOPs) and their share of the step."""
     shares: dict[str, float] = {}
     for r in profile["rows"]:
