@@ -121,14 +121,16 @@ def roofline_figure(profile: dict, heading: str) -> Figure:
             sizes = np.array([max(r["share"], 0.0) for r in rows])[mask]
             ax.scatter(xs[mask], ys[mask], s=20 + 2000 * sizes, alpha=0.55, color=colors.get(kind, "#9467bd"),
                        edgecolors="white", linewidths=0.5, label=kind)
-        for r in sorted(rows, key=lambda r: -r["time_s"])[:LABELLED]:
+        costliest = sorted(rows, key=lambda r: -r["time_s"])[:LABELLED]
+        for k, r in enumerate(sorted(costliest, key=lambda r: r["flops_per_s"])):  # staggered: clusters stay legible
             ax.annotate(f"{r['layer']} {100 * r['share']:.1f}%", (r["intensity"], r["flops_per_s"] / 1e9),
-                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+                        fontsize=7, xytext=(-40 + 18 * k, -28 - 11 * k if k % 2 else 18 + 11 * k),
+                        textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "#666666"})
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (FLOP per compulsory byte)")
         ax.set_ylabel("achieved (GFLOP/s)")
-        legend = ax.legend(loc="lower right", title="point area = share of step time")
+        legend = ax.legend(loc="upper left", title="point area = share of step time")
         legend.get_title().set_fontsize(7.5)
         plain_numbers(ax)
         placed = sum(r["share"] for r in rows)
