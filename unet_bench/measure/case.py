@@ -1,7 +1,8 @@
 """`measure(case) -> Record`: the one way a case is measured, whatever its mode.
 
 ``counts``, ``infer`` and ``train`` build the case's network and measure it here (counts, then timing
-and memory); ``quality`` trains and scores it (`unet_bench.quality.case`). Every record is finished by
+and memory); ``quality`` trains and scores it (`unet_bench.quality.case`); ``profile`` profiles its
+inference forward and training step per layer (`unet_bench.measure.profiling`). Every record is finished by
 `outcome.finish` (environment, timestamp, duration). Failures raise (a `BenchError` for a case that
 cannot be valid, an out-of-memory error, ...): the suite files them with `outcome.classify_failure`.
 """

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -90,7 +90,6 @@ class Profile:
     time_source: str
     flops_scope: str = FLOPS_SCOPE
     bytes_scope: str = BYTES_SCOPE
-    extra: dict = field(default_factory=dict)
 
     @property
     def ops_s(self) -> float:
@@ -107,10 +106,6 @@ class Profile:
         return {**data, "rows": rows, "by_kind": by_kind(rows), "ops_s": self.ops_s}
 
 
-def _children(event):  # noqa: ANN001, ANN202
-    return event.cpu_children
-
-
 def attribute(events: list, kinds: dict[str, str | None], device: str) -> dict[tuple[str, str], float]:
     """Seconds per (layer, kind) of the profiled units in ``events`` (torch profiler `FunctionEvent` s)."""
     units: list[tuple[object, str | None, str]] = []  # (event, layer or None for backward, op name)
@@ -119,7 +114,7 @@ def attribute(events: list, kinds: dict[str, str | None], device: str) -> dict[t
     def visit(event, layer: str) -> None:  # noqa: ANN001
         name = event.name
         if name.startswith(SCOPE_PREFIX):
-            for child in _children(event):
+            for child in event.cpu_children:
                 visit(child, name.removeprefix(SCOPE_PREFIX))
         elif name.startswith(OPTIMIZER_PREFIX):
             units.append((event, OPTIMIZER, name))
@@ -132,9 +127,9 @@ def attribute(events: list, kinds: dict[str, str | None], device: str) -> dict[t
                 op = stack.pop()
                 if op.sequence_nr >= 0:
                     seq_layer.setdefault(op.sequence_nr, layer)
-                stack.extend(_children(op))
+                stack.extend(op.cpu_children)
         else:  # ProfilerStep#, user scopes: look inside
-            for child in _children(event):
+            for child in event.cpu_children:
                 visit(child, layer)
 
     for event in events:
