@@ -130,7 +130,7 @@ SEARCH = P + "max_batch_search = true\n"
         (P + 'sizes = "big"', "x.toml: sizes: 'big' is not allowed; it must be an integer in [1, 65536]"),
         (P + "repeats = true", "x.toml: repeats: True is not allowed; it must be an integer in [1, 1000]"),
         (P + 'modes = ["inference"]',
-         "x.toml: modes: 'inference' is not allowed; choose from 'counts', 'infer', 'train', 'quality'"),
+         "x.toml: modes: 'inference' is not allowed; choose from 'counts', 'infer', 'train', 'quality', 'profile'"),
         (P + 'devices = ["tpu"]', "x.toml: devices: 'tpu' is not allowed; choose from 'cpu', 'cuda'"),
         (P + "sizes = []", "x.toml: sizes: an empty list is not allowed"),
         ('variants = ["unet"]', "x.toml: variants: 'unet' names no registered variant; valid variants are"),
