@@ -53,7 +53,7 @@ def test_3d_valid_sizes_per_axis_and_errors_name_the_axis():
     near = r"input width 117 is not valid.*nearest valid sizes are 116 and 124"
     with pytest.raises(InvalidInputSizeError, match=near):
         model(torch.zeros(1, 3, 92, 100, 117))
-    with pytest.raises(InvalidInputSizeError, match=r"a 3-D UNet takes 3 sizes \(depthxheightxwidth\), not 92x92"):
+    with pytest.raises(InvalidInputSizeError, match=r"a 3-D network takes 3 sizes \(depthxheightxwidth\), not 92x92"):
         model(torch.zeros(1, 3, 92, 92))
     assert geometry.spatial_shape(CICEK, 92) == (92, 92, 92)
     assert geometry.spatial_shape(get_config("paper"), (188, 204)) == (188, 204)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ MAC_OPS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
 # fvcore ops that FlopCounterMode does not count: left out of the comparison, reported apart.
 FVCORE_ONLY_OPS = (
     "batch_norm", "group_norm", "layer_norm", "instance_norm", "upsample_nearest2d", "upsample_bilinear2d",
-    "adaptive_avg_pool2d", "grid_sampler",
+    "adaptive_avg_pool2d", "grid_sampler", "upsample_nearest3d", "upsample_trilinear3d", "adaptive_avg_pool3d",
 )
 
 MACS_SCOPE = (
@@ -91,7 +92,7 @@ class Crosscheck:
 class Counts:
     """Everything counted for one network at one input shape, per image."""
 
-    input_shape: tuple[int, int, int, int]  # (1, C, H, W)
+    input_shape: tuple[int, ...]  # (1, C, H, W), or (1, C, D, H, W) for a 3-D network
     output_shape: tuple[int, ...]
     params: ParamCounts
     macs: int  # MAC ops (convs, ...), fvcore
@@ -113,7 +114,8 @@ class Counts:
 
     @property
     def output_pixels(self) -> int:
-        return self.output_shape[-2] * self.output_shape[-1]
+        """Pixels (voxels, in 3-D) of one output map: the product of its spatial sides."""
+        return math.prod(self.output_shape[2:])
 
     @property
     def macs_per_output_pixel(self) -> float:
@@ -233,7 +235,7 @@ def flop_counter_counts(model: nn.Module, input_shape: tuple[int, ...], train: b
 def count(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu") -> Counts:
     """Count parameters, forward MACs (fvcore), training-step FLOPs and the cross-check, per image.
 
-    ``input_shape`` is (1, C, H, W). fvcore runs one real forward on ``device`` (no grad); the
+    ``input_shape`` is (1, C, H, W), or (1, C, D, H, W). fvcore runs one real forward on ``device`` (no grad); the
     FlopCounterMode counts run on a ``meta`` copy.
     """
     if input_shape[0] != 1:

@@ -98,16 +98,21 @@ AXES = {2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
 def spatial_shape(cfg: UNetConfig, size: int | tuple[int, ...]) -> tuple[int, ...]:
-    """The input's size on every spatial axis: an int repeats over the config's 2 or 3 axes; a tuple must
-    give one size per axis (a one-line error otherwise)."""
+    """The input's size on every spatial axis of the config's network (see `sides`)."""
+    return sides(size, cfg.spatial_dims)
+
+
+def sides(size: int | tuple[int, ...] | list[int], dims: int) -> tuple[int, ...]:
+    """One size per spatial axis: an int repeats over the ``dims`` axes; a tuple must give one size per axis
+    (a one-line error otherwise)."""
     if isinstance(size, (tuple, list)):
-        if len(size) != cfg.spatial_dims:
+        if len(size) != dims:
             raise InvalidInputSizeError(
-                f"a {cfg.spatial_dims}-D UNet takes {cfg.spatial_dims} sizes ({'x'.join(AXES[cfg.spatial_dims])}), "
+                f"a {dims}-D network takes {dims} sizes ({'x'.join(AXES.get(dims, ('size',) * dims))}), "
                 f"not {'x'.join(str(s) for s in size)}"
             )
         return tuple(int(s) for s in size)
-    return (int(size),) * cfg.spatial_dims
+    return (int(size),) * dims
 
 
 def output_size(cfg: UNetConfig, size: int | tuple[int, ...]) -> int | tuple[int, ...]:

@@ -24,7 +24,8 @@ key                  default                     meaning
 ===================  ==========================  ===================================================
 variants             (required)                  registered variant names or globs (``"*norm*"``)
 modes                ["counts"]                  counts | infer | train | quality
-sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``
+sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``;
+                                                 one per axis as "132x132x116" (3-D), each axis read alike
 size_rule            "input"                     how ``sizes`` become each variant's input (below)
 batches              [1]                         batch sizes (≤ 65536)
 devices              ["cpu"]                     cpu | cuda
@@ -94,6 +95,7 @@ from unet_bench.record import (
     MODES,
     SIZE_RULES,
     Case,
+    size_fields,
 )
 from unet_bench.suite import checks
 from unet_bench.suite.checks import Invalid, boolean, list_of, one_of, string, table
@@ -136,7 +138,7 @@ class Spec:
 GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, default)
     "variants": (list_of(string), None),
     "modes": (list_of(one_of(MODES)), ("counts",)),
-    "sizes": (list_of(checks.SIZE), (572,)),
+    "sizes": (list_of(checks.size_or_shape), (572,)),
     "size_rule": (one_of(SIZE_RULES), "input"),
     "batches": (list_of(checks.BATCH), (1,)),
     "devices": (list_of(one_of(DEVICES)), ("cpu",)),
@@ -338,28 +340,36 @@ class _Grid:
             out.append((overrides, cfg))
         return out
 
-    def input_sizes(self, variant: str, overrides: tuple, cfg: UNetConfig) -> list[int]:
-        """The input size for each of ``sizes`` under ``size_rule`` (refused up front if none fits)."""
-        rule = self["size_rule"]
+    def input_sizes(self, variant: str, overrides: tuple, cfg: UNetConfig) -> list[tuple[int, ...]]:
+        """The input size (one per axis) for each of ``sizes`` under ``size_rule`` (refused up front if none fits)."""
         named = variant + (f" with {', '.join(f'{k}={v}' for k, v in overrides)}" if overrides else "")
         out = []
         for size in self["sizes"]:
-            if rule == "input" and not geometry.is_valid_size(cfg, size):
-                self.fail("sizes", f"{size} is not a valid input size for {named}: "
-                          f"{geometry.describe_invalid(cfg, size)} (or set size_rule = \"nearest-input\")")
-            if rule == "common-output":
-                try:
-                    size = geometry.input_size_for_output(cfg, size)
-                except BenchError as error:
-                    self.fail("sizes", f"{named}: {error} (or set size_rule = \"nearest-output\")")
-            elif rule in ("nearest-input", "nearest-output"):
-                target = size + geometry.size_loss(cfg) if rule == "nearest-output" else size
-                below, above = geometry.nearest_valid_sizes(cfg, target)
-                size = min((s for s in (above, below) if s is not None), key=lambda s: abs(s - target))
-            if size > MAX_SIZE:
-                self.fail("sizes", f"{named} would take an input of {size} px, over the limit of {MAX_SIZE}")
-            out.append(size)
+            try:
+                sides = geometry.spatial_shape(cfg, size)
+            except BenchError as error:
+                self.fail("sizes", f"{named}: {error}")
+            out.append(tuple(self.input_side(named, cfg, side) for side in sides))
         return out
+
+    def input_side(self, named: str, cfg: UNetConfig, size: int) -> int:
+        """One axis's input size for the asked ``size`` under ``size_rule``."""
+        rule = self["size_rule"]
+        if rule == "input" and not geometry.is_valid_size(cfg, size):
+            self.fail("sizes", f"{size} is not a valid input size for {named}: "
+                      f"{geometry.describe_invalid(cfg, size)} (or set size_rule = \"nearest-input\")")
+        if rule == "common-output":
+            try:
+                size = geometry.input_size_for_output(cfg, size)
+            except BenchError as error:
+                self.fail("sizes", f"{named}: {error} (or set size_rule = \"nearest-output\")")
+        elif rule in ("nearest-input", "nearest-output"):
+            target = size + geometry.size_loss(cfg) if rule == "nearest-output" else size
+            below, above = geometry.nearest_valid_sizes(cfg, target)
+            size = min((s for s in (above, below) if s is not None), key=lambda s: abs(s - target))
+        if size > MAX_SIZE:
+            self.fail("sizes", f"{named} would take an input of {size} px, over the limit of {MAX_SIZE}")
+        return size
 
     def expand(self, device: str | None, limit: float | None) -> list[Planned]:
         """Every case of this grid, in run order."""
@@ -392,12 +402,13 @@ class _Grid:
             for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
                 mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch = opts
                 case = Case(
-                    variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, input_size=size,
+                    variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, **size_fields(size),
                     dtype=dtype, channels_last=channels_last, compile=compiled,
                     tf32=tf32 if dev == "cuda" else True,
                     cudnn_benchmark=cudnn_benchmark if dev == "cuda" else False,
                     threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"],
-                    seeds=self["seeds"], requested_size=asked, size_rule=self["size_rule"],
+                    seeds=self["seeds"], requested_size=asked if isinstance(asked, int) else asked[0],
+                    size_rule=self["size_rule"],
                     memory=repeat == 0 or dev == "cuda",
                 )
                 max_batch = self["max_batch"] if search else None
