@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from fvcore.nn import FlopCountAnalysis, flop_count_table
+from fvcore.nn.jit_handles import elementwise_flop_counter
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -39,8 +40,14 @@ MACS_SCOPE = (
     "per image; fvcore, 1 MAC = 2 FLOPs; not pooling, crop, concat, activations, dropout, "
     "interpolation or norms (those are other_flops)"
 )
+# fvcore has rules for 2-D interpolation only; these are their 3-D twins (a trilinear value blends 8).
+HANDLES_3D = {
+    "aten::upsample_nearest3d": elementwise_flop_counter(0, 1),
+    "aten::upsample_trilinear3d": elementwise_flop_counter(0, 8),
+}
 OTHER_SCOPE = (
-    "fvcore's count of interpolation and normalisation ops (bilinear: 4 per output element, nearest: 1, "
+    "fvcore's count of interpolation and normalisation ops (bilinear: 4 per output element, trilinear: 8, "
+    "nearest: 1, "
     "batch norm: 1 per element in eval, group norm: 5, instance norm: 5); zero for the paper network"
 )
 TRAIN_SCOPE = (
@@ -188,7 +195,7 @@ def fvcore_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
     """fvcore's analysis of the inference forward on ``x`` (a real tensor: fvcore traces with jit)."""
     with eval_mode(model), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about shape checks turned into constants
-        analysis = FlopCountAnalysis(model, x)
+        analysis = FlopCountAnalysis(model, x).set_op_handle(**HANDLES_3D)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         analysis.total()  # run the trace now, inside eval/no_grad
     return analysis
