@@ -107,3 +107,14 @@ def test_cli_count_takes_a_size_per_axis(capsys):
     assert err.endswith("a 3-D network takes 3 sizes (depthxheightxwidth), not 92x92") and "\n" not in err
     assert main(["count", "3d", "--size", "92x92x93"]) == 2
     assert "input width 93 is not valid" in capsys.readouterr().err
+
+
+def test_shipped_volumes_experiment_plans_the_paper_tile_and_the_ablations():
+    from pathlib import Path
+
+    spec = load_spec(Path(__file__).parents[2] / "experiments" / "volumes.toml")
+    counts = [p.case for p in spec.planned if p.case.mode == "counts"]
+    assert [(c.variant, c.input_shape) for c in counts] == [("3d", (132, 132, 116))]
+    infer = {(c.overrides, c.input_size) for c in (p.case for p in spec.planned) if c.mode == "infer"}
+    assert infer == {((), 92), ((("residual", True),), 92), ((("downsample", "strided"),), 92),
+                     ((("attention", True),), 92)}

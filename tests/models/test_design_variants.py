@@ -83,3 +83,13 @@ def test_design_variants_build_in_3d_from_the_same_blocks(name):
     out = model(torch.randn(2, 3, 92, 92, 100))
     assert tuple(out.shape) == (2, 3, 4, 4, 12)
     out.sum().backward()
+
+
+def test_select_models_keeps_order_and_drops_exclusions():
+    from unet_bench.models.registry import select_models
+
+    names = select_models(["*", "!3d"])
+    assert names[0] == "paper" and "3d" not in names and {"residual", "strided", "attention"} <= set(names)
+    assert select_models(["attention", "*norm", "batchnorm"]) == ["attention", "batchnorm", "instancenorm", "groupnorm"]
+    with pytest.raises(BenchError, match=r"'!4d' names no registered variant; valid variants are 'paper'"):
+        select_models(["*", "!4d"])

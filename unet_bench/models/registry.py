@@ -94,6 +94,22 @@ def list_models(pattern: str | None = None) -> list[str]:
     return [name for name in _VARIANTS if pattern is None or fnmatch.fnmatch(name, pattern)]
 
 
+def select_models(patterns: list[str] | tuple[str, ...]) -> list[str]:
+    """Names matched by ``patterns`` (names or globs) in order, each once; a pattern starting with ``!``
+    removes what it matches (``["*", "!3d"]``: every network but the 3-D one). A pattern matching
+    nothing is refused with the list of valid names."""
+    names: list[str] = []
+    for pattern in patterns:
+        matched = list_models(pattern.removeprefix("!"))
+        if not matched:
+            raise BenchError(f"{pattern!r} names no registered variant; valid variants are "
+                             f"{choices(list_models())} (globs such as '*norm*' and exclusions such as '!3d' "
+                             "work too)")
+        names = [n for n in names if n not in matched] if pattern.startswith("!") else \
+            names + [n for n in matched if n not in names]
+    return names
+
+
 def get_variant(name: str) -> Variant:
     """The registered variant ``name``; unknown names are refused with the list of valid ones."""
     try:

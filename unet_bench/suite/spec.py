@@ -22,7 +22,7 @@ Grid keys (a list key also takes a single value; a key in a ``[[grid]]`` block r
 ===================  ==========================  ===================================================
 key                  default                     meaning
 ===================  ==========================  ===================================================
-variants             (required)                  registered variant names or globs (``"*norm*"``)
+variants             (required)                  registered variant names or globs (``"*norm*"``); ``"!3d"`` drops
 modes                ["counts"]                  counts | infer | train | quality
 sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``;
                                                  one per axis as "132x132x116" (3-D), each axis read alike
@@ -87,6 +87,7 @@ else:  # pragma: no cover
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
+from unet_bench.models.registry import select_models
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
@@ -277,13 +278,10 @@ class _Grid:
         self.where.fail((self.prefix if local else "") + key, message)
 
     def variants(self) -> list[str]:
-        names: list[str] = []
-        for pattern in self["variants"]:
-            matched = list_models(pattern)
-            if not matched:
-                self.fail("variants", f"{pattern!r} names no registered variant; valid variants are "
-                          f"{choices(list_models())} (globs such as '*norm*' work too)")
-            names.extend(n for n in matched if n not in names)
+        try:
+            names = select_models(self["variants"])
+        except BenchError as error:
+            self.fail("variants", str(error))
         return names
 
     def size(self, device: str | None) -> int:
