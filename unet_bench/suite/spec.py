@@ -339,35 +339,37 @@ class _Grid:
         return out
 
     def input_sizes(self, variant: str, overrides: tuple, cfg: UNetConfig) -> list[tuple[int, ...]]:
-        """The input size (one per axis) for each of ``sizes`` under ``size_rule`` (refused up front if none fits)."""
+        """The input size (one per axis) for each of ``sizes`` under ``size_rule`` (refused up front if none fits).
+        Each axis is read alike: ``92`` is 92x92x92 for a 3-D network, ``"132x132x116"`` one size per axis."""
+        rule = self["size_rule"]
         named = variant + (f" with {', '.join(f'{k}={v}' for k, v in overrides)}" if overrides else "")
         out = []
-        for size in self["sizes"]:
-            try:
-                sides = geometry.spatial_shape(cfg, size)
-            except BenchError as error:
-                self.fail("sizes", f"{named}: {error}")
-            out.append(tuple(self.input_side(named, cfg, side) for side in sides))
-        return out
+        for size in self.sides(named, cfg):
+            if rule == "input" and not geometry.is_valid_size(cfg, size):
+                self.fail("sizes", f"{size} is not a valid input size for {named}: "
+                          f"{geometry.describe_invalid(cfg, size)} (or set size_rule = \"nearest-input\")")
+            if rule == "common-output":
+                try:
+                    size = geometry.input_size_for_output(cfg, size)
+                except BenchError as error:
+                    self.fail("sizes", f"{named}: {error} (or set size_rule = \"nearest-output\")")
+            elif rule in ("nearest-input", "nearest-output"):
+                target = size + geometry.size_loss(cfg) if rule == "nearest-output" else size
+                below, above = geometry.nearest_valid_sizes(cfg, target)
+                size = min((s for s in (above, below) if s is not None), key=lambda s: abs(s - target))
+            if size > MAX_SIZE:
+                self.fail("sizes", f"{named} would take an input of {size} px, over the limit of {MAX_SIZE}")
+            out.append(size)
+        dims = cfg.spatial_dims
+        return [tuple(out[i : i + dims]) for i in range(0, len(out), dims)]
 
-    def input_side(self, named: str, cfg: UNetConfig, size: int) -> int:
-        """One axis's input size for the asked ``size`` under ``size_rule``."""
-        rule = self["size_rule"]
-        if rule == "input" and not geometry.is_valid_size(cfg, size):
-            self.fail("sizes", f"{size} is not a valid input size for {named}: "
-                      f"{geometry.describe_invalid(cfg, size)} (or set size_rule = \"nearest-input\")")
-        if rule == "common-output":
-            try:
-                size = geometry.input_size_for_output(cfg, size)
-            except BenchError as error:
-                self.fail("sizes", f"{named}: {error} (or set size_rule = \"nearest-output\")")
-        elif rule in ("nearest-input", "nearest-output"):
-            target = size + geometry.size_loss(cfg) if rule == "nearest-output" else size
-            below, above = geometry.nearest_valid_sizes(cfg, target)
-            size = min((s for s in (above, below) if s is not None), key=lambda s: abs(s - target))
-        if size > MAX_SIZE:
-            self.fail("sizes", f"{named} would take an input of {size} px, over the limit of {MAX_SIZE}")
-        return size
+    def sides(self, named: str, cfg: UNetConfig) -> list[int]:
+        """Every axis of every one of ``sizes``, in order (a size with the wrong number of axes refused)."""
+        try:
+            sides = [side for size in self["sizes"] for side in geometry.spatial_shape(cfg, size)]
+        except BenchError as error:
+            self.fail("sizes", f"{named}: {error}")
+        return sides
 
     def expand(self, device: str | None, limit: float | None) -> list[Planned]:
         """Every case of this grid, in run order."""
