@@ -79,7 +79,8 @@ def test_attention_needs_a_skip():
 @pytest.mark.parametrize("name", ["residual", "strided", "attention"])
 def test_design_variants_build_in_3d_from_the_same_blocks(name):
     ((field, (_, value)),) = get_config("paper").diff(get_config(name)).items()
-    model = create_model("3d", base_width=2, **{field: value}).train()
+    assert get_config("3d").diff(get_config(f"3d-{name}")) == {field: (getattr(get_config("3d"), field), value)}
+    model = create_model(f"3d-{name}", base_width=2).train()
     out = model(torch.randn(2, 3, 92, 92, 100))
     assert tuple(out.shape) == (2, 3, 4, 4, 12)
     out.sum().backward()
@@ -88,8 +89,9 @@ def test_design_variants_build_in_3d_from_the_same_blocks(name):
 def test_select_models_keeps_order_and_drops_exclusions():
     from unet_bench.models.registry import select_models
 
-    names = select_models(["*", "!3d"])
-    assert names[0] == "paper" and "3d" not in names and {"residual", "strided", "attention"} <= set(names)
+    names = select_models(["*", "!3d*"])
+    assert names[0] == "paper" and {"residual", "strided", "attention"} <= set(names)
+    assert not [n for n in names if n.startswith("3d")]
     assert select_models(["attention", "*norm", "batchnorm"]) == ["attention", "batchnorm", "instancenorm", "groupnorm"]
     with pytest.raises(BenchError, match=r"'!4d' names no registered variant; valid variants are 'paper'"):
         select_models(["*", "!4d"])

@@ -87,6 +87,11 @@ register_network(
     UNetConfig(spatial_dims=3, in_channels=3, num_classes=3, depth=3, base_width=32, norm="batch",
                channel_doubling="before-pool"),
 )
+# The 3-D twins of the design choices above, each one factor away from `3d`.
+register_variant("3d-residual", "3d with a residual shortcut around each double conv", base="3d", residual=True)
+register_variant("3d-strided", "3d with 3x3x3 stride-2 convs for down-sampling instead of max-pools", base="3d",
+                 downsample="strided")
+register_variant("3d-attention", "3d with additive attention gates on the skips", base="3d", attention=True)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -96,14 +101,14 @@ def list_models(pattern: str | None = None) -> list[str]:
 
 def select_models(patterns: list[str] | tuple[str, ...]) -> list[str]:
     """Names matched by ``patterns`` (names or globs) in order, each once; a pattern starting with ``!``
-    removes what it matches (``["*", "!3d"]``: every network but the 3-D one). A pattern matching
+    removes what it matches (``["*", "!3d*"]``: every network but the 3-D ones). A pattern matching
     nothing is refused with the list of valid names."""
     names: list[str] = []
     for pattern in patterns:
         matched = list_models(pattern.removeprefix("!"))
         if not matched:
             raise BenchError(f"{pattern!r} names no registered variant; valid variants are "
-                             f"{choices(list_models())} (globs such as '*norm*' and exclusions such as '!3d' "
+                             f"{choices(list_models())} (globs such as '*norm*' and exclusions such as '!3d*' "
                              "work too)")
         names = [n for n in names if n not in matched] if pattern.startswith("!") else \
             names + [n for n in matched if n not in names]

@@ -22,7 +22,7 @@ Grid keys (a list key also takes a single value; a key in a ``[[grid]]`` block r
 ===================  ==========================  ===================================================
 key                  default                     meaning
 ===================  ==========================  ===================================================
-variants             (required)                  registered variant names or globs (``"*norm*"``); ``"!3d"`` drops
+variants             (required)                  registered variant names or globs (``"*norm*"``); ``"!3d*"`` drops
 modes                ["counts"]                  counts | infer | train | quality
 sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``;
                                                  one per axis as "132x132x116" (3-D), each axis read alike
