@@ -5,8 +5,9 @@ The spec expands an experiment file into cases; `unet_bench.measure.measure(case
 record; the runner appends ``record.to_dict()`` as a JSON line; the results loader flattens those lines
 into a DataFrame. Keys are documented field by field below: they are the project's data interface, so a
 key is added, never renamed. Units are in the names (``_bytes``, ``_ms``, ``_s``, ``_per_s``).
-Sizes are square: ``input_size`` is the side in pixels (the geometry handles non-square inputs; cases
-don't need them).
+Sizes are square (or cubic, for a 3-D network): ``input_size`` is the side in pixels (voxels). Where the
+sides differ (the 3-D U-Net's 132x132x116), ``input_shape`` gives one size per axis and ``input_size`` is
+its first; records then carry ``input_shape`` and ``output_shape`` too.
 """
 
 from __future__ import annotations
@@ -64,9 +65,21 @@ class Case:
     # Comparisons pair rows of one grid point by these, not by guessing from sizes.
     requested_size: int | None = None
     size_rule: str | None = None
+    # One size per spatial axis where they differ (e.g. (132, 132, 116)); None: input_size on every axis.
+    input_shape: tuple[int, ...] | None = None
 
     def overrides_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
+
+    @property
+    def size(self) -> int | tuple[int, ...]:
+        """The input size as the geometry takes it: one int for every axis, or one per axis."""
+        return self.input_shape or self.input_size
+
+    @property
+    def size_text(self) -> str:
+        """'572' or '132x132x116'."""
+        return "x".join(str(s) for s in self.input_shape) if self.input_shape else str(self.input_size)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -77,12 +90,18 @@ class Case:
     def from_dict(cls, data: dict[str, Any]) -> Case:
         """The inverse of `to_dict`; an unknown key is refused with the list of valid fields."""
         unknown_fields(cls, data)
-        return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items()))})
+        shape = data.get("input_shape")
+        return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items())),
+                      "input_shape": tuple(shape) if shape else None})
 
     @property
     def case_id(self) -> str:
-        """Stable id of this case (repeat included): what `--resume` matches on."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """Stable id of this case (repeat included): what `--resume` matches on. A case without an
+        ``input_shape`` hashes as it did before the field existed, so earlier results still resume."""
+        data = self.to_dict()
+        if data["input_shape"] is None:
+            del data["input_shape"]
+        text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     @property
@@ -91,7 +110,7 @@ class Case:
         extra = ",".join(f"{k}={v}" for k, v in self.overrides)
         name = f"{self.variant}[{extra}]" if extra else self.variant
         opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
-        return f"{name} {self.mode} {self.device} b{self.batch} {self.input_size}px {'/'.join(opts)} #{self.repeat}"
+        return f"{name} {self.mode} {self.device} b{self.batch} {self.size_text}px {'/'.join(opts)} #{self.repeat}"
 
 
 @dataclass
@@ -118,6 +137,9 @@ class Record:
     suite: str | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the full UNetConfig.to_dict()
     overrides: dict[str, Any] = field(default_factory=dict)
+
+    input_shape: list[int] | None = None  # one size per axis, where the sides differ (Case.input_shape)
+    output_shape: list[int] | None = None  # one size per axis of the output, where input_shape is given
 
     # --- outcome ---
     status: str = "ok"  # ok | oom | error | skipped
@@ -223,5 +245,11 @@ class Record:
             repeat=case.repeat,
             case_id=case.case_id,
             overrides=case.overrides_dict(),
+            input_shape=list(case.input_shape) if case.input_shape else None,
             **values,
         )
+
+
+def size_fields(shape: tuple[int, ...]) -> dict[str, Any]:
+    """A case's ``input_size`` and ``input_shape`` for one size per axis (no shape where all sides agree)."""
+    return {"input_size": shape[0], "input_shape": tuple(shape) if len(set(shape)) > 1 else None}

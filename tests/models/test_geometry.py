@@ -76,7 +76,8 @@ def test_invalid_size_is_refused_before_any_convolution():
     assert calls == []
 
 
-@pytest.mark.parametrize("name, expected", [("paper", 204), ("bilinear", 236), ("depth-3", 100)])
+@pytest.mark.parametrize("name, expected", [("paper", 204), ("bilinear", 236), ("depth-3", 100), ("strided", 219),
+                                            ("residual", 204), ("attention", 204)])
 def test_receptive_field_matches_perturbation(name, expected):
     """With positive weights and inputs every path is monotone, so bumping an input row changes an
     output row exactly when the row lies in that output's receptive field."""

@@ -6,7 +6,7 @@ from torch import nn
 
 import unet_bench
 from tests.models.reference_unets import FlatUNet, copy_weights
-from unet_bench import BenchError, UNet, UNetConfig, create_model, get_config, list_models
+from unet_bench import BenchError, UNet, UNetConfig, create_model, get_config, get_variant, list_models
 from unet_bench.models import geometry
 
 PAPER = UNetConfig()
@@ -63,16 +63,19 @@ def test_bilinear_and_additive_parameter_counts():
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_variant_changes_exactly_one_factor_and_runs(name):
-    cfg = get_config(name)
-    diff = PAPER.diff(cfg)
-    assert len(diff) == (0 if name == "paper" else 1), diff
-    small = cfg.replace(base_width=8) if "base_width" not in diff else cfg.replace(base_width=4)
+def test_every_variant_changes_exactly_one_factor_of_its_base_and_runs(name):
+    variant = get_variant(name)
+    cfg = variant.config
+    diff = get_config(variant.base).diff(cfg)
+    assert len(diff) == (0 if variant.base == name else 1), diff
+    assert variant.base in ("paper", "3d")
+    width = 8 if cfg.spatial_dims == 2 else 2
+    small = cfg.replace(base_width=width) if "base_width" not in diff else cfg.replace(base_width=4)
     size = geometry.smallest_valid_size(small)
+    shape = (size,) * (small.spatial_dims - 1) + (size + 2**small.depth,)  # one axis longer than the others
     model = UNet(small).train()  # train mode: batch norm needs >1 value per channel, so batch 2
-    out = model(torch.randn(2, 1, size, size + 2**small.depth))
-    expected = geometry.output_size(small, (size, size + 2**small.depth))
-    assert tuple(out.shape) == (2, 2, *expected)
+    out = model(torch.randn(2, small.in_channels, *shape))
+    assert tuple(out.shape) == (2, small.num_classes, *geometry.output_size(small, shape))
     out.sum().backward()
 
 

@@ -7,8 +7,8 @@ import argparse
 import json
 
 from unet_bench.errors import BenchError
-from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, Case, Record
-from unet_bench.suite.checks import BATCH, SIZE, as_argument
+from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, Case, Record, size_fields
+from unet_bench.suite.checks import BATCH, as_argument, size_or_shape
 
 
 def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,8 +30,8 @@ def variant_config(args: argparse.Namespace):
 
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     add_variant_arguments(parser)
-    parser.add_argument("--size", type=as_argument(SIZE), required=True, metavar="N",
-                        help="input side, pixels (e.g. 572)")
+    parser.add_argument("--size", type=as_argument(size_or_shape, str), required=True, metavar="N",
+                        help="input side, pixels (e.g. 572), or one per axis (e.g. 132x132x116 for a 3-D network)")
     parser.add_argument("--batch", type=as_argument(BATCH), default=1, metavar="B",
                         help="images per batch (default 1)")
     parser.add_argument("--json", action="store_true", help="print the record as one JSON object")
@@ -40,11 +40,12 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
 def case_from_args(args: argparse.Namespace, mode: str) -> Case:
     """The case a `count` or `time` command line asks for."""
     from unet_bench.models.config import parse_overrides
+    from unet_bench.models.geometry import spatial_shape
 
-    variant_config(args)  # refuses unknown variants, keys and values first
+    cfg = variant_config(args)  # refuses unknown variants, keys and values first
     return Case(
         variant=args.name, overrides=tuple(sorted(parse_overrides(args.overrides).items())), mode=mode,
-        device=getattr(args, "device", "cpu"), batch=args.batch, input_size=args.size,
+        device=getattr(args, "device", "cpu"), batch=args.batch, **size_fields(spatial_shape(cfg, args.size)),
         dtype=getattr(args, "dtype", "fp32"), channels_last=getattr(args, "channels_last", False),
         compile=getattr(args, "compile", False), tf32=not getattr(args, "no_tf32", False),
         cudnn_benchmark=getattr(args, "cudnn_benchmark", False), threads=getattr(args, "threads", None),
@@ -76,7 +77,10 @@ def emit_json(record: Record) -> None:
 
 def shape_line(record: Record) -> str:
     cfg = record.config
+    dims = cfg.get("spatial_dims", 2)
+    sides_in = record.input_shape or [record.input_size] * dims
+    sides_out = record.output_shape or [record.output_size] * dims
     return (
-        f"{record.variant}: {record.batch}x{cfg['in_channels']}x{record.input_size}x{record.input_size} -> "
-        f"{record.batch}x{cfg['num_classes']}x{record.output_size}x{record.output_size}"
+        f"{record.variant}: {'x'.join(str(n) for n in [record.batch, cfg['in_channels'], *sides_in])} -> "
+        f"{'x'.join(str(n) for n in [record.batch, cfg['num_classes'], *sides_out])}"
     )

@@ -43,11 +43,12 @@ def cmd_count(args: argparse.Namespace) -> int:
     case = case_from_args(args, "counts")
     from unet_bench.measure import build_model, measure_module
     from unet_bench.measure.counts import count, layer_table
+    from unet_bench.measure.steps import input_shape
 
     refuse_what_cannot_fit(case)
     try:
         model = build_model(case)
-        counts = count(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
+        counts = count(model, input_shape(case, model.cfg.in_channels, model.cfg.spatial_dims, batch=1))
         record = measure_module(model, case, counts=counts)
     except (MemoryError, RuntimeError) as error:
         out_of_memory_as_one_line(case, error)

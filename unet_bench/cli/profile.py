@@ -98,7 +98,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if plot is not None:
         from unet_bench.analysis.roofline import write_roofline
 
-        write_roofline(record.extra["profile"][args.mode], f"{record.variant} {args.mode} {record.input_size} px",
+        write_roofline(record.extra["profile"][args.mode], f"{record.variant} {args.mode} {case.size_text} px",
                        plot)
     if args.json:
         emit_json(record)

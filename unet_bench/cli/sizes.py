@@ -23,7 +23,8 @@ def cmd_sizes(args: argparse.Namespace) -> int:
         if not sizes:
             first = geometry.smallest_valid_size(cfg)
             raise BenchError(f"no valid input size in [{args.min}, {args.max}]; the smallest valid size is {first}")
-    print(f"# {args.name}: input -> output (receptive field {geometry.receptive_field(cfg)} px)")
+    per_axis = ", on each axis of a volume" if cfg.spatial_dims == 3 else ""
+    print(f"# {args.name}: input -> output{per_axis} (receptive field {geometry.receptive_field(cfg)} px)")
     for size in sizes:
         print(f"{size} -> {geometry.trace(cfg, size).output}")
     return 0

@@ -22,9 +22,9 @@ from unet_bench.measure.fields import counts_values, timing_values, update
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
-from unet_bench.measure.steps import backend_flags, build_step
+from unet_bench.measure.steps import backend_flags, build_step, input_shape, spatial_dims_of
 from unet_bench.measure.timing import time_call, warmup_calls
-from unet_bench.models.geometry import check_input_size
+from unet_bench.models.geometry import check_input_size, spatial_shape
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
 from unet_bench.quality.case import measure_quality
@@ -52,7 +52,7 @@ def build_model(case: Case) -> UNet:
     """The case's variant with its overrides, after checking the case and its input size."""
     check_case(case)
     cfg = get_config(case.variant, **case.overrides_dict())
-    check_input_size(cfg, case.input_size, case.input_size)
+    check_input_size(cfg, *spatial_shape(cfg, case.size))
     return UNet(cfg)
 
 
@@ -63,7 +63,7 @@ def count_case(case: Case) -> Counts:
     result to every case and repeat that needs it, so that no forward pass is run twice for counting.
     """
     model = build_model(case)
-    counts = count(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
+    counts = count(model, input_shape(case, model.cfg.in_channels, model.cfg.spatial_dims, batch=1))
     return dataclasses.replace(counts, analysis=None)
 
 
@@ -133,7 +133,7 @@ def measure_module(
         model = model.to(case.device)
         channels = in_channels or in_channels_of(model)
         if counts is None:
-            counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
+            counts = count(model, input_shape(case, channels, spatial_dims_of(model), batch=1), device=case.device)
         record = Record.for_case(case, **counts_values(counts))
         record.threads = threads
         if hasattr(getattr(model, "cfg", None), "to_dict"):

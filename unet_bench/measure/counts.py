@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from fvcore.nn import FlopCountAnalysis, flop_count_table
+from fvcore.nn.jit_handles import elementwise_flop_counter
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -30,7 +32,7 @@ MAC_OPS = ("conv", "linear", "addmm", "matmul", "bmm", "einsum")
 # fvcore ops that FlopCounterMode does not count: left out of the comparison, reported apart.
 FVCORE_ONLY_OPS = (
     "batch_norm", "group_norm", "layer_norm", "instance_norm", "upsample_nearest2d", "upsample_bilinear2d",
-    "adaptive_avg_pool2d", "grid_sampler",
+    "adaptive_avg_pool2d", "grid_sampler", "upsample_nearest3d", "upsample_trilinear3d", "adaptive_avg_pool3d",
 )
 
 MACS_SCOPE = (
@@ -38,8 +40,14 @@ MACS_SCOPE = (
     "per image; fvcore, 1 MAC = 2 FLOPs; not pooling, crop, concat, activations, dropout, "
     "interpolation or norms (those are other_flops)"
 )
+# fvcore has rules for 2-D interpolation only; these are their 3-D twins (a trilinear value blends 8).
+HANDLES_3D = {
+    "aten::upsample_nearest3d": elementwise_flop_counter(0, 1),
+    "aten::upsample_trilinear3d": elementwise_flop_counter(0, 8),
+}
 OTHER_SCOPE = (
-    "fvcore's count of interpolation and normalisation ops (bilinear: 4 per output element, nearest: 1, "
+    "fvcore's count of interpolation and normalisation ops (bilinear: 4 per output element, trilinear: 8, "
+    "nearest: 1, "
     "batch norm: 1 per element in eval, group norm: 5, instance norm: 5); zero for the paper network"
 )
 TRAIN_SCOPE = (
@@ -91,7 +99,7 @@ class Crosscheck:
 class Counts:
     """Everything counted for one network at one input shape, per image."""
 
-    input_shape: tuple[int, int, int, int]  # (1, C, H, W)
+    input_shape: tuple[int, ...]  # (1, C, H, W), or (1, C, D, H, W) for a 3-D network
     output_shape: tuple[int, ...]
     params: ParamCounts
     macs: int  # MAC ops (convs, ...), fvcore
@@ -113,7 +121,8 @@ class Counts:
 
     @property
     def output_pixels(self) -> int:
-        return self.output_shape[-2] * self.output_shape[-1]
+        """Pixels (voxels, in 3-D) of one output map: the product of its spatial sides."""
+        return math.prod(self.output_shape[2:])
 
     @property
     def macs_per_output_pixel(self) -> float:
@@ -186,7 +195,7 @@ def fvcore_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
     """fvcore's analysis of the inference forward on ``x`` (a real tensor: fvcore traces with jit)."""
     with eval_mode(model), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about shape checks turned into constants
-        analysis = FlopCountAnalysis(model, x)
+        analysis = FlopCountAnalysis(model, x).set_op_handle(**HANDLES_3D)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         analysis.total()  # run the trace now, inside eval/no_grad
     return analysis
@@ -233,7 +242,7 @@ def flop_counter_counts(model: nn.Module, input_shape: tuple[int, ...], train: b
 def count(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu") -> Counts:
     """Count parameters, forward MACs (fvcore), training-step FLOPs and the cross-check, per image.
 
-    ``input_shape`` is (1, C, H, W). fvcore runs one real forward on ``device`` (no grad); the
+    ``input_shape`` is (1, C, H, W), or (1, C, D, H, W). fvcore runs one real forward on ``device`` (no grad); the
     FlopCounterMode counts run on a ``meta`` copy.
     """
     if input_shape[0] != 1:

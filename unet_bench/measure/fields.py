@@ -12,7 +12,8 @@ from unet_bench.record import Case, Record, unknown_fields
 def counts_values(counts: Counts) -> dict:
     """The record fields (and ``extra`` entries) that the counts fill."""
     return {
-        "output_size": counts.output_shape[-1],
+        "output_size": counts.output_shape[2],  # the first side (the only one, for a square or a cube)
+        "output_shape": list(counts.output_shape[2:]) if len(set(counts.output_shape[2:])) > 1 else None,
         "params": counts.params.total,
         "params_trainable": counts.params.trainable,
         "macs": counts.macs,

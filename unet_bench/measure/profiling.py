@@ -22,7 +22,7 @@ from unet_bench.measure.fields import counts_values
 from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
 from unet_bench.measure.profile import PROFILED_STEPS, Profile, profile_step
-from unet_bench.measure.steps import backend_flags, build_step
+from unet_bench.measure.steps import backend_flags, build_step, input_shape, spatial_dims_of
 from unet_bench.measure.timing import time_call, warmup_calls
 from unet_bench.record import Case, Record
 
@@ -58,7 +58,7 @@ def measure_profile(case: Case, counts: Counts | None = None, ceiling: Ceiling |
         model = model.to(case.device)
         channels = model.cfg.in_channels
         if counts is None:
-            counts = count(model, (1, channels, case.input_size, case.input_size), device=case.device)
+            counts = count(model, input_shape(case, channels, spatial_dims_of(model), batch=1), device=case.device)
         ceiling = ceiling or measure_ceiling(*ceiling_key(case))
         bandwidth = measure_bandwidth(case.device, threads)
         profiles: dict[str, Profile] = {}

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unet_bench.measure.counts import meta_copy
+from unet_bench.models.geometry import sides
 from unet_bench.record import Case
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -37,7 +38,7 @@ class Step:
     model: nn.Module  # the eager model (the compiled wrapper, if any, shares its parameters)
     x: torch.Tensor
     optimizer: torch.optim.Optimizer | None  # None for inference
-    output_size: tuple[int, int]
+    output_size: tuple[int, ...]  # one size per spatial axis
     target: torch.Tensor | None = None  # training labels
 
     def live_tensors(self) -> list[torch.Tensor]:
@@ -89,9 +90,30 @@ def compile_model(model: nn.Module, mode: str) -> Callable[[torch.Tensor], torch
     return call
 
 
-def make_input(case: Case, in_channels: int) -> torch.Tensor:
-    x = torch.randn(case.batch, in_channels, case.input_size, case.input_size, device=case.device)
-    return x.contiguous(memory_format=torch.channels_last) if case.channels_last else x
+def spatial_dims_of(model: nn.Module) -> int:
+    """Spatial axes a network takes: its config's, else its first convolution's (2 for images, 3 for volumes)."""
+    dims = getattr(getattr(model, "cfg", None), "spatial_dims", None)
+    if dims is not None:
+        return dims
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return len(module.kernel_size)
+    return 2
+
+
+def input_shape(case: Case, in_channels: int, dims: int, batch: int | None = None) -> tuple[int, ...]:
+    """``(batch, C, *sides)`` of the case's input (``batch`` defaults to the case's)."""
+    return (case.batch if batch is None else batch, in_channels, *sides(case.size, dims))
+
+
+def memory_format(dims: int) -> torch.memory_format:
+    """The channels-last layout of a ``dims``-D network's tensors (torch names the 3-D one apart)."""
+    return torch.channels_last_3d if dims == 3 else torch.channels_last
+
+
+def make_input(case: Case, in_channels: int, dims: int = 2) -> torch.Tensor:
+    x = torch.randn(input_shape(case, in_channels, dims), device=case.device)
+    return x.contiguous(memory_format=memory_format(dims)) if case.channels_last else x
 
 
 def build_step(model: nn.Module, case: Case, in_channels: int, compiled: bool | None = None) -> Step:
@@ -101,12 +123,13 @@ def build_step(model: nn.Module, case: Case, in_channels: int, compiled: bool | 
     cross-entropy loss, backward, SGD step (gradients set to None before each step, torch's default).
     """
     model = model.to(case.device)
+    dims = spatial_dims_of(model)
     if case.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    x = make_input(case, in_channels)
+        model = model.to(memory_format=memory_format(dims))
+    x = make_input(case, in_channels, dims)
     with torch.no_grad():  # output shape and classes from a meta copy: no compute
         probe = meta_copy(model).eval()(torch.zeros((1, *x.shape[1:]), device="meta"))
-    output_size = (probe.shape[-2], probe.shape[-1])
+    output_size = tuple(probe.shape[2:])
     net = compile_model(model, case.mode) if (case.compile if compiled is None else compiled) else model
     if case.mode == "infer":
         model.eval()

@@ -17,6 +17,9 @@ UPSAMPLES = ("transposed", "bilinear", "nearest", "pixelshuffle")
 SKIPS = ("concat", "add", "none")
 NORMS = ("none", "batch", "instance", "group")
 ACTIVATIONS = ("relu", "leaky_relu", "gelu")
+SPATIAL_DIMS = (2, 3)
+CHANNEL_DOUBLINGS = ("after-pool", "before-pool")
+DOWNSAMPLES = ("maxpool", "strided")
 # Limits that keep every answer instant and every network buildable: the paper has depth 4 and 1024
 # channels at its widest; sizes (geometry) grow as 2^depth and parameters as the widest width squared.
 MAX_DEPTH = 10
@@ -44,6 +47,19 @@ class UNetConfig:
         dropout: drop probability at the end of the contracting path (after the bottleneck convs);
             the paper uses dropout there, 0 disables it.
         bias: whether the 3x3 convs carry a bias (the up-convs and the head always do).
+        spatial_dims: 2 for images, 3 for volumes (3x3x3 convs, 2x2x2 pooling and up-convs, linear
+            interpolation becomes trilinear); every other field means the same in both.
+        channel_doubling: where a level doubles its channels. ``after-pool`` (paper): the first conv after
+            each pooling doubles, the up-conv halves. ``before-pool`` (Çiçek et al. 2016, 3-D U-Net): the
+            second conv before each pooling doubles (base_width 32 gives 32-64, 64-128, ...), and the
+            up-conv keeps its channels (it halves them only where ``skip="add"`` needs matching maps).
+        residual: add a shortcut around each double conv (its input centre-cropped to the output, through
+            a 1x1 conv where the channels change), as in nnU-Net's residual encoder and MONAI's units.
+        downsample: ``maxpool`` = 2x2 max-pool (paper); ``strided`` = 3x3 conv with stride 2 and padding 1
+            (nnU-Net, MONAI). Both halve an even size, so the valid sizes are the same; the receptive
+            field is not (the strided conv reads 3 px where the pool reads 2).
+        attention: additive attention gates on the skips (Oktay et al. 2018): the cropped encoder map is
+            scaled by sigmoid(psi(relu(W_x x + W_g g))) with g the up-sampled decoder map, before merging.
     """
 
     in_channels: int = 1
@@ -58,6 +74,11 @@ class UNetConfig:
     activation: str = "relu"
     dropout: float = 0.0
     bias: bool = True
+    spatial_dims: int = 2
+    channel_doubling: str = "after-pool"
+    residual: bool = False
+    downsample: str = "maxpool"
+    attention: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -66,6 +87,9 @@ class UNetConfig:
             ("skip", SKIPS),
             ("norm", NORMS),
             ("activation", ACTIVATIONS),
+            ("spatial_dims", SPATIAL_DIMS),
+            ("channel_doubling", CHANNEL_DOUBLINGS),
+            ("downsample", DOWNSAMPLES),
         ):
             if getattr(self, name) not in allowed:
                 raise BenchError(f"{name}={getattr(self, name)!r} is not valid; choose one of {choices(allowed)}")
@@ -85,12 +109,20 @@ class UNetConfig:
             raise BenchError(f"base_width={self.base_width} is not valid; it must be even (up-convs halve it)")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise BenchError(f"dropout={self.dropout!r} is not valid; it must be a number in [0, 1)")
-        if not isinstance(self.bias, bool):
-            raise BenchError(f"bias={self.bias!r} is not valid; it must be true or false")
+        for name in ("bias", "residual", "attention"):
+            if not isinstance(getattr(self, name), bool):
+                raise BenchError(f"{name}={getattr(self, name)!r} is not valid; it must be true or false")
+        if self.spatial_dims == 3 and self.upsample == "pixelshuffle":
+            raise BenchError("upsample='pixelshuffle' is 2-D only; for spatial_dims=3 choose one of "
+                             f"{choices(u for u in UPSAMPLES if u != 'pixelshuffle')}")
+        if self.attention and self.skip == "none":
+            raise BenchError("attention=True gates the skips, so it needs skip='concat' or skip='add'")
 
     def widths(self) -> list[int]:
-        """Channels per level, from the first level down to the bottleneck (paper: 64 ... 1024)."""
-        return [self.base_width * 2**level for level in range(self.depth + 1)]
+        """Output channels per level, from the first level down to the bottleneck (paper: 64 ... 1024;
+        ``before-pool`` with base_width 32: 64 ... 512)."""
+        shift = 1 if self.channel_doubling == "before-pool" else 0
+        return [self.base_width * 2 ** (level + shift) for level in range(self.depth + 1)]
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of every field (what results records store)."""

@@ -32,7 +32,7 @@ def parameter_count(cfg: UNetConfig) -> int:
         return sum(p.numel() for p in UNet(cfg).parameters())
 
 
-def memory_floor_bytes(cfg: UNetConfig, size: int, batch: int = 1, dtype: str = "fp32") -> int:
+def memory_floor_bytes(cfg: UNetConfig, size: int | tuple[int, ...], batch: int = 1, dtype: str = "fp32") -> int:
     """fp32 parameters plus ``batch`` images' largest feature map (2 bytes a value under bf16/fp16 autocast)."""
     value_bytes = 2 if dtype in ("bf16", "fp16") else 4
     return 4 * parameter_count(cfg) + value_bytes * batch * largest_feature_map(cfg, size)
@@ -60,7 +60,7 @@ def memory_ceiling(device: str, limit_gb: float | None = None) -> tuple[int | No
     return ceiling, what
 
 
-def why_it_cannot_fit(cfg: UNetConfig, size: int, batch: int, dtype: str, device: str,
+def why_it_cannot_fit(cfg: UNetConfig, size: int | tuple[int, ...], batch: int, dtype: str, device: str,
                       limit_gb: float | None = None) -> str | None:
     """Why a case cannot fit in memory (its floor is over the ceiling), or None if it may."""
     floor = memory_floor_bytes(cfg, size, batch, dtype)
@@ -77,7 +77,7 @@ def why_case_cannot_fit(case: Case, cpu_limit_gb: float | None = None) -> str | 
 
     try:
         cfg = get_config(case.variant, **case.overrides_dict())
-        return why_it_cannot_fit(cfg, case.input_size, case.batch, case.dtype, case.device,
+        return why_it_cannot_fit(cfg, case.size, case.batch, case.dtype, case.device,
                                  cpu_limit_gb if case.device == "cpu" else None)
     except BenchError:
         return None

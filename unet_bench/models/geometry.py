@@ -2,13 +2,17 @@
 
 Every 3x3 valid conv loses 2 px, every 2x2 pool halves (and must see an even size so that the decoder's
 crop stays centred), every up-sampling doubles. Tracing one spatial dimension through the network is
-exact and cheap, so height and width are checked independently (non-square inputs work).
-For the paper network: valid inputs are 16k + 124 (k ≥ 4) and output = input − 184.
+exact and cheap, so every axis is checked independently (non-square inputs and 3-D volumes work: a size
+is an int, the same on every axis, or one int per axis). A strided-conv down-sampling halves an even size
+as the pool does, so only the receptive field depends on it.
+For the paper network: valid inputs are 16k + 124 (k ≥ 4) and output = input − 184; for the 3-D U-Net
+(depth 3) 8k + 60 (k ≥ 4), e.g. 132x132x116 → 44x44x28.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 from unet_bench.errors import InvalidInputSizeError
@@ -90,12 +94,33 @@ def is_valid_size(cfg: UNetConfig, size: int) -> bool:
     return isinstance(size, int) and size > 0 and trace(cfg, size) is not None
 
 
-def output_size(cfg: UNetConfig, size: int | tuple[int, int]) -> int | tuple[int, int]:
-    """Output size for an input size (an int, or a (height, width) pair checked independently)."""
+AXES = {2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+def spatial_shape(cfg: UNetConfig, size: int | tuple[int, ...]) -> tuple[int, ...]:
+    """The input's size on every spatial axis of the config's network (see `sides`)."""
+    return sides(size, cfg.spatial_dims)
+
+
+def sides(size: int | tuple[int, ...] | list[int], dims: int) -> tuple[int, ...]:
+    """One size per spatial axis: an int repeats over the ``dims`` axes; a tuple must give one size per axis
+    (a one-line error otherwise)."""
+    if isinstance(size, (tuple, list)):
+        if len(size) != dims:
+            raise InvalidInputSizeError(
+                f"a {dims}-D network takes {dims} sizes ({'x'.join(AXES.get(dims, ('size',) * dims))}), "
+                f"not {'x'.join(str(s) for s in size)}"
+            )
+        return tuple(int(s) for s in size)
+    return (int(size),) * dims
+
+
+def output_size(cfg: UNetConfig, size: int | tuple[int, ...]) -> int | tuple[int, ...]:
+    """Output size for an input size (an int, or one size per axis, each checked independently)."""
     if isinstance(size, tuple):
         check_input_size(cfg, *size)
-        return tuple(trace(cfg, s).output for s in size)  # type: ignore[union-attr, return-value]
-    check_input_size(cfg, size, size)
+        return tuple(trace(cfg, s).output for s in size)  # type: ignore[union-attr]
+    check_input_size(cfg, *spatial_shape(cfg, size))
     return trace(cfg, size).output  # type: ignore[union-attr]
 
 
@@ -144,10 +169,11 @@ def describe_invalid(cfg: UNetConfig, size: int) -> str:
     return f"the nearest valid sizes are {near[0]} and {near[1]}"
 
 
-def check_input_size(cfg: UNetConfig, height: int, width: int) -> None:
-    """Raise `InvalidInputSizeError` naming the bad dimension and the nearest valid sizes."""
-    for name, size in (("height", height), ("width", width)):
-        size = int(size)  # under torch.jit.trace (fvcore) sizes arrive as 0-d tensors
+def check_input_size(cfg: UNetConfig, *sizes: int) -> None:
+    """Raise `InvalidInputSizeError` naming the bad axis and the nearest valid sizes (one size per axis)."""
+    sizes = tuple(int(s) for s in sizes)  # under torch.jit.trace (fvcore) sizes arrive as 0-d tensors
+    spatial_shape(cfg, sizes)  # one size per axis
+    for name, size in zip(AXES[cfg.spatial_dims], sizes, strict=True):
         if not is_valid_size(cfg, size):
             first, period = progression(cfg)
             raise InvalidInputSizeError(
@@ -156,16 +182,18 @@ def check_input_size(cfg: UNetConfig, height: int, width: int) -> None:
             )
 
 
-def largest_feature_map(cfg: UNetConfig, size: int) -> int:
-    """Values in the largest map a level keeps (channels x side², one square image): a floor on memory."""
-    t = trace(cfg, size)
-    if t is None:
-        check_input_size(cfg, size, size)
-    assert t is not None
+def largest_feature_map(cfg: UNetConfig, size: int | tuple[int, ...]) -> int:
+    """Values in the largest map a level keeps (channels x its pixels or voxels, one image): a floor on
+    memory. ``size`` is an int (every axis) or one size per axis."""
+    shape = spatial_shape(cfg, size)
+    check_input_size(cfg, *shape)
+    traces = [trace(cfg, s) for s in shape]
     widths = cfg.widths()
-    levels = [*zip(widths[:-1], t.encoder, strict=True), (widths[-1], t.bottleneck),
-              *zip(reversed(widths[:-1]), t.decoder, strict=True)]
-    return max(channels * side**2 for channels, side in levels)
+    levels = [(widths[-1], [t.bottleneck for t in traces])]  # type: ignore[union-attr]
+    for level in range(cfg.depth):
+        levels.append((widths[level], [t.encoder[level] for t in traces]))  # type: ignore[union-attr]
+        levels.append((widths[level], [t.decoder[cfg.depth - 1 - level] for t in traces]))  # type: ignore[union-attr]
+    return max(channels * math.prod(sides) for channels, sides in levels)
 
 
 # --- receptive field ------------------------------------------------------------------------------------
@@ -192,7 +220,7 @@ def input_interval(cfg: UNetConfig, size: int, a: int, b: int | None = None) -> 
     b = a if b is None else b
     t = trace(cfg, size)
     if t is None:
-        check_input_size(cfg, size, size)
+        check_input_size(cfg, *spatial_shape(cfg, size))
     assert t is not None
     skip_reads: list[tuple[int, int] | None] = []
     for level in range(cfg.depth):  # decoder, shallowest first
@@ -203,7 +231,8 @@ def input_interval(cfg: UNetConfig, size: int, a: int, b: int | None = None) -> 
         a, b = _back_upsample(cfg, a, b)
     a, b = _back_conv(cfg, *_back_conv(cfg, a, b))  # bottleneck
     for level in reversed(range(cfg.depth)):  # encoder, deepest first
-        a, b = 2 * a, 2 * b + 1  # 2x2 max-pool
+        # 2x2 max-pool reads [2a, 2b+1]; the 3x3 stride-2 conv (padding 1) reads [2a-1, 2b+1]
+        a, b = (2 * a, 2 * b + 1) if cfg.downsample == "maxpool" else (2 * a - 1, 2 * b + 1)
         read = skip_reads[level]
         if read is not None:
             a, b = min(a, read[0]), max(b, read[1])

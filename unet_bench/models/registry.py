@@ -1,7 +1,9 @@
-"""Named variants: the paper's config with exactly one factor changed, and `create_model`.
+"""Named networks and variants: a variant is a base network's config with exactly one factor changed.
 
-A variant is data (a config), not a class: registering one is a line in `_VARIANTS` below, and a test
-holds every entry to "differs from `paper` in exactly one field", so each name is a one-factor ablation.
+A variant is data (a config), not a class: registering one is a line below, and a test holds every entry
+to "differs from its base in exactly one field", so each name is a one-factor ablation. The bases are
+`paper` (Ronneberger et al. 2015) and `3d` (Çiçek et al. 2016), each a published network whose config is
+written out in full.
 """
 
 from __future__ import annotations
@@ -26,26 +28,36 @@ class Variant:
     name: str
     config: UNetConfig
     description: str
+    base: str = "paper"  # the network it changes one factor of (its own name for a base network)
 
     @property
     def change(self) -> str:
-        """The factor changed from the paper, as ``field=value`` ('-' for the paper itself)."""
-        return ", ".join(f"{k}={v}" for k, (_, v) in PAPER.diff(self.config).items()) or "-"
+        """The factor changed from its base, as ``field=value`` ('-' for a base network itself)."""
+        base = _VARIANTS[self.base].config if self.base != self.name else self.config
+        return ", ".join(f"{k}={v}" for k, (_, v) in base.diff(self.config).items()) or "-"
 
 
 _VARIANTS: dict[str, Variant] = {}
 
 
-def register_variant(name: str, description: str, **change: Any) -> Variant:
-    """Register ``name`` as the paper config with ``change`` applied."""
+def register_variant(name: str, description: str, base: str = "paper", **change: Any) -> Variant:
+    """Register ``name`` as the ``base`` network's config with ``change`` applied."""
     if name in _VARIANTS:
         raise BenchError(f"variant {name!r} is already registered")
-    variant = Variant(name, PAPER.replace(**change), description)
+    variant = Variant(name, _VARIANTS[base].config.replace(**change), description, base)
     _VARIANTS[name] = variant
     return variant
 
 
-register_variant("paper", "Ronneberger et al. 2015, exactly: valid 3x3 convs, 2x2 up-conv, crop+concat")
+def register_network(name: str, description: str, config: UNetConfig) -> Variant:
+    """Register a published network as a base that variants can change one factor of."""
+    if name in _VARIANTS:
+        raise BenchError(f"variant {name!r} is already registered")
+    _VARIANTS[name] = Variant(name, config, description, base=name)
+    return _VARIANTS[name]
+
+
+register_network("paper", "Ronneberger et al. 2015, exactly: valid 3x3 convs, 2x2 up-conv, crop+concat", PAPER)
 register_variant("padded", "3x3 convs zero-padded by 1: output size = input size", padding="same")
 register_variant("bilinear", "x2 bilinear up-sampling + 1x1 conv instead of the 2x2 up-conv", upsample="bilinear")
 register_variant("nearest", "x2 nearest up-sampling + 1x1 conv instead of the 2x2 up-conv", upsample="nearest")
@@ -61,11 +73,46 @@ register_variant("leaky-relu", "LeakyReLU (slope 0.01) instead of ReLU", activat
 register_variant("depth-3", "three poolings instead of four (bottleneck at 512 channels)", depth=3)
 register_variant("depth-5", "five poolings instead of four (bottleneck at 2048 channels)", depth=5)
 register_variant("width-32", "half width: 32 channels at the first level instead of 64", base_width=32)
+register_variant("residual", "a residual shortcut around each double conv (cropped; 1x1 conv where channels change)",
+                 residual=True)
+register_variant("strided", "3x3 stride-2 conv (padding 1) + ReLU for down-sampling instead of the 2x2 max-pool",
+                 downsample="strided")
+register_variant("attention", "additive attention gates on the skips (Oktay et al. 2018)", attention=True)
+# Çiçek et al. 2016, 3-D U-Net. Its 19,069,955 parameters are this network's count less the batch norms'
+# scale and shift (2 x 2,336 channels = 4,672) and the three up-convs' biases (512 + 256 + 128 = 896):
+# PyTorch counts both as parameters, so `parameter_count` gives 19,075,523 (running statistics are buffers,
+# in neither count).
+register_network(
+    "3d", "Çiçek et al. 2016 (3-D U-Net): 3x3x3 valid convs, batch norm, channels doubled before each pooling",
+    UNetConfig(spatial_dims=3, in_channels=3, num_classes=3, depth=3, base_width=32, norm="batch",
+               channel_doubling="before-pool"),
+)
+# The 3-D twins of the design choices above, each one factor away from `3d`.
+register_variant("3d-residual", "3d with a residual shortcut around each double conv", base="3d", residual=True)
+register_variant("3d-strided", "3d with 3x3x3 stride-2 convs for down-sampling instead of max-pools", base="3d",
+                 downsample="strided")
+register_variant("3d-attention", "3d with additive attention gates on the skips", base="3d", attention=True)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered variant names, in registration order, optionally filtered by a glob (``"*norm*"``)."""
     return [name for name in _VARIANTS if pattern is None or fnmatch.fnmatch(name, pattern)]
+
+
+def select_models(patterns: list[str] | tuple[str, ...]) -> list[str]:
+    """Names matched by ``patterns`` (names or globs) in order, each once; a pattern starting with ``!``
+    removes what it matches (``["*", "!3d*"]``: every network but the 3-D ones). A pattern matching
+    nothing is refused with the list of valid names."""
+    names: list[str] = []
+    for pattern in patterns:
+        matched = list_models(pattern.removeprefix("!"))
+        if not matched:
+            raise BenchError(f"{pattern!r} names no registered variant; valid variants are "
+                             f"{choices(list_models())} (globs such as '*norm*' and exclusions such as '!3d*' "
+                             "work too)")
+        names = [n for n in names if n not in matched] if pattern.startswith("!") else \
+            names + [n for n in matched if n not in names]
+    return names
 
 
 def get_variant(name: str) -> Variant:

@@ -19,7 +19,8 @@ class SegmentationSet:
     """Single-channel images with their masks and instance labels, index-aligned.
 
     Attributes:
-        images: float32 (H, W) arrays, standardised per image (zero mean, unit std).
+        images: float32 (H, W) arrays, standardised per image (zero mean, unit std); (D, H, W) volumes for
+            a 3-D network (every array of a set has the same number of axes).
         masks: int64 (H, W) class maps: 0 = background (incl. borders between touching objects), 1 = object.
         instances: int32 (H, W) maps: 0 = background, k > 0 = the k-th object (what the weight map's
             distances d1, d2 are measured to).
@@ -38,10 +39,11 @@ class SegmentationSet:
                 f"and {len(self.instances)} instance maps"
             )
         for i, (image, mask, inst) in enumerate(zip(self.images, self.masks, self.instances, strict=True)):
-            if image.ndim != 2 or image.shape != mask.shape or image.shape != inst.shape:
+            if image.ndim != self.images[0].ndim or image.ndim not in (2, 3) or image.shape != mask.shape \
+                    or image.shape != inst.shape:
                 raise BenchError(
                     f"image {i} is {image.shape} but its mask is {mask.shape} and its instances "
-                    f"{inst.shape}; all three must be the same 2-D size"
+                    f"{inst.shape}; all three must be the same 2-D size (3-D for volumes), as the first image"
                 )
 
     def __len__(self) -> int:

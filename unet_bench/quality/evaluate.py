@@ -26,6 +26,7 @@ from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TI
 from unet_bench.quality.synthetic import synthetic_task
 from unet_bench.quality.tiling import predict_tiled, tile_grid
 from unet_bench.quality.train import TrainSettings, train
+from unet_bench.quality.volume import volume_task
 from unet_bench.record import DEFAULT_SEEDS
 
 
@@ -70,7 +71,8 @@ def evaluate_quality(
         tile_out: output side of a training tile; the input is the smallest valid tile giving at least that.
         tile_in: the input tile side instead (must be valid for ``cfg``); overrides ``tile_out``.
         halo: output px dropped per tile side at inference; None = `default_halo`.
-        data: train/validation images; None = ``synthetic_task(0)`` (16 + 8 images of 128 px).
+        data: train/validation images; None = ``synthetic_task(0)`` (16 + 8 images of 128 px), or for a
+            3-D network ``volume_task(0)`` (8 + 4 volumes of 48 voxels a side).
         device: ``cpu`` or ``cuda``.
         threads: torch intra-op threads for the run (restored after); None = leave torch's setting.
             On a busy CPU, 1 thread can be far faster than 2 for small widths (threads spin-wait).
@@ -93,7 +95,8 @@ def evaluate_quality(
     tile_grid(cfg, tile_in, halo)  # refuse a bad tile or halo before any training
     if threads is not None and threads < 1:
         raise BenchError(f"threads={threads} is not valid; give at least 1")
-    data = synthetic_task(0) if data is None else data
+    if data is None:
+        data = volume_task(0) if cfg.spatial_dims == 3 else synthetic_task(0)
     before = torch.get_num_threads()
     torch.set_num_threads(threads or before)
     try:

@@ -12,6 +12,7 @@ least the receptive radius, tiled equals one pass again). ``halo=0`` is naive ti
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ import torch
 
 from unet_bench.errors import BenchError
 from unet_bench.models.config import UNetConfig
-from unet_bench.models.geometry import check_input_size, output_size
+from unet_bench.models.geometry import check_input_size, output_size, spatial_shape
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class TileGrid:
 
 def tile_grid(cfg: UNetConfig, tile_in: int, halo: int = 0) -> TileGrid:
     """The grid for tiles of ``tile_in`` px; refuses invalid tiles and halos that keep nothing."""
-    check_input_size(cfg, tile_in, tile_in)
+    check_input_size(cfg, *spatial_shape(cfg, tile_in))
     out = output_size(cfg, tile_in)
     kept = out - 2 * halo
     if halo < 0 or kept < 1:
@@ -57,9 +58,8 @@ def tile_grid(cfg: UNetConfig, tile_in: int, halo: int = 0) -> TileGrid:
 
 
 def mirror_pad(image: np.ndarray, grid: TileGrid) -> np.ndarray:
-    """``image`` (C, H, W) mirrored at its borders to the size the tiles are cut from."""
-    _, height, width = image.shape
-    pads = [(grid.margin, grid.padded_length(n) - n - grid.margin) for n in (height, width)]
+    """``image`` (C, H, W) or (C, D, H, W) mirrored at its borders to the size the tiles are cut from."""
+    pads = [(grid.margin, grid.padded_length(n) - n - grid.margin) for n in image.shape[1:]]
     return np.pad(image, [(0, 0), *pads], mode="reflect")
 
 
@@ -67,25 +67,26 @@ def mirror_pad(image: np.ndarray, grid: TileGrid) -> np.ndarray:
 def predict_tiled(
     model: torch.nn.Module, image: np.ndarray, *, tile_in: int, halo: int = 0, batch: int = 4
 ) -> torch.Tensor:
-    """Class scores (K, H, W), on the CPU, for a (H, W) or (C, H, W) image of any size, tile by tile.
+    """Class scores (K, H, W), on the CPU, for a (H, W) or (C, H, W) image of any size, tile by tile
+    ((K, D, H, W) for a (D, H, W) or (C, D, H, W) volume and a 3-D network: the tiles are cubes).
 
     ``model`` must be a `UNet` (its ``cfg`` gives the geometry) and is run as it is: call ``eval()`` first.
     Tiles are batched ``batch`` at a time on the model's device.
     """
-    image = image[None] if image.ndim == 2 else image
-    _, height, width = image.shape
+    image = image[None] if image.ndim == model.cfg.spatial_dims else image
+    sides = image.shape[1:]
     grid = tile_grid(model.cfg, tile_in, halo)
     padded = torch.from_numpy(np.ascontiguousarray(mirror_pad(image, grid), dtype=np.float32))
     device = next(model.parameters()).device
-    starts = [(y, x) for y in range(0, grid.count(height) * grid.stride, grid.stride)
-              for x in range(0, grid.count(width) * grid.stride, grid.stride)]
-    scores = torch.empty(model.cfg.num_classes, height, width)
-    keep = slice(halo, halo + grid.kept)
+    starts = list(itertools.product(*(range(0, grid.count(n) * grid.stride, grid.stride) for n in sides)))
+    scores = torch.empty(model.cfg.num_classes, *sides)
+    keep = (slice(None), slice(None), *[slice(halo, halo + grid.kept)] * len(sides))
     for i in range(0, len(starts), batch):
         chunk = starts[i : i + batch]
-        tiles = torch.stack([padded[:, y : y + tile_in, x : x + tile_in] for y, x in chunk]).to(device)
-        out = model(tiles)[:, :, keep, keep].float().cpu()
-        for (y, x), tile in zip(chunk, out, strict=True):
-            h, w = min(grid.kept, height - y), min(grid.kept, width - x)
-            scores[:, y : y + h, x : x + w] = tile[:, :h, :w]
+        tiles = torch.stack([padded[(slice(None), *(slice(s, s + tile_in) for s in start))] for start in chunk])
+        out = model(tiles.to(device))[keep].float().cpu()
+        for start, tile in zip(chunk, out, strict=True):
+            extent = [min(grid.kept, n - s) for n, s in zip(sides, start, strict=True)]
+            target = (slice(None), *(slice(s, s + e) for s, e in zip(start, extent, strict=True)))
+            scores[target] = tile[(slice(None), *(slice(0, e) for e in extent))]
     return scores

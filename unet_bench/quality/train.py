@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.models.config import UNetConfig
-from unet_bench.models.geometry import check_input_size, output_size
+from unet_bench.models.geometry import check_input_size, output_size, spatial_shape
 from unet_bench.models.unet import UNet
 from unet_bench.quality.data import SegmentationSet
 from unet_bench.quality.settings import INITS, OPTIMIZERS
@@ -83,17 +83,20 @@ class TileSampler:
                 f"in_channels={cfg.in_channels}, num_classes={cfg.num_classes} cannot train on "
                 "single-channel object/background masks; use in_channels=1 and num_classes >= 2"
             )
-        check_input_size(cfg, tile_in, tile_in)
+        check_input_size(cfg, *spatial_shape(cfg, tile_in))
+        if data.images[0].ndim != cfg.spatial_dims:
+            raise BenchError(f"a {cfg.spatial_dims}-D network cannot train on {data.images[0].ndim}-D images; "
+                             "give it data with as many axes (volumes for a 3-D network)")
         self.tile_in = tile_in
         self.out = out = output_size(cfg, tile_in)
         small = [img.shape for img in data.images if min(img.shape) < out]
         if small:
             raise BenchError(
-                f"a training image of {small[0][0]}x{small[0][1]} px is smaller than the {out} px output "
+                f"a training image of {'x'.join(map(str, small[0]))} px is smaller than the {out} px output "
                 "tile; use a smaller tile or larger images"
             )
         top = (tile_in - out) // 2
-        pad = ((top, tile_in - out - top),) * 2
+        pad = ((top, tile_in - out - top),) * cfg.spatial_dims
         self.images = [np.pad(img, pad, mode="reflect") for img in data.images]
         self.masks = data.masks
         self.weights = [
@@ -104,19 +107,21 @@ class TileSampler:
         self.augment = settings.augment
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(inputs B×1×T×T, targets B×O×O, weights B×O×O) for T = tile_in, O = the output size."""
+        """(inputs B×1×T×T, targets B×O×O, weights B×O×O) for T = tile_in, O = the output size (one more
+        T or O axis for volumes)."""
         xs, ts, ws = [], [], []
         for _ in range(batch):
             i = int(rng.integers(len(self.images)))
-            height, width = self.masks[i].shape
-            y, x = int(rng.integers(height - self.out + 1)), int(rng.integers(width - self.out + 1))
-            window = (slice(y, y + self.out), slice(x, x + self.out))
-            image = self.images[i][y : y + self.tile_in, x : x + self.tile_in]
+            starts = [int(rng.integers(n - self.out + 1)) for n in self.masks[i].shape]
+            window = tuple(slice(s, s + self.out) for s in starts)
+            image = self.images[i][tuple(slice(s, s + self.tile_in) for s in starts)]
             tile = [image, self.masks[i][window], self.weights[i][window]]
             if self.augment:  # input and target share their centre, so the same flip/rotation fits both
                 turns, flip = int(rng.integers(4)), bool(rng.integers(2))
-                tile = [np.rot90(a, turns) for a in tile]
-                tile = [a[:, ::-1] for a in tile] if flip else tile
+                tile = [np.rot90(a, turns, axes=(-2, -1)) for a in tile]
+                tile = [a[..., ::-1] for a in tile] if flip else tile
+                if image.ndim == 3 and rng.integers(2):  # volumes: a flip of the first axis too
+                    tile = [a[::-1] for a in tile]
             for store, a in zip((xs, ts, ws), tile, strict=True):
                 store.append(np.ascontiguousarray(a))
         return (torch.from_numpy(np.stack(xs))[:, None], torch.from_numpy(np.stack(ts)),
@@ -143,15 +148,15 @@ def deterministic() -> Iterator[None]:
 def paper_init(model: torch.nn.Module) -> None:
     """std √(2/N) Gaussian weights, N = inputs feeding one output unit; zero biases (He et al. 2015).
 
-    For a conv N = C_in·k²; for the 2x2 stride-2 up-conv each output pixel sees one tap per input
-    channel, so N = C_in·(k / stride)².
+    For a conv N = C_in·k² (k³ in 3-D); for the 2x2 stride-2 up-conv each output pixel sees one tap per
+    input channel, so N = C_in·(k / stride)².
     """
     for module in model.modules():
-        if isinstance(module, torch.nn.ConvTranspose2d):
-            taps = (module.kernel_size[0] // module.stride[0]) * (module.kernel_size[1] // module.stride[1])
+        if isinstance(module, torch.nn.modules.conv._ConvTransposeNd):
+            taps = math.prod(k // s for k, s in zip(module.kernel_size, module.stride, strict=True))
             n = module.in_channels * max(taps, 1)
-        elif isinstance(module, torch.nn.Conv2d):
-            n = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+        elif isinstance(module, torch.nn.modules.conv._ConvNd):
+            n = module.in_channels // module.groups * math.prod(module.kernel_size)
         else:
             continue
         module.weight.normal_(0, math.sqrt(2 / n))

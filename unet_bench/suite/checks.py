@@ -108,6 +108,24 @@ MEMORY_LIMIT_GB = number(65536.0, "GiB")
 LEARNING_RATE = number(10.0, "")
 
 
+def size_or_shape(value: Any) -> int | tuple[int, ...]:
+    """An input size: one integer (the same on every axis), or one per axis of a 2-D or 3-D network,
+    written ``"132x132x116"`` or ``[132, 132, 116]``; the network then checks how many axes it takes."""
+    if isinstance(value, str):
+        parts = value.strip().lower().split("x")
+        if not all(p.strip().isdigit() for p in parts):
+            raise Invalid(f"{value!r} is not allowed; it must be an integer in [1, {MAX_SIZE}], "
+                          "or one per axis as \"132x132x116\"")
+        value = [int(p) for p in parts]
+        if len(value) == 1:
+            return SIZE(value[0])
+    if isinstance(value, (list, tuple)):
+        if not 2 <= len(value) <= 3:
+            raise Invalid(f"{value!r} is not allowed; give one size per axis, 2 or 3 of them")
+        return tuple(SIZE(v) for v in value)
+    return SIZE(value)
+
+
 def as_argument(check: Checker, kind: type = int) -> Callable[[str], Any]:
     """An argparse ``type``: parse the text as ``kind``, then apply the same checker the file keys use."""
     def parse(text: str) -> Any:

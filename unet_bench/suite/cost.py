@@ -11,6 +11,7 @@ import math
 import os
 
 from unet_bench.models.config import UNetConfig
+from unet_bench.models.geometry import spatial_shape
 from unet_bench.record import Case
 
 # Rates of fp32 UNet convolutions through oneDNN on one AVX-512 core (2.6 GHz Xeon, fitted to the default
@@ -26,7 +27,7 @@ CEILING_S = {"cpu": 5.0, "cuda": 10.0}  # the compute kernels behind a ceiling, 
 
 
 @functools.lru_cache(maxsize=1024)
-def forward_flops(cfg: UNetConfig, input_size: int) -> int:
+def forward_flops(cfg: UNetConfig, input_size: int | tuple[int, ...]) -> int:
     """Forward FLOPs of one image, counted by torch on the meta device (no compute, milliseconds)."""
     import torch
 
@@ -35,7 +36,8 @@ def forward_flops(cfg: UNetConfig, input_size: int) -> int:
 
     with torch.device("meta"):
         model = UNet(cfg)
-    return sum(flop_counter_counts(model, (1, cfg.in_channels, input_size, input_size), train=False).values())
+    shape = (1, cfg.in_channels, *spatial_shape(cfg, input_size))
+    return sum(flop_counter_counts(model, shape, train=False).values())
 
 
 def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) -> float:
@@ -53,7 +55,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     else:
         kind = "infer" if case.mode == "infer" else "train"
         rate = CPU_FLOPS_PER_S_PER_CORE[kind, case.channels_last] * _cores(case.threads)
-    forward_s = forward_flops(cfg, case.input_size) / rate
+    forward_s = forward_flops(cfg, case.size) / rate
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
     cost = CASE_OVERHEAD_S + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
@@ -87,11 +89,11 @@ def run_once_costs(cases: list[Case]) -> list[float]:
     costs = []
     for case in cases:
         cost = 0.0
-        network = ("counts", case.variant, case.overrides, case.input_size)
+        network = ("counts", case.variant, case.overrides, case.size)
         if network not in seen:
             seen.add(network)
             cfg = get_config(case.variant, **case.overrides_dict())
-            cost += forward_flops(cfg, case.input_size) / (CPU_FLOPS_PER_S_PER_CORE["infer", False] * _cores(None))
+            cost += forward_flops(cfg, case.size) / (CPU_FLOPS_PER_S_PER_CORE["infer", False] * _cores(None))
         if case.mode in ("infer", "train", "profile") and (key := ("ceiling", *ceiling_key(case))) not in seen:
             seen.add(key)
             cost += CEILING_S[case.device]

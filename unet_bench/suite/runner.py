@@ -306,7 +306,7 @@ class _Suite:
     def counts_for(self, case: Case) -> Counts | None:
         """The counts of ``case``'s network and size, counted once per run (None if counting fails: the
         case's own process then meets the same error and records it)."""
-        key = (case.variant, case.overrides, case.input_size)
+        key = (case.variant, case.overrides, case.size)
         if key not in self.counts:
             try:
                 self.counts[key] = count_case(case)

@@ -22,9 +22,10 @@ Grid keys (a list key also takes a single value; a key in a ``[[grid]]`` block r
 ===================  ==========================  ===================================================
 key                  default                     meaning
 ===================  ==========================  ===================================================
-variants             (required)                  registered variant names or globs (``"*norm*"``)
+variants             (required)                  registered variant names or globs (``"*norm*"``); ``"!3d*"`` drops
 modes                ["counts"]                  counts | infer | train | quality
-sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``
+sizes                [572]                       square sizes in pixels (≤ 65536), read through ``size_rule``;
+                                                 one per axis as "132x132x116" (3-D), each axis read alike
 size_rule            "input"                     how ``sizes`` become each variant's input (below)
 batches              [1]                         batch sizes (≤ 65536)
 devices              ["cpu"]                     cpu | cuda
@@ -86,6 +87,7 @@ else:  # pragma: no cover
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
+from unet_bench.models.registry import select_models
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
@@ -94,6 +96,7 @@ from unet_bench.record import (
     MODES,
     SIZE_RULES,
     Case,
+    size_fields,
 )
 from unet_bench.suite import checks
 from unet_bench.suite.checks import Invalid, boolean, list_of, one_of, string, table
@@ -136,7 +139,7 @@ class Spec:
 GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, default)
     "variants": (list_of(string), None),
     "modes": (list_of(one_of(MODES)), ("counts",)),
-    "sizes": (list_of(checks.SIZE), (572,)),
+    "sizes": (list_of(checks.size_or_shape), (572,)),
     "size_rule": (one_of(SIZE_RULES), "input"),
     "batches": (list_of(checks.BATCH), (1,)),
     "devices": (list_of(one_of(DEVICES)), ("cpu",)),
@@ -275,13 +278,10 @@ class _Grid:
         self.where.fail((self.prefix if local else "") + key, message)
 
     def variants(self) -> list[str]:
-        names: list[str] = []
-        for pattern in self["variants"]:
-            matched = list_models(pattern)
-            if not matched:
-                self.fail("variants", f"{pattern!r} names no registered variant; valid variants are "
-                          f"{choices(list_models())} (globs such as '*norm*' work too)")
-            names.extend(n for n in matched if n not in names)
+        try:
+            names = select_models(self["variants"])
+        except BenchError as error:
+            self.fail("variants", str(error))
         return names
 
     def size(self, device: str | None) -> int:
@@ -338,12 +338,13 @@ class _Grid:
             out.append((overrides, cfg))
         return out
 
-    def input_sizes(self, variant: str, overrides: tuple, cfg: UNetConfig) -> list[int]:
-        """The input size for each of ``sizes`` under ``size_rule`` (refused up front if none fits)."""
+    def input_sizes(self, variant: str, overrides: tuple, cfg: UNetConfig) -> list[tuple[int, ...]]:
+        """The input size (one per axis) for each of ``sizes`` under ``size_rule`` (refused up front if none fits).
+        Each axis is read alike: ``92`` is 92x92x92 for a 3-D network, ``"132x132x116"`` one size per axis."""
         rule = self["size_rule"]
         named = variant + (f" with {', '.join(f'{k}={v}' for k, v in overrides)}" if overrides else "")
         out = []
-        for size in self["sizes"]:
+        for size in self.sides(named, cfg):
             if rule == "input" and not geometry.is_valid_size(cfg, size):
                 self.fail("sizes", f"{size} is not a valid input size for {named}: "
                           f"{geometry.describe_invalid(cfg, size)} (or set size_rule = \"nearest-input\")")
@@ -359,7 +360,16 @@ class _Grid:
             if size > MAX_SIZE:
                 self.fail("sizes", f"{named} would take an input of {size} px, over the limit of {MAX_SIZE}")
             out.append(size)
-        return out
+        dims = cfg.spatial_dims
+        return [tuple(out[i : i + dims]) for i in range(0, len(out), dims)]
+
+    def sides(self, named: str, cfg: UNetConfig) -> list[int]:
+        """Every axis of every one of ``sizes``, in order (a size with the wrong number of axes refused)."""
+        try:
+            sides = [side for size in self["sizes"] for side in geometry.spatial_shape(cfg, size)]
+        except BenchError as error:
+            self.fail("sizes", f"{named}: {error}")
+        return sides
 
     def expand(self, device: str | None, limit: float | None) -> list[Planned]:
         """Every case of this grid, in run order."""
@@ -392,12 +402,13 @@ class _Grid:
             for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
                 mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch = opts
                 case = Case(
-                    variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, input_size=size,
+                    variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, **size_fields(size),
                     dtype=dtype, channels_last=channels_last, compile=compiled,
                     tf32=tf32 if dev == "cuda" else True,
                     cudnn_benchmark=cudnn_benchmark if dev == "cuda" else False,
                     threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"],
-                    seeds=self["seeds"], requested_size=asked, size_rule=self["size_rule"],
+                    seeds=self["seeds"], requested_size=asked if isinstance(asked, int) else asked[0],
+                    size_rule=self["size_rule"],
                     memory=repeat == 0 or dev == "cuda",
                 )
                 max_batch = self["max_batch"] if search else None
