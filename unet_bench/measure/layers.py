@@ -29,8 +29,9 @@ from unet_bench.measure.counts import meta_copy
 
 SCOPE_PREFIX = "layer::"
 MODULE_KINDS: tuple[tuple[type, str], ...] = (
-    (nn.ConvTranspose2d, "transposed conv"), (nn.Conv2d, "conv"), (nn.modules.pooling._MaxPoolNd, "pooling"),
-    (nn.modules.pooling._AvgPoolNd, "pooling"), (nn.Upsample, "interpolation"), (nn.PixelShuffle, "interpolation"),
+    (nn.modules.conv._ConvTransposeNd, "transposed conv"), (nn.modules.conv._ConvNd, "conv"),
+    (nn.modules.pooling._MaxPoolNd, "pooling"), (nn.modules.pooling._AvgPoolNd, "pooling"),
+    (nn.Upsample, "interpolation"), (nn.PixelShuffle, "interpolation"),
     (nn.modules.batchnorm._NormBase, "norm"), (nn.GroupNorm, "norm"), (nn.LayerNorm, "norm"),
     (nn.ReLU, "activation"), (nn.LeakyReLU, "activation"), (nn.GELU, "activation"),
 )
