@@ -13,21 +13,7 @@ from scipy import ndimage
 
 from unet_bench.errors import BenchError
 from unet_bench.quality.data import SegmentationSet, Split, standardize
-
-
-def separation_borders(labels: np.ndarray) -> np.ndarray:
-    """Object pixels with a 4-neighbour in a *different* object: where touching objects meet."""
-    border = np.zeros(labels.shape, dtype=bool)
-    for axis in (0, 1):
-        a = labels.take(range(labels.shape[axis] - 1), axis=axis)
-        b = labels.take(range(1, labels.shape[axis]), axis=axis)
-        meet = (a > 0) & (b > 0) & (a != b)
-        lo = [slice(None)] * 2
-        hi = [slice(None)] * 2
-        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-        border[tuple(lo)] |= meet
-        border[tuple(hi)] |= meet
-    return border
+from unet_bench.quality.labels import separation_borders
 
 
 def touching_pairs(instances: np.ndarray, gap: int = 2) -> int:
@@ -76,19 +62,37 @@ def _cells(rng: np.random.Generator, size: int, radius: tuple[float, float], tou
     return lut[labels]
 
 
+K = {"tilt": 2.5, "blotch": 0.5, "clutter": 0.06, "contrast": (0.6, 1.2)}
+
+
+def _smooth_field(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
+    """A smooth random field of zero mean and unit std whose features are about ``scale`` px wide."""
+    field = ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), scale, mode="wrap")
+    return (field - field.mean()) / (field.std() + 1e-12)
+
+
 def _render(rng: np.random.Generator, labels: np.ndarray, border: np.ndarray, noise: float) -> np.ndarray:
-    """A grey image of the cells: per-cell intensity and texture, faint dark borders, blur, noise."""
+    """A grey image of the cells, hard in the ways microscopy is hard.
+
+    Uneven illumination multiplies everything by a smooth field (a tilt plus blotches) that varies more
+    across the image than a cell differs from its own surroundings, so a dim cell in a dark corner is
+    darker than the background in a bright one. The background carries textured clutter; cells carry a
+    grainy texture of their own; the membrane between touching cells is only a slight dimming; then blur,
+    and noise that grows with the signal.
+    """
     size = labels.shape[0]
-    yy, xx = np.mgrid[:size, :size] / size
-    gy, gx = rng.uniform(-0.15, 0.15, size=2)
-    image = 0.25 + gy * (yy - 0.5) + gx * (xx - 0.5)  # uneven illumination of the background
-    levels = rng.uniform(0.45, 1.0, size=labels.max() + 1)
-    texture = ndimage.gaussian_filter(rng.normal(0, 1, labels.shape), 2.0)
+    yy, xx = np.mgrid[:size, :size] / size - 0.5
+    gy, gx = rng.uniform(-K["tilt"], K["tilt"], size=2)
+    illumination = np.exp(gy * yy + gx * xx + K["blotch"] * _smooth_field(rng, size, size / 6))
+    clutter = K["clutter"] * _smooth_field(rng, size, 3.0)
+    image = 0.35 + clutter  # background
+    contrast = rng.uniform(*K["contrast"], size=labels.max() + 1)  # each cell's step above its surroundings
+    grain = _smooth_field(rng, size, 1.2)
     cells = labels > 0
-    image = np.where(cells, levels[labels] * (1 + 0.25 * texture), image)
-    image = np.where(border, image * rng.uniform(0.55, 0.75), image)  # the membrane between touching cells
-    image = ndimage.gaussian_filter(image, rng.uniform(0.8, 1.5))
-    return image + rng.normal(0, noise, labels.shape)
+    image = np.where(cells, image + contrast[labels] * (1 + 0.35 * grain), image)
+    image = np.where(border, image - rng.uniform(0.04, 0.1), image)  # the faint membrane between cells
+    image = ndimage.gaussian_filter(image * illumination, rng.uniform(1.0, 1.8))
+    return image + rng.normal(0, 1, labels.shape) * noise * np.sqrt(np.maximum(image, 0.05) / 0.35)
 
 
 def synthetic_set(
