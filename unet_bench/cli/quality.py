@@ -35,8 +35,17 @@ def cmd_quality(args: argparse.Namespace) -> int:
         f"({result['quality_seeds']} seeds × {result['train_steps']} steps, "
         f"{result['train_time_s']:.1f} s per model; tiles {extra['tile_in']} -> {extra['tile_out']} px)"
     )
-    print(f"  Dice per seed: {', '.join(f'{d:.3f}' for d in extra['dice_per_seed'])}; "
-          f"all-foreground baseline {extra['dice_all_foreground']:.3f}")
+    print(f"  Dice per seed: {', '.join(f'{d:.3f}' for d in extra['dice_per_seed'])}")
+    print(f"  objects: F1 at IoU>=0.5 {result['object_f1_mean']:.3f} ± {result['object_f1_std']:.3f}  "
+          f"mAP 0.5:0.95 {result['map_mean']:.3f} ± {result['map_std']:.3f}  "
+          f"adapted Rand error {result['rand_error_mean']:.3f} ± {result['rand_error_std']:.3f} (lower is better)")
+    rule = extra["threshold_rule"]
+    print(f"  baselines: all-foreground Dice {result['dice_all_foreground']:.3f}; tuned threshold (smoothing "
+          f"{rule['sigma']:g} px, chosen on the training split) Dice {result['dice_threshold']:.3f}  "
+          f"IoU {result['iou_threshold']:.3f}  object F1 {result['object_f1_threshold']:.3f}  "
+          f"mAP {result['map_threshold']:.3f}  Rand error {result['rand_error_threshold']:.3f}")
+    print(f"  network - threshold: Dice {result['dice_mean'] - result['dice_threshold']:+.3f}, "
+          f"object F1 {result['object_f1_mean'] - result['object_f1_threshold']:+.3f}")
     return 0
 
 
