@@ -101,6 +101,7 @@ class Case:
         extra = ",".join(f"{k}={v}" for k, v in self.overrides)
         name = f"{self.variant}[{extra}]" if extra else self.variant
         opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        opts += [] if self.weight_map else ["no-weight-map"]
         return f"{name} {self.mode} {self.device} b{self.batch} {self.input_size}px {'/'.join(opts)} #{self.repeat}"
 
 

@@ -7,7 +7,15 @@ import json
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
 from unet_bench.models.config import MAX_SIZE
-from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TILE_OUT, INITS, OPTIMIZERS
+from unet_bench.quality.settings import (
+    DEFAULT_BATCH,
+    DEFAULT_LR,
+    DEFAULT_OPTIMIZER,
+    DEFAULT_STEPS,
+    DEFAULT_TILE_OUT,
+    INITS,
+    OPTIMIZERS,
+)
 from unet_bench.record import DEFAULT_SEEDS, DEVICES
 from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, as_argument, integer, threads
 
@@ -69,10 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the input tile side instead (must be valid for the variant)")
     parser.add_argument("--halo", type=as_argument(integer(0, MAX_SIZE)), default=None, metavar="PX",
                         help="output px dropped per tile side at inference (default 0 valid, tile/4 padded)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                        help="sgd (momentum 0.99, the paper's) or adam (default sgd)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_OPTIMIZER,
+                        help=f"adam or sgd (momentum 0.99, the paper's) (default {DEFAULT_OPTIMIZER})")
     parser.add_argument("--lr", type=as_argument(LEARNING_RATE, float), default=None,
-                        help="learning rate (default 0.001)")
+                        help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+                        + ")")
     parser.add_argument("--init", choices=INITS, default="paper",
                         help="paper: Gaussian, std sqrt(2/N) (default); torch: the layers' defaults")
     parser.add_argument("--no-weight-map", action="store_true", help="plain cross-entropy, no border weights")

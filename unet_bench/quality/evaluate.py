@@ -24,7 +24,7 @@ from unet_bench.quality.baselines import all_foreground_dice, tune_threshold
 from unet_bench.quality.data import SegmentationSet, Split
 from unet_bench.quality.instances import instance_scores
 from unet_bench.quality.metrics import dice, iou
-from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TILE_OUT
+from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_OPTIMIZER, DEFAULT_STEPS, DEFAULT_TILE_OUT
 from unet_bench.quality.synthetic import synthetic_task
 from unet_bench.quality.tiling import predict_tiled, tile_grid
 from unet_bench.quality.train import TrainSettings, train
@@ -70,7 +70,7 @@ def _std(values: list[float]) -> float:
 def evaluate_quality(
     cfg: UNetConfig, *, seeds: int = DEFAULT_SEEDS, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
     tile_out: int = DEFAULT_TILE_OUT, tile_in: int | None = None, halo: int | None = None,
-    optimizer: str = "sgd", lr: float | None = None, weight_map: bool = True, init: str = "paper",
+    optimizer: str = DEFAULT_OPTIMIZER, lr: float | None = None, weight_map: bool = True, init: str = "paper",
     data: Split | None = None, device: str = "cpu", threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` with seeds 0 … seeds−1 and score each model on the validation split.

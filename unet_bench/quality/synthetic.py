@@ -1,9 +1,13 @@
 """A seeded synthetic cell-segmentation task, so that quality is measured without downloading anything.
 
-It mimics what makes the paper's EM task hard: bright cells of varying intensity on a darker, uneven
-background, many of them touching; between touching cells the mask has a thin background border
-(the "separation border" the paper's weight map targets) which the image shows only as a faint, blurred
-dark line; everything is blurred and noisy. The same seed gives the same data on any machine.
+It is hard in the ways microscopy is hard, so that intensity alone does not solve it: uneven illumination
+that varies more across an image than a cell stands out from its surroundings (a dim cell in a dark corner
+is darker than the background of a bright one, so cell and background intensities overlap), textured
+background and grainy cells, blur and signal-dependent noise, and many touching cells. Between touching
+cells the mask has a thin background border (the "separation border" the paper's weight map targets)
+which the image shows only as a faint dimming. Smoothing plus the best global threshold, tuned on the
+training split, scores about 0.60 Dice on the default validation split; the paper network at base_width 8
+learns local contrast and shape and gets well above it. The same seed gives the same data on any machine.
 """
 
 from __future__ import annotations
@@ -62,9 +66,6 @@ def _cells(rng: np.random.Generator, size: int, radius: tuple[float, float], tou
     return lut[labels]
 
 
-K = {"tilt": 2.5, "blotch": 0.5, "clutter": 0.06, "contrast": (0.6, 1.2)}
-
-
 def _smooth_field(rng: np.random.Generator, size: int, scale: float) -> np.ndarray:
     """A smooth random field of zero mean and unit std whose features are about ``scale`` px wide."""
     field = ndimage.gaussian_filter(rng.normal(0, 1, (size, size)), scale, mode="wrap")
@@ -82,11 +83,11 @@ def _render(rng: np.random.Generator, labels: np.ndarray, border: np.ndarray, no
     """
     size = labels.shape[0]
     yy, xx = np.mgrid[:size, :size] / size - 0.5
-    gy, gx = rng.uniform(-K["tilt"], K["tilt"], size=2)
-    illumination = np.exp(gy * yy + gx * xx + K["blotch"] * _smooth_field(rng, size, size / 6))
-    clutter = K["clutter"] * _smooth_field(rng, size, 3.0)
+    gy, gx = rng.uniform(-2.5, 2.5, size=2)  # up to e^±1.25 from the centre
+    illumination = np.exp(gy * yy + gx * xx + 0.5 * _smooth_field(rng, size, size / 6))
+    clutter = 0.06 * _smooth_field(rng, size, 3.0)
     image = 0.35 + clutter  # background
-    contrast = rng.uniform(*K["contrast"], size=labels.max() + 1)  # each cell's step above its surroundings
+    contrast = rng.uniform(0.6, 1.2, size=labels.max() + 1)  # each cell's step above its surroundings
     grain = _smooth_field(rng, size, 1.2)
     cells = labels > 0
     image = np.where(cells, image + contrast[labels] * (1 + 0.35 * grain), image)
