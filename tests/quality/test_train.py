@@ -43,6 +43,10 @@ def test_tiny_training_lowers_the_loss_and_beats_trivial_predictors(easy_task):
     p = extra["val_foreground_fraction"]
     assert result["dice_all_foreground"] == pytest.approx(2 * p / (1 + p))
     assert result["dice_mean"] > result["dice_all_foreground"] + 0.25
+    # drawn from the masks, the easy task is one a threshold solves: the rule tuned on training images
+    # finds the objects of the validation images too
+    assert result["dice_threshold"] > 0.9 and extra["threshold_rule"]["brighter"] is True
+    assert 0 <= result["object_f1_mean"] <= 1 and 0 <= result["map_mean"] <= 1
     assert 0 < result["iou_mean"] < result["dice_mean"]  # IoU = D / (2 − D) < D
     assert result["iou_mean"] == pytest.approx(result["dice_mean"] / (2 - result["dice_mean"]))
     assert (extra["tile_in"], extra["tile_out"]) == (training_tile(cfg, 32), 32)
