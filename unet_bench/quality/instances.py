@@ -75,14 +75,15 @@ def instance_scores(preds: Iterable[np.ndarray], instances: Iterable[np.ndarray]
     tp = fp = fn = 0
     precisions, rand_errors, weights = [], [], []
     for pred, true in zip(preds, instances, strict=True):
-        ious = iou_matrix(true, objects(pred))
+        found = objects(pred)
+        ious = iou_matrix(true, found)
         n_true, n_pred = ious.shape
         hits = matches(ious, 0.5)
         tp, fp, fn = tp + hits, fp + n_pred - hits, fn + n_true - hits
         if n_true or n_pred:
             per_t = [(h := matches(ious, t)) / (n_true + n_pred - h) for t in IOU_THRESHOLDS]
             precisions.append(float(np.mean(per_t)))
-        rand_errors.append(adapted_rand_error(true, objects(pred)))
+        rand_errors.append(adapted_rand_error(true, found))
         weights.append(int((np.asarray(true) > 0).sum()))
     return {
         "object_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
