@@ -9,6 +9,7 @@ from scipy import stats as sstats
 from unet_bench.analysis.compare import compare
 from unet_bench.analysis.results import load
 from unet_bench.analysis.stats import minimal_detectable
+from unet_bench.analysis.summary import summarize
 from unet_bench.analysis.tables import caption
 from unet_bench.record import Case, Record
 
@@ -40,6 +41,8 @@ def test_compare_shows_instance_metrics_and_baselines_per_variant(tmp_path):
     assert comparison.seed_noise[str(tmp_path)] == (pytest.approx(expected), 3)
     assert f"{tmp_path}: Dice differences under {expected:.3f} cannot be told from the seeds' spread " \
            "(3 seeds per case)" in caption(comparison)
+    assert f"{tmp_path}: the networks score Dice 0.720 to 0.820; the baselines on the same validation data: " \
+           "tuned threshold 0.600, all foreground 0.450" in summarize(comparison)
 
 
 def test_minimal_detectable_difference_in_absolute_units():
