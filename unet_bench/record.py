@@ -29,6 +29,7 @@ STATUSES = ("ok", "oom", "error", "skipped")
 SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
 DEFAULT_MIN_RUN_TIME_S = 1.0  # time budget for the timed blocks of one measurement
 DEFAULT_SEEDS = 3  # quality mode: training seeds
+QUALITY_DEFAULTS = {"steps": None, "lr": None, "optimizer": None, "weight_map": True}  # Case's training fields
 
 
 def unknown_fields(cls: type, data: dict[str, Any]) -> None:
@@ -67,6 +68,11 @@ class Case:
     size_rule: str | None = None
     # One size per spatial axis where they differ (e.g. (132, 132, 116)); None: input_size on every axis.
     input_shape: tuple[int, ...] | None = None
+    # quality mode: training settings (None = the defaults of unet_bench.quality.settings)
+    steps: int | None = None  # optimiser steps per seed
+    lr: float | None = None  # learning rate
+    optimizer: str | None = None  # sgd | adam
+    weight_map: bool = True  # weight the loss by the paper's border weight map
 
     def overrides_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
@@ -96,11 +102,14 @@ class Case:
 
     @property
     def case_id(self) -> str:
-        """Stable id of this case (repeat included): what `--resume` matches on. A case without an
-        ``input_shape`` hashes as it did before the field existed, so earlier results still resume."""
+        """Stable id of this case (repeat included): what `--resume` matches on. Fields added later are left
+        out at their defaults (no ``input_shape``, the default training settings), so earlier ids stay valid."""
         data = self.to_dict()
         if data["input_shape"] is None:
             del data["input_shape"]
+        for name, default in QUALITY_DEFAULTS.items():
+            if data[name] == default:
+                del data[name]
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -110,6 +119,7 @@ class Case:
         extra = ",".join(f"{k}={v}" for k, v in self.overrides)
         name = f"{self.variant}[{extra}]" if extra else self.variant
         opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        opts += [] if self.weight_map else ["no-weight-map"]
         return f"{name} {self.mode} {self.device} b{self.batch} {self.size_text}px {'/'.join(opts)} #{self.repeat}"
 
 
@@ -190,6 +200,22 @@ class Record:
     quality_seeds: int | None = None
     train_time_s: float | None = None  # wall time of the training steps of one model, mean over seeds
     train_steps: int | None = None  # optimiser steps per seed
+    # instance metrics (unet_bench.quality.instances), mean and sample std over seeds
+    object_f1_mean: float | None = None  # object F1 at IoU >= 0.5
+    object_f1_std: float | None = None
+    map_mean: float | None = None  # mean average precision over IoU 0.5:0.95 (2018 Data Science Bowl)
+    map_std: float | None = None
+    rand_error_mean: float | None = None  # adapted Rand error (ISBI 2012): merges and splits; lower is better
+    rand_error_std: float | None = None
+    # baselines on the same validation split (unet_bench.quality.baselines): every pixel an object, and
+    # smoothing + one global threshold tuned on the training split
+    dice_all_foreground: float | None = None
+    dice_threshold: float | None = None
+    iou_threshold: float | None = None
+    object_f1_threshold: float | None = None
+    map_threshold: float | None = None
+    rand_error_threshold: float | None = None
+    weight_map: bool | None = None  # trained with the paper's border weight map (Case.weight_map)
 
     # --- energy (mode="profile": unet_bench.measure.energy; None where the hardware has no counter) ---
     energy_j_per_image: float | None = None  # inference, the work's energy (idle power subtracted)

@@ -53,17 +53,14 @@ def test_bad_quality_arguments_give_one_line_and_exit_2(args, message):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_all_empty_masks_give_one_warning_line_and_still_train(tmp_path):
+def test_empty_masks_give_one_error_line_and_exit_2(tmp_path):
     data = synthetic_set(4, 48, seed=0)
     for i, image in enumerate(data.images):
         for folder, array in (("images", (image - image.min()) * 40), ("masks", np.zeros_like(image))):
             (tmp_path / folder).mkdir(exist_ok=True)
             Image.fromarray(array.astype(np.uint8)).save(tmp_path / folder / f"{i}.png")
     result = run("paper", *TINY, "--seeds", "1", "--steps", "1", "--tile-out", "16", "--data", str(tmp_path))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"unet-bench: warning: {tmp_path}: every training mask is empty (no non-zero pixel); the network can "
-        "only learn background, so Dice will be 0",
-        f"unet-bench: warning: {tmp_path}: every validation mask is empty (no non-zero pixel); the network can "
-        "only learn background, so Dice will be 0"]
-    assert "Dice 0.000" in result.stdout
+        "unet-bench quality: error: mask 0.png is empty (every pixel 0); give objects non-zero values or leave the "
+        "image out"]

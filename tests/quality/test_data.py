@@ -5,8 +5,9 @@ import pytest
 from PIL import Image
 
 from unet_bench.errors import BenchError
-from unet_bench.quality.folder import load_folder, load_split
-from unet_bench.quality.synthetic import separation_borders, synthetic_set, synthetic_task, touching_pairs
+from unet_bench.quality.folder import load_folder, load_split, load_volume
+from unet_bench.quality.labels import separation_borders
+from unet_bench.quality.synthetic import synthetic_set, synthetic_task, touching_pairs
 
 
 def test_synthetic_data_is_deterministic_per_seed():
@@ -105,13 +106,85 @@ def test_load_split_holds_out_a_seeded_share_or_uses_train_and_val(tmp_path):
         ({"images/a.png": (8, 8)}, "a.png has no mask"),
         ({"images/a.png": (8, 8), "masks/a.png": (8, 9)}, "its mask is (8, 9)"),
         ({"images/a.png": (8, 8, 3), "masks/a.png": (8, 8)}, "must be single-channel"),
+        ({"images/a.png": (8, 8), "masks/a.png": (8, 8, 3)}, "must be single-channel"),
     ],
 )
 def test_folder_loader_refuses_bad_folders_in_one_line(tmp_path, layout, message):
     (tmp_path / "masks").mkdir()
     for name, shape in layout.items():
-        write(tmp_path / name, np.zeros(shape, np.uint8))
+        array = np.zeros(shape, np.uint8)
+        array[:2, :2] = 1  # an object, so that only the named fault is wrong
+        write(tmp_path / name, array)
     root = tmp_path if layout else tmp_path / "nothing"
     with pytest.raises(BenchError) as error:
         load_folder(root)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_instance_mask_keeps_touching_objects_apart(tmp_path):
+    mask = np.zeros((10, 12), np.uint16)
+    mask[2:8, 1:6], mask[2:8, 6:11] = 7, 300  # two objects sharing an edge, any label values
+    write(tmp_path / "images" / "a.tif", np.arange(120, dtype=np.uint16).reshape(10, 12))
+    write(tmp_path / "masks" / "a.tif", mask)
+    data = load_folder(tmp_path)
+    inst, classes = data.instances[0], data.masks[0]
+    assert sorted(np.unique(inst)) == [0, 1, 2]  # two objects, renumbered, not one blob
+    assert (inst == 1).sum() == 6 * 4 and (inst == 2).sum() == 6 * 4  # each lost its column at the edge
+    assert not classes[2:8, 5:7].any()  # a background border where they meet, for the weight map
+    np.testing.assert_array_equal(classes, inst > 0)
+    # the same objects as a binary mask read as one blob (its connected component), as before
+    write(tmp_path / "masks" / "a.tif", (mask > 0).astype(np.uint8) * 255)
+    assert load_folder(tmp_path).instances[0].max() == 1
+
+
+def test_a_binary_mask_splits_objects_at_the_drawn_background_line(tmp_path):
+    mask = np.zeros((6, 9), np.uint8)
+    mask[1:5, 1:4], mask[1:5, 5:8] = 255, 255
+    write(tmp_path / "images" / "a.png", np.eye(6, 9, dtype=np.uint8))
+    write(tmp_path / "masks" / "a.png", mask)
+    inst = load_folder(tmp_path).instances[0]
+    assert inst.max() == 2 and (inst == 1).sum() == (inst == 2).sum() == 12
+
+
+def stack(tmp_path, masks, name="stack.tif"):
+    pages = [np.full(m.shape, 10 * (i + 1), np.uint8) for i, m in enumerate(masks)]
+    for p in pages:
+        p[0, 0] = 0
+    for folder, arrays in (("images", pages), ("masks", masks)):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        frames = [Image.fromarray(a) for a in arrays]
+        frames[0].save(tmp_path / folder / name, save_all=True, append_images=frames[1:])
+
+
+def test_a_stack_is_split_into_contiguous_blocks_of_pages(tmp_path):
+    masks = [np.zeros((8, 8), np.uint8) for _ in range(8)]
+    for i, m in enumerate(masks):
+        m[1:3, i % 6 : i % 6 + 2] = 1
+    stack(tmp_path, masks)
+    split = load_split(tmp_path, val_fraction=0.25, seed=3)
+    # page i's object sits at column i % 6: train holds pages 0-5 in order, validation 6 and 7
+    assert [int(np.argmax(m.any(0))) for m in split.train.masks] == [0, 1, 2, 3, 4, 5]
+    assert [int(np.argmax(m.any(0))) for m in split.val.masks] == [0, 1]
+    assert len(load_split(tmp_path, val_fraction=0.25, seed=4).val) == 2  # no seed moves the block
+
+
+def test_a_split_without_objects_is_refused_in_one_line(tmp_path):
+    masks = [np.zeros((8, 8), np.uint8) for _ in range(4)]
+    masks[0][2:4, 2:4] = 1  # only the first page has an object; the held-out last page has none
+    stack(tmp_path, masks)
+    with pytest.raises(BenchError, match=r"the validation split has no object") as error:
+        load_split(tmp_path, val_fraction=0.25)
+    assert "\n" not in str(error.value)
+    stack(tmp_path, [np.zeros((8, 8), np.uint8)] * 2)
+    with pytest.raises(BenchError, match=r"mask stack.tif is empty \(every pixel 0\)"):
+        load_folder(tmp_path)
+
+
+def test_a_stack_reads_as_one_volume_with_the_same_label_reading(tmp_path):
+    masks = [np.zeros((8, 8), np.uint8) for _ in range(3)]
+    for m in masks:
+        m[2:6, 1:4], m[2:6, 4:7] = 1, 2  # two touching objects through the whole depth
+    stack(tmp_path, masks)
+    image, labels = load_volume(tmp_path / "images" / "stack.tif", tmp_path / "masks" / "stack.tif")
+    assert image.shape == labels.shape == (3, 8, 8) and image.dtype == np.float32
+    assert sorted(np.unique(labels)) == [0, 1, 2] and not labels[:, :, 3:5].any()

@@ -34,8 +34,9 @@ from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
 
-DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean", "energy_j_per_image",
-                   "energy_j_per_output_mpix", "energy_j_per_train_step")
+DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean", "dice_threshold",
+                   "dice_all_foreground", "object_f1_mean", "object_f1_threshold", "map_mean", "rand_error_mean",
+                   "energy_j_per_image", "energy_j_per_output_mpix", "energy_j_per_train_step")
 MESSAGE_CHARS = 200  # of a failed case's message quoted in an error line
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
 
@@ -74,6 +75,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)  # worth a line on stderr: legacy pairing, load differences
     families: dict[str, Family] = field(default_factory=dict)  # per judged metric
     noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (detectable change, repeats)
+    seed_noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (Dice difference, seeds)
 
 
 def available_metrics(frame: pd.DataFrame) -> list[str]:
@@ -144,7 +146,7 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
         for r in frame[frame["status"] != "ok"].itertuples()
     ]
     return Comparison(_ordered(table, baseline, by_source), baseline, by_source, chosen, common, failed,
-                      per_pixel, differ, notes, families, _noise(rows))
+                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows))
 
 
 def why_failed(failed: pd.DataFrame) -> str:
@@ -242,6 +244,20 @@ def _noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
         samples = [s for s in group[column] if len(s)]
         if samples:
             out[source] = (stats.minimal_detectable(samples), int(np.median([len(s) for s in samples])))
+    return out
+
+
+def _seed_noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
+    """Per source: the smallest Dice difference the seeds' spread lets a comparison call real, and the
+    typical number of seeds."""
+    column = "_samples_dice_mean"
+    if column not in rows:
+        return {}
+    out = {}
+    for source, group in rows.groupby("source", sort=False):
+        samples = [s for s in group[column] if isinstance(s, list) and len(s)]
+        if samples:
+            out[source] = (stats.minimal_detectable(samples, log=False), int(np.median([len(s) for s in samples])))
     return out
 
 

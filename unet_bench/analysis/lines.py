@@ -35,7 +35,8 @@ DEEPEST = 20  # levels of nested objects and lists in one record
 NOTED_PER_FILE = 20  # skipped lines named one by one; the rest of a file's are counted in one more line
 REQUIRED = tuple(f.name for f in dataclasses.fields(Record) if f.default is dataclasses.MISSING
                  and f.default_factory is dataclasses.MISSING)
-SEED_LISTS = ("dice_per_seed", "iou_per_seed")  # extra entries the quality verdicts read as numbers
+# extra entries the quality verdicts read as numbers
+SEED_LISTS = ("dice_per_seed", "iou_per_seed", "object_f1_per_seed", "map_per_seed", "rand_error_per_seed")
 _HINTS = typing.get_type_hints(Record)
 
 

@@ -104,6 +104,16 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
     Metric("dice_mean", "Dice", higher_is_better=True, std="dice_std", verdict="seeds",
            samples="extra_dice_per_seed"),
     Metric("iou_mean", "IoU", higher_is_better=True, std="iou_std", verdict="seeds", samples="extra_iou_per_seed"),
+    Metric("object_f1_mean", "object F1", higher_is_better=True, std="object_f1_std", verdict="seeds",
+           samples="extra_object_f1_per_seed"),
+    Metric("map_mean", "mAP 0.5:0.95", higher_is_better=True, std="map_std", verdict="seeds",
+           samples="extra_map_per_seed"),
+    Metric("rand_error_mean", "adapted Rand error", std="rand_error_std", verdict="seeds",
+           samples="extra_rand_error_per_seed"),
+    # baselines: computed once from the data, the same for every seed
+    Metric("dice_threshold", "Dice, tuned threshold", higher_is_better=True, verdict="exact"),
+    Metric("dice_all_foreground", "Dice, all foreground", higher_is_better=True, verdict="exact"),
+    Metric("object_f1_threshold", "object F1, tuned threshold", higher_is_better=True, verdict="exact"),
     Metric("train_time_s", "training time", "s"),
     Metric("energy_j_per_image", "energy per image", "J"),
     Metric("energy_j_per_output_mpix", "energy per output Mpx", "J"),
@@ -115,7 +125,8 @@ PER_PIXEL = {"latency_ms_median": "latency_ms_per_output_mpix", "macs": "macs_pe
 
 _RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 _NUMERIC = ("output_size", "duration_s", "latency_ms_iqr", "latency_ms_p25", "latency_ms_p75", "latency_n",
-            "peak_flops_per_s", "warmup_s", "dice_std", "iou_std", "quality_seeds", "train_steps", *METRICS)
+            "peak_flops_per_s", "warmup_s", "dice_std", "iou_std", "quality_seeds", "train_steps", "object_f1_std",
+            "map_std", "rand_error_std", "iou_threshold", "map_threshold", "rand_error_threshold", *METRICS)
 
 
 def load(sources: Iterable[str | Path]) -> pd.DataFrame:
@@ -302,6 +313,9 @@ def variant_labels(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     at base_width=8 reads ``paper``, ``padded``, ... rather than repeating the width in every row.
     """
     parts = frame["overrides"].fillna("").map(lambda s: set(s.split(",")) - {""})
+    if "weight_map" in frame:  # a training setting, not a config field, yet it makes another model
+        unweighted = frame["weight_map"].map(lambda w: w is False or w is np.False_)
+        parts = parts.combine(unweighted, lambda p, off: p | {"no-weight-map"} if off else p)
     common = set.intersection(*parts) if len(parts) else set()
     labels = [
         variant if not (rest := sorted(p - common)) else f"{variant}[{','.join(rest)}]"

@@ -154,11 +154,12 @@ def verdict(effect: Effect, level: float) -> Verdict:
                    level, effect.p)
 
 
-def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALPHA) -> float | None:
+def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALPHA, log: bool = True) -> float | None:
     """The smallest relative change of a timing that two cases of this run could show as real: the
     half-width of the interval between two cases with the typical number of repeats, from the spread of
-    the log per-repeat values pooled over every case with repeats. None with fewer than 3 repeats."""
-    logs = [np.log(np.asarray(g, float)) for g in groups if len(g) >= 2]
+    the log per-repeat values pooled over every case with repeats. None with fewer than 3 repeats.
+    ``log=False``: the smallest absolute difference, from the values themselves (quality over seeds)."""
+    logs = [np.log(np.asarray(g, float)) if log else np.asarray(g, float) for g in groups if len(g) >= 2]
     if not logs:
         return None
     n = int(np.median([len(g) for g in logs]))
@@ -167,4 +168,4 @@ def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALP
     dof = sum(len(g) - 1 for g in logs)
     sd = math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in logs) / dof)
     half = float(stats.t.ppf((1 + level) / 2, 2 * n - 2)) * sd * math.sqrt(2 / n)
-    return math.expm1(half)
+    return math.expm1(half) if log else half

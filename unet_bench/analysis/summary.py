@@ -16,17 +16,20 @@ import pandas as pd
 from unet_bench.analysis import stats
 from unet_bench.analysis.compare import COUNT_METRICS, Comparison
 from unet_bench.analysis.results import METRICS
-from unet_bench.analysis.tables import noise_line
+from unet_bench.analysis.tables import noise_line, seed_noise_line
 
 # What the summary speaks of, in this order of kinds: latency, memory, parameters, quality.
 SUMMARY_METRICS = ("latency_ms_per_output_mpix", "latency_ms_median", "peak_mem_bytes", "saved_activation_bytes",
-                   "params", "macs_per_output_pixel", "macs", "dice_mean", "iou_mean")
+                   "params", "macs_per_output_pixel", "macs", "dice_mean", "iou_mean", "object_f1_mean", "map_mean",
+                   "rand_error_mean")
 PER_VARIANT = 4  # effects per variant, largest first
 
 
 def summarize(comparison: Comparison) -> list[str]:
     """The run's noise, then one sentence per variant (or per variant and results directory)."""
     lines = [noise_line(source, *noise) for source, noise in comparison.noise.items()]
+    lines += [seed_noise_line(source, *noise) for source, noise in comparison.seed_noise.items()]
+    lines += _baselines(comparison.table)
     table = comparison.table[~comparison.table["is_reference"] & comparison.table["ref_variant"].notna()]
     metrics = [m for m in SUMMARY_METRICS if m in comparison.metrics]
     whom = ["variant", "source"] if comparison.by_source else ["variant"]
@@ -49,6 +52,21 @@ def summarize(comparison: Comparison) -> list[str]:
         lines.append(f"{count} changes have no verdict ({_why(table, unjudged)}); verdicts need "
                      f"{stats.MIN_REPEATS} repeats a side.")
     return lines or ["No differences against the baseline were measured."]
+
+
+def _baselines(table: pd.DataFrame) -> list[str]:
+    """Per results directory: the networks' Dice against the two baselines on the same data."""
+    if "dice_threshold" not in table or "dice_mean" not in table:
+        return []
+    lines = []
+    for source, rows in table[table["dice_threshold"].notna()].groupby("source", sort=False):
+        shown = {"tuned threshold": rows["dice_threshold"], "all foreground": rows.get("dice_all_foreground")}
+        said = [f"{name} {'/'.join(f'{v:.3f}' for v in dict.fromkeys(values.dropna()))}"
+                for name, values in shown.items() if values is not None and values.notna().any()]
+        dice = rows["dice_mean"]
+        lines.append(f"{source}: the networks score Dice {dice.min():.3f} to {dice.max():.3f}; the baselines on the "
+                     f"same validation data: {', '.join(said)}")
+    return lines
 
 
 def _unjudged(rows: pd.DataFrame, metric: str) -> int:

@@ -64,6 +64,8 @@ def caption(comparison: Comparison) -> list[str]:
                      f"{_percent(family.level)} level (95 % adjusted for {family.rows} rows)")
     for source, (detectable, repeats) in comparison.noise.items():
         lines.append(noise_line(source, detectable, repeats))
+    for source, (detectable, seeds) in comparison.seed_noise.items():
+        lines.append(seed_noise_line(source, detectable, seeds))
     changes = comparison.table.loc[comparison.table["config_change"] != "", "config_change"]
     for change, count in changes.value_counts(sort=False).items():
         lines.append(f"config differs from the paired row in {comparison.baseline}: {change} ({count} "
@@ -82,6 +84,15 @@ def noise_line(source: str, detectable: float | None, repeats: int) -> str:
                 f"from noise (verdicts need {stats.MIN_REPEATS})")
     return (f"{source}: latency changes under {detectable * 100:.1f} % cannot be told from this run's noise "
             f"({repeats} repeats per case)")
+
+
+def seed_noise_line(source: str, detectable: float | None, seeds: int) -> str:
+    """'results/q: Dice differences under 0.021 cannot be told from the seeds' spread (3 seeds per case)'."""
+    if detectable is None:
+        return f"{source}: {seeds} seed{'s' if seeds != 1 else ''} per case, too few to tell any Dice difference " \
+               f"from the seeds' spread (verdicts need {stats.MIN_REPEATS})"
+    return (f"{source}: Dice differences under {detectable:.3f} cannot be told from the seeds' spread "
+            f"({seeds} seeds per case)")
 
 
 def _percent(level: float) -> str:
@@ -150,12 +161,16 @@ def short_names(sources: pd.Series) -> dict[str, str]:
     return names if len(set(names.values())) == len(names) else {s: s for s in names}
 
 
+QUALITY_METRICS = ("dice_mean", "iou_mean", "object_f1_mean", "map_mean", "rand_error_mean", "dice_threshold",
+                   "dice_all_foreground", "object_f1_threshold")
+
+
 def _kind(metric: str) -> str:
     if metric in COUNT_METRICS:
         return "counts"
     if metric.endswith("_bytes") or metric.startswith("peak_mem"):
         return "memory"
-    return "quality" if metric in ("dice_mean", "iou_mean", "train_time_s") else "time"
+    return "quality" if metric in (*QUALITY_METRICS, "train_time_s") else "time"
 
 
 def _show(value: Any) -> str:

@@ -7,7 +7,15 @@ import json
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
 from unet_bench.models.config import MAX_SIZE
-from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TILE_OUT, INITS, OPTIMIZERS
+from unet_bench.quality.settings import (
+    DEFAULT_BATCH,
+    DEFAULT_LR,
+    DEFAULT_OPTIMIZER,
+    DEFAULT_STEPS,
+    DEFAULT_TILE_OUT,
+    INITS,
+    OPTIMIZERS,
+)
 from unet_bench.record import DEFAULT_SEEDS, DEVICES
 from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, as_argument, integer, threads
 
@@ -35,8 +43,17 @@ def cmd_quality(args: argparse.Namespace) -> int:
         f"({result['quality_seeds']} seeds × {result['train_steps']} steps, "
         f"{result['train_time_s']:.1f} s per model; tiles {extra['tile_in']} -> {extra['tile_out']} px)"
     )
-    print(f"  Dice per seed: {', '.join(f'{d:.3f}' for d in extra['dice_per_seed'])}; "
-          f"all-foreground baseline {extra['dice_all_foreground']:.3f}")
+    print(f"  Dice per seed: {', '.join(f'{d:.3f}' for d in extra['dice_per_seed'])}")
+    print(f"  objects: F1 at IoU>=0.5 {result['object_f1_mean']:.3f} ± {result['object_f1_std']:.3f}  "
+          f"mAP 0.5:0.95 {result['map_mean']:.3f} ± {result['map_std']:.3f}  "
+          f"adapted Rand error {result['rand_error_mean']:.3f} ± {result['rand_error_std']:.3f} (lower is better)")
+    rule = extra["threshold_rule"]
+    print(f"  baselines: all-foreground Dice {result['dice_all_foreground']:.3f}; tuned threshold (smoothing "
+          f"{rule['sigma']:g} px, chosen on the training split) Dice {result['dice_threshold']:.3f}  "
+          f"IoU {result['iou_threshold']:.3f}  object F1 {result['object_f1_threshold']:.3f}  "
+          f"mAP {result['map_threshold']:.3f}  Rand error {result['rand_error_threshold']:.3f}")
+    print(f"  network - threshold: Dice {result['dice_mean'] - result['dice_threshold']:+.3f}, "
+          f"object F1 {result['object_f1_mean'] - result['object_f1_threshold']:+.3f}")
     return 0
 
 
@@ -60,10 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="the input tile side instead (must be valid for the variant)")
     parser.add_argument("--halo", type=as_argument(integer(0, MAX_SIZE)), default=None, metavar="PX",
                         help="output px dropped per tile side at inference (default 0 valid, tile/4 padded)")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                        help="sgd (momentum 0.99, the paper's) or adam (default sgd)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULT_OPTIMIZER,
+                        help=f"adam or sgd (momentum 0.99, the paper's) (default {DEFAULT_OPTIMIZER})")
     parser.add_argument("--lr", type=as_argument(LEARNING_RATE, float), default=None,
-                        help="learning rate (default 0.001)")
+                        help="learning rate (default: " + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+                        + ")")
     parser.add_argument("--init", choices=INITS, default="paper",
                         help="paper: Gaussian, std sqrt(2/N) (default); torch: the layers' defaults")
     parser.add_argument("--no-weight-map", action="store_true", help="plain cross-entropy, no border weights")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from unet_bench.errors import BenchError
 from unet_bench.record import DEVICES
@@ -31,6 +32,19 @@ def print_plan(spec, done: dict[str, str]) -> None:
           " (a rough guess from FLOPs; the progress bar's ETA corrects it as cases finish)")
 
 
+def _seed_noise(out_dir: Path) -> str:
+    """The smallest Dice difference this run's seeds can tell apart, in one line."""
+    from unet_bench.analysis.compare import compare
+    from unet_bench.analysis.results import load
+    from unet_bench.analysis.tables import seed_noise_line
+
+    try:
+        noise = compare(load([out_dir]), metrics=["dice_mean"]).seed_noise
+    except BenchError as error:
+        return f"no Dice spread to report: {error}"
+    return "\n".join(seed_noise_line(source, *found) for source, found in noise.items())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from unet_bench.suite.spec import load_spec
 
@@ -55,6 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{spec.name}: {len(spec.planned)} cases -> {out_dir}/results.jsonl (predicted ~{cost})")
     summary = runner.run_suite(spec, out_dir, resume=args.resume, retry_oom=args.retry_oom, timeout_s=args.timeout)
     print(describe(summary))
+    if any(p.case.mode == "quality" for p in spec.planned) and summary.written["ok"]:
+        print(_seed_noise(out_dir))
     if not summary.interrupted:
         print(f"next: unet-bench compare {out_dir}  ·  unet-bench report {out_dir}")
     return summary.exit_code

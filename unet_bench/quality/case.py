@@ -23,10 +23,13 @@ def measure_quality(case: Case, counts: Counts | None = None) -> Record:
     cfg = get_config(case.variant, **case.overrides_dict())
     if counts is None:
         counts = count(UNet(cfg), (1, cfg.in_channels, *spatial_shape(cfg, case.size)))
+    settings = {"steps": case.steps, "lr": case.lr, "optimizer": case.optimizer}
     result = evaluate_quality(cfg, seeds=case.seeds, batch=case.batch, tile_in=case.input_size,
-                              device=case.device, threads=case.threads)
+                              device=case.device, threads=case.threads, weight_map=case.weight_map,
+                              **{k: v for k, v in settings.items() if v is not None})
     values = counts_values(counts)
     extra = {**values.pop("extra"), **result.pop("extra")}
     record = Record.for_case(case, **values, **result, extra=extra)
     record.config = cfg.to_dict()
+    record.weight_map = case.weight_map
     return record

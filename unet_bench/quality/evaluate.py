@@ -20,9 +20,11 @@ from unet_bench.errors import BenchError
 from unet_bench.models.config import UNetConfig
 from unet_bench.models.geometry import nearest_valid_sizes, output_size, size_loss
 from unet_bench.models.unet import UNet
+from unet_bench.quality.baselines import all_foreground_dice, tune_threshold
 from unet_bench.quality.data import SegmentationSet, Split
+from unet_bench.quality.instances import instance_scores
 from unet_bench.quality.metrics import dice, iou
-from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_STEPS, DEFAULT_TILE_OUT
+from unet_bench.quality.settings import DEFAULT_BATCH, DEFAULT_OPTIMIZER, DEFAULT_STEPS, DEFAULT_TILE_OUT
 from unet_bench.quality.synthetic import synthetic_task
 from unet_bench.quality.tiling import predict_tiled, tile_grid
 from unet_bench.quality.train import TrainSettings, train
@@ -52,6 +54,15 @@ def segment(model: UNet, data: SegmentationSet, *, tile_in: int, halo: int, batc
             for image in data.images]
 
 
+SCORES = ("dice", "iou", "object_f1", "map", "rand_error")
+
+
+def score(preds: list[np.ndarray], data: SegmentationSet) -> dict[str, float]:
+    """Every quality score of predicted class maps against ``data``: pixel Dice and IoU, instance metrics."""
+    return {"dice": dice(preds, data.masks), "iou": iou(preds, data.masks),
+            **instance_scores(preds, data.instances)}
+
+
 def _std(values: list[float]) -> float:
     """Sample std (n − 1): the spread a user should expect from another seed; 0 for one seed."""
     return statistics.stdev(values) if len(values) > 1 else 0.0
@@ -60,7 +71,7 @@ def _std(values: list[float]) -> float:
 def evaluate_quality(
     cfg: UNetConfig, *, seeds: int = DEFAULT_SEEDS, steps: int = DEFAULT_STEPS, batch: int = DEFAULT_BATCH,
     tile_out: int = DEFAULT_TILE_OUT, tile_in: int | None = None, halo: int | None = None,
-    optimizer: str = "sgd", lr: float | None = None, weight_map: bool = True, init: str = "paper",
+    optimizer: str = DEFAULT_OPTIMIZER, lr: float | None = None, weight_map: bool = True, init: str = "paper",
     data: Split | None = None, device: str = "cpu", threads: int | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` with seeds 0 … seeds−1 and score each model on the validation split.
@@ -78,10 +89,12 @@ def evaluate_quality(
             On a busy CPU, 1 thread can be far faster than 2 for small widths (threads spin-wait).
 
     Returns:
-        ``Record`` fields — dice_mean, dice_std, iou_mean, iou_std (sample std over seeds), quality_seeds,
+        ``Record`` fields — ``<score>_mean`` and ``<score>_std`` (sample std over seeds) for each of
+        `SCORES`, the baselines ``dice_all_foreground`` and ``<score>_threshold`` (the smoothing-plus-
+        threshold rule tuned on the training split, `baselines.tune_threshold`), quality_seeds,
         train_time_s (mean wall time to train one model), train_steps — and ``extra``: the per-seed values,
-        the loss at the start and end of training, the Dice of the best constant prediction, and the
-        settings used. ``Record.for_case(case, **result)`` takes it as it is.
+        the loss at the start and end of training, the threshold rule and the settings used.
+        ``Record.for_case(case, **result)`` takes it as it is.
     """
     if seeds < 1:
         raise BenchError(f"seeds={seeds} is not valid; train at least one seed")
@@ -109,32 +122,35 @@ def _evaluate(
     cfg: UNetConfig, data: Split, seeds: int, settings: TrainSettings, tile_in: int, halo: int, device: str
 ) -> dict[str, Any]:
     steps, batch = settings.steps, settings.batch
-    dices, ious, times, loss_start, loss_end = [], [], [], [], []
+    times, loss_start, loss_end = [], [], []
+    scores: dict[str, list[float]] = {name: [] for name in SCORES}
     start = time.perf_counter()
     for seed in range(seeds):
         result = train(cfg, data.train, tile_in=tile_in, seed=seed, settings=settings, device=device)
         preds = segment(result.model, data.val, tile_in=tile_in, halo=halo, batch=batch)
-        dices.append(dice(preds, data.val.masks))
-        ious.append(iou(preds, data.val.masks))
+        for name, value in score(preds, data.val).items():
+            scores[name].append(value)
         times.append(result.time_s)
         tenth = max(1, steps // 10)
         loss_start.append(float(np.mean(result.losses[:tenth])))
         loss_end.append(float(np.mean(result.losses[-tenth:])))
+    rule = tune_threshold(data.train)
+    threshold = score([rule.predict(image) for image in data.val.images], data.val)
     return {
-        "dice_mean": statistics.fmean(dices),
-        "dice_std": _std(dices),
-        "iou_mean": statistics.fmean(ious),
-        "iou_std": _std(ious),
+        **{f"{name}_{part}": f(values) for name, values in scores.items()
+           for part, f in (("mean", statistics.fmean), ("std", _std))},
+        "dice_all_foreground": all_foreground_dice(data.val.masks),
+        **{f"{name}_threshold": value for name, value in threshold.items()},
         "quality_seeds": seeds,
         "train_time_s": statistics.fmean(times),
         "train_steps": steps,
         "extra": {
-            "dice_per_seed": dices,
-            "iou_per_seed": ious,
+            **{f"{name}_per_seed": values for name, values in scores.items()},
             "train_time_s_per_seed": times,
             "loss_start_per_seed": loss_start,  # mean loss over the first tenth of the steps
             "loss_end_per_seed": loss_end,  # ... and over the last tenth
-            "dice_all_foreground": dice([np.ones_like(m) for m in data.val.masks], data.val.masks),
+            "threshold_rule": {"sigma": rule.sigma, "threshold": rule.threshold, "brighter": rule.brighter,
+                               "train_dice": rule.train_dice},
             "val_foreground_fraction": data.val.foreground_fraction(),
             "quality_total_s": time.perf_counter() - start,
             "tile_in": tile_in,

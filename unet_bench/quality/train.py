@@ -24,10 +24,8 @@ from unet_bench.models.config import UNetConfig
 from unet_bench.models.geometry import check_input_size, output_size, spatial_shape
 from unet_bench.models.unet import UNet
 from unet_bench.quality.data import SegmentationSet
-from unet_bench.quality.settings import INITS, OPTIMIZERS
+from unet_bench.quality.settings import DEFAULT_LR, DEFAULT_OPTIMIZER, DEFAULT_STEPS, INITS, OPTIMIZERS
 from unet_bench.quality.weights import SIGMA, W0, weight_map
-
-DEFAULT_LR = {"sgd": 1e-3, "adam": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,8 @@ class TrainSettings:
     Args:
         steps: optimiser steps.
         batch: tiles per step (the paper uses 1 large tile; small tiles in a batch cost the same).
-        optimizer: ``sgd`` (the paper's, with ``momentum``) or ``adam``.
+        optimizer: ``adam`` (the default: it learns more in a short run) or ``sgd`` (the paper's, with
+            ``momentum``).
         lr: learning rate; None = ``DEFAULT_LR[optimizer]``.
         momentum: SGD momentum (paper: 0.99, so each step averages about the last 100 gradients).
         weight_map: weight the loss by the paper's w(x) (class balance + borders between objects).
@@ -48,9 +47,9 @@ class TrainSettings:
             layers' own default initialisation.
     """
 
-    steps: int = 300
+    steps: int = DEFAULT_STEPS
     batch: int = 4
-    optimizer: str = "sgd"
+    optimizer: str = DEFAULT_OPTIMIZER
     lr: float | None = None
     momentum: float = 0.99
     weight_map: bool = True

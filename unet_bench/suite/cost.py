@@ -61,7 +61,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     if case.mode == "quality":
         from unet_bench.quality.settings import DEFAULT_STEPS
 
-        cost += case.seeds * DEFAULT_STEPS * step_s
+        cost += case.seeds * (case.steps or DEFAULT_STEPS) * step_s
     elif case.mode in ("infer", "train"):
         timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
         cost += (warmup_calls(case.device, case.compile) + case.memory) * step_s + timed_s

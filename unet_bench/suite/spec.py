@@ -38,6 +38,10 @@ threads              all cores                   intra-op threads (≤ the cores
 repeats              1                           measurements of each case, each its own record (≤ 1000)
 min_run_time_s       1.0                         timing budget of one measurement, in (0, 3600] s
 seeds                3                           quality mode: training seeds (≤ 100)
+steps                quality default             quality mode: optimiser steps per seed
+lr                   quality default             quality mode: learning rate, in (0, 10]
+optimizer            quality default             quality mode: sgd | adam
+weight_map           [true]                      quality mode: the paper's border weights (false: plain loss)
 set                  {}                          config fields set for every variant (base_width = 16)
 sweep                {}                          config fields swept: {depth = [3, 4, 5]} (a product)
 overrides            {}                          per variant: {depth-5 = {base_width = 32}}
@@ -88,6 +92,7 @@ from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
 from unet_bench.models.registry import select_models
+from unet_bench.quality.settings import OPTIMIZERS
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
@@ -152,6 +157,10 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
     "repeats": (checks.REPEATS, 1),
     "min_run_time_s": (checks.MIN_RUN_TIME_S, DEFAULT_MIN_RUN_TIME_S),
     "seeds": (checks.SEEDS, DEFAULT_SEEDS),
+    "steps": (checks.STEPS, None),
+    "lr": (checks.LEARNING_RATE, None),
+    "optimizer": (one_of(OPTIMIZERS), None),
+    "weight_map": (list_of(boolean), (True,)),
     "set": (table, {}),
     "sweep": (table, {}),
     "overrides": (table, {}),
@@ -289,7 +298,7 @@ class _Grid:
         lengths = [len(self.variants()), len(self["sizes"]), self["repeats"], 1 if device else len(self["devices"])]
         lengths += [len(v) if isinstance(v, list) else 1 for v in self["sweep"].values()]
         lengths += [len(self[key]) for key in ("modes", "dtypes", "channels_last", "compile", "tf32",
-                                               "cudnn_benchmark", "threads")]
+                                               "cudnn_benchmark", "threads", "weight_map")]
         lengths.append(1 if self["max_batch_search"] else len(self["batches"]))
         return math.prod(lengths)
 
@@ -394,13 +403,14 @@ class _Grid:
                               for size, asked in zip(sizes, self["sizes"], strict=True))
         options = itertools.product(
             self["modes"], devices, self["dtypes"], self["channels_last"], self["compile"], self["tf32"],
-            self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"],
+            self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"], self["weight_map"],
         )
         options = list(options)
         planned = []
         for repeat in range(self["repeats"]):
             for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
-                mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch = opts
+                mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch, weights = opts
+                quality = mode == "quality"  # training settings only where something is trained
                 case = Case(
                     variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, **size_fields(size),
                     dtype=dtype, channels_last=channels_last, compile=compiled,
@@ -410,6 +420,8 @@ class _Grid:
                     seeds=self["seeds"], requested_size=asked if isinstance(asked, int) else asked[0],
                     size_rule=self["size_rule"],
                     memory=repeat == 0 or dev == "cuda",
+                    steps=self["steps"] if quality else None, lr=self["lr"] if quality else None,
+                    optimizer=self["optimizer"] if quality else None, weight_map=weights or not quality,
                 )
                 max_batch = self["max_batch"] if search else None
                 planned.append(Planned(case, predict_cost_s(case, cfg, max_batch), max_batch))

@@ -55,6 +55,8 @@ def case_line(case: Case, record: Record) -> str:
         figure = f"{record.latency_ms_median:.1f} ms"
     elif record.dice_mean is not None:
         figure = f"Dice {record.dice_mean:.3f}"
+        if record.dice_threshold is not None:
+            figure += f" (tuned threshold {record.dice_threshold:.3f}, all foreground {record.dice_all_foreground:.3f})"
     else:
         figure = f"{record.macs / 1e9:.2f} GMACs" if record.macs else ""
     return f"{'ok':<7} {case.label}  {figure}  ({record.duration_s or 0:.1f} s)"
