@@ -188,3 +188,20 @@ def test_a_stack_reads_as_one_volume_with_the_same_label_reading(tmp_path):
     image, labels = load_volume(tmp_path / "images" / "stack.tif", tmp_path / "masks" / "stack.tif")
     assert image.shape == labels.shape == (3, 8, 8) and image.dtype == np.float32
     assert sorted(np.unique(labels)) == [0, 1, 2] and not labels[:, :, 3:5].any()
+
+
+def test_for_a_3d_network_a_stack_splits_into_a_training_and_a_validation_volume(tmp_path):
+    masks = [np.zeros((8, 8), np.uint8) for _ in range(8)]
+    for i, m in enumerate(masks):
+        m[1:3, i % 6 : i % 6 + 2] = 1
+    stack(tmp_path, masks)
+    split = load_split(tmp_path, val_fraction=0.25, volumes=True)
+    (train,), (val,) = split.train.masks, split.val.masks
+    assert train.shape == (6, 8, 8) and val.shape == (2, 8, 8)
+    assert [int(np.argmax(page.any(0))) for page in val] == [0, 1]  # pages 6 and 7, in order
+    # the diagonal run of squares is one object in 3-D (each page's square overlaps the next)
+    assert split.train.instances[0].max() == 1
+    write(tmp_path / "images" / "flat.png", np.eye(8, dtype=np.uint8))
+    write(tmp_path / "masks" / "flat.png", np.eye(8, dtype=np.uint8))
+    with pytest.raises(BenchError, match=r"flat.png has one page; a 3-D network trains on volumes"):
+        load_split(tmp_path, volumes=True)

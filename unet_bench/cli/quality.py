@@ -25,7 +25,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from unet_bench.quality.folder import load_split
 
     cfg = variant_config(args)
-    data = load_split(args.data) if args.data else None
+    data = load_split(args.data, volumes=cfg.spatial_dims == 3) if args.data else None
     result = evaluate_quality(
         cfg, seeds=args.seeds, steps=args.steps, batch=args.batch, tile_out=args.tile_out,
         tile_in=args.tile_in, halo=args.halo, optimizer=args.optimizer, lr=args.lr,

@@ -11,7 +11,9 @@ objects stay apart); a binary mask's objects are its 4-connected components (`la
 ``ROOT/train`` and ``ROOT/val`` with that layout each give the split; otherwise `load_split` holds out a
 share: a seeded choice of single images, and of each stack its last contiguous block of pages, since
 neighbouring slices of one volume are nearly the same image and must not land on both sides.
-`load_volume` reads one stack as a (D, H, W) volume instead.
+With ``volumes=True`` (a 3-D network) every stack is one (D, H, W) volume instead, labelled in 3-D, and the
+held-out share of a stack is its last contiguous block of pages as a volume of its own; `load_volume`
+reads one stack that way.
 """
 
 from __future__ import annotations
@@ -85,20 +87,27 @@ def _set(pages: list[tuple[np.ndarray, np.ndarray]]) -> SegmentationSet:
     return SegmentationSet(tuple(images), tuple(masks), tuple(instances))
 
 
-def load_folder(root: str | Path) -> SegmentationSet:
-    """Every image/mask pair under ``root/images`` and ``root/masks``, paired by file name (stem)."""
-    return _set([page for _, images, masks in _pairs(Path(root)) for page in zip(images, masks, strict=True)])
+def load_folder(root: str | Path, volumes: bool = False) -> SegmentationSet:
+    """Every image/mask pair under ``root/images`` and ``root/masks``, paired by file name (stem); with
+    ``volumes``, each stack as one volume."""
+    pairs = _pairs(Path(root))
+    if volumes:
+        return _set([(np.stack(images), np.stack(masks)) for _, images, masks in _stacks(pairs)])
+    return _set([page for _, images, masks in pairs for page in zip(images, masks, strict=True)])
 
 
-def load_split(root: str | Path, val_fraction: float = 0.25, seed: int = 0) -> Split:
-    """``root/train`` + ``root/val`` if both exist, else ``root`` with a share ``val_fraction`` held out.
+def load_split(root: str | Path, val_fraction: float = 0.25, seed: int = 0, volumes: bool = False) -> Split:
+    """``root/train`` + ``root/val`` if both exist, else ``root`` with a share ``val_fraction`` held out;
+    ``volumes``: stacks read as (D, H, W) volumes, for a 3-D network.
 
     A split without a single object is refused: a network trained on it can only learn background, and
     one scored on it has nothing to find.
     """
     root = Path(root)
     if (root / "train").is_dir() and (root / "val").is_dir():
-        split = Split(load_folder(root / "train"), load_folder(root / "val"))
+        split = Split(load_folder(root / "train", volumes), load_folder(root / "val", volumes))
+    elif volumes:
+        split = hold_out_volumes(_stacks(_pairs(root)), val_fraction)
     else:
         split = hold_out(_pairs(root), val_fraction, seed)
     for name, part in (("training", split.train), ("validation", split.val)):
@@ -116,11 +125,7 @@ def hold_out(pairs: list[tuple[Path, list[np.ndarray], list[np.ndarray]]], val_f
     train, val = [], []
     for path, images, masks in pairs:
         if len(images) > 1:
-            cut = len(images) - round(len(images) * val_fraction)
-            if not 0 < cut < len(images):
-                raise BenchError(f"holding out {val_fraction:.0%} of the {len(images)} pages of {path.name} "
-                                 "leaves no training or no validation page; change the share or give "
-                                 "train/ and val/ folders")
+            cut = _cut(path, len(images), val_fraction)
             pages = list(zip(images, masks, strict=True))
             train += pages[:cut]
             val += pages[cut:]
@@ -134,6 +139,36 @@ def hold_out(pairs: list[tuple[Path, list[np.ndarray], list[np.ndarray]]], val_f
     train += [singles[i] for i in sorted(order[n_val:])]
     val += [singles[i] for i in sorted(order[:n_val])]
     return Split(_set(train), _set(val))
+
+
+def hold_out_volumes(stacks: list[tuple[Path, list[np.ndarray], list[np.ndarray]]], val_fraction: float) -> Split:
+    """Each stack cut once along its pages: the first block a training volume, the last a validation one."""
+    train, val = [], []
+    for path, images, masks in stacks:
+        cut = _cut(path, len(images), val_fraction)
+        train.append((np.stack(images[:cut]), np.stack(masks[:cut])))
+        val.append((np.stack(images[cut:]), np.stack(masks[cut:])))
+    return Split(_set(train), _set(val))
+
+
+def _cut(path: Path, pages: int, val_fraction: float) -> int:
+    """Where a stack of ``pages`` is cut so that its last ``val_fraction`` is held out, refused where one
+    side would be empty."""
+    cut = pages - round(pages * val_fraction)
+    if not 0 < cut < pages:
+        raise BenchError(f"holding out {val_fraction:.0%} of the {pages} pages of {path.name} leaves no "
+                         "training or no validation page; change the share or give train/ and val/ folders")
+    return cut
+
+
+def _stacks(pairs: list[tuple[Path, list[np.ndarray], list[np.ndarray]]]
+            ) -> list[tuple[Path, list[np.ndarray], list[np.ndarray]]]:
+    """``pairs`` checked to be multi-page stacks: a 3-D network needs volumes, not single images."""
+    for path, images, _ in pairs:
+        if len(images) < 2:
+            raise BenchError(f"{path.name} has one page; a 3-D network trains on volumes: give multi-page TIFF "
+                             "stacks (pages = depth) or a 2-D network")
+    return pairs
 
 
 def load_volume(image_path: str | Path, mask_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
