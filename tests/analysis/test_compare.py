@@ -232,3 +232,12 @@ def test_a_baseline_that_only_failed_says_so(tiny_results, tmp_path):
             f"no successful measurement of the baseline '{before}': 10 error; first: paper counts 60px: boom; "
             f"choose another with --baseline: '{tiny_results}'")):
         compare(load([before, tiny_results]))
+
+
+def test_results_without_paper_rows_compare_against_their_first_variant(frame):
+    without = frame[frame["variant"] != "paper"]
+    comparison = compare(without, metrics=["params"])
+    first = without["variant"].iloc[0]
+    assert comparison.baseline == first and first != "paper"
+    assert any("no paper rows: the baseline is " + first in note for note in comparison.notes)
+    assert comparison.table.loc[comparison.table["variant"] == first, "is_reference"].all()

@@ -101,7 +101,8 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
             per_image: bool = False, defaults: Sequence[str] = DEFAULT_METRICS) -> Comparison:
     """Compare every variant with ``baseline`` (a variant label or a source; see the module docstring).
 
-    ``baseline=None`` means ``paper`` for one source and the first source for several. ``metrics``: shown
+    ``baseline=None`` means ``paper`` for one source (else its first variant, e.g. ``3d`` for a suite of
+    volumes) and the first source for several. ``metrics``: shown
     as named; else ``defaults``, turned per output pixel where the compared outputs differ (unless
     ``per_image``).
     """
@@ -111,8 +112,11 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
     chosen = choose_metrics(ok(frame), metrics, defaults)  # a failed record may carry a count, not a measurement
     labels, common = variant_labels(frame)
     frame = frame.assign(name=frame["variant"], variant=labels)
+    notes = []
     if baseline is None:
-        baseline = "paper" if len(sources) == 1 else sources[0]
+        baseline = sources[0] if len(sources) > 1 else "paper" if "paper" in set(labels) else labels.iloc[0]
+        if baseline not in ("paper", sources[0]):
+            notes.append(f"no paper rows: the baseline is {baseline}, the first variant; choose with --baseline")
     by_source = baseline in sources
     done = ok(frame)
     if not by_source and baseline not in set(labels):
@@ -125,8 +129,8 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
                          f"{why_failed(frame[frame[column] == baseline])}; choose another with --baseline: "
                          f"{choices(others)}")
     legacy = legacy_sources(done)
-    notes = [f"{s}: written before records carried their size rule; its rows are paired by equal input size "
-             "only" for s in legacy]
+    notes += [f"{s}: written before records carried their size rule; its rows are paired by equal input size "
+              "only" for s in legacy]
     done = done.assign(point=grid_points(done, set(sources) if by_source and legacy else set(legacy)))
     present = available_metrics(done)
     wanted = [*chosen, *(PER_PIXEL[m] for m in chosen if m in PER_PIXEL)]
