@@ -30,10 +30,10 @@ def forward_flops(cfg: UNetConfig, input_size: int) -> int:
     import torch
 
     from unet_bench.measure.counts import flop_counter_counts
-    from unet_bench.models import UNet
+    from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
-        model = UNet(cfg)
+        model = build_network(cfg)
     return sum(flop_counter_counts(model, (1, cfg.in_channels, input_size, input_size), train=False).values())
 
 
