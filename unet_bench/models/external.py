@@ -212,7 +212,8 @@ class ExternalConfig:
 
     def replace(self, **overrides: Any) -> ExternalConfig:
         """A copy with more keyword arguments; names the constructor does not take are refused."""
-        valid = list(inspect.signature(network_class(self.adapter)).parameters)
+        parameters = inspect.signature(network_class(self.adapter)).parameters.values()
+        valid = [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         for key, value in overrides.items():
             if key not in valid:
                 raise BenchError(f"{self.name} takes no argument {key!r}; valid arguments are {choices(valid)}")
@@ -269,6 +270,9 @@ class ExternalConfig:
 
     def largest_feature_map(self, size: int) -> int:
         """Values in the largest map any module returns (one image), from a forward on the meta device."""
+        from unet_bench.models.geometry import check_input_size
+
+        check_input_size(self, size, size)
         return _largest_map(self, size)
 
 
