@@ -155,12 +155,12 @@ class _Mapping(tuple):
     """A dict argument (``norm_op_kwargs``), frozen as sorted pairs so that a config stays hashable."""
 
 
-def _frozen(value: Any) -> Any:
+def frozen(value: Any) -> Any:
     """A hashable copy of a keyword argument (lists from TOML or JSON become tuples)."""
     if isinstance(value, dict):
-        return _Mapping(sorted((k, _frozen(v)) for k, v in value.items()))
+        return _Mapping(sorted((k, frozen(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
+        return tuple(frozen(v) for v in value)
     return value
 
 
@@ -208,7 +208,7 @@ class ExternalConfig:
 
     def value(self, key: str) -> Any:
         """A keyword argument's value (frozen), as `getattr` gives a field of our config."""
-        return _frozen(self.arguments().get(key))
+        return frozen(self.arguments().get(key))
 
     def replace(self, **overrides: Any) -> ExternalConfig:
         """A copy with more keyword arguments; names the constructor does not take are refused."""
@@ -223,7 +223,7 @@ class ExternalConfig:
             if key == "spatial_dims" and value != 2:
                 raise BenchError(f"{self.name}: spatial_dims={value!r} is not valid; cases are 2-D images "
                                  "(spatial_dims = 2)")
-        merged = {**dict(self.kwargs), **{k: _frozen(v) for k, v in overrides.items()}}
+        merged = {**dict(self.kwargs), **{k: frozen(v) for k, v in overrides.items()}}
         return ExternalConfig(self.name, tuple(sorted(merged.items())))
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,7 +240,7 @@ class ExternalConfig:
     def diff(self, other: Any) -> dict[str, tuple[Any, Any]]:
         """Keyword arguments whose values differ (what `Variant.change` shows)."""
         a, b = self.arguments(), other.arguments()
-        return {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if _frozen(a.get(k)) != _frozen(b.get(k))}
+        return {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if frozen(a.get(k)) != frozen(b.get(k))}
 
     def build(self) -> nn.Module:
         """The library's network; it carries this config as ``.cfg``, as our UNet does."""
@@ -280,7 +280,7 @@ def _meta_model(cfg: ExternalConfig) -> nn.Module:
     import torch
 
     with torch.device("meta"):
-        return cfg.build().eval()
+        return cfg.build().to("meta").eval()  # a library may create a tensor on the CPU explicitly
 
 
 def _runs(model: nn.Module, channels: int, size: int) -> bool:

@@ -33,7 +33,7 @@ def forward_flops(cfg: UNetConfig, input_size: int) -> int:
     from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
-        model = build_network(cfg)
+        model = build_network(cfg).to("meta")  # a library may create a tensor on the CPU explicitly
     return sum(flop_counter_counts(model, (1, cfg.in_channels, input_size, input_size), train=False).values())
 
 

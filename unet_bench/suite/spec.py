@@ -69,6 +69,7 @@ only, since the allocation trace it reads is the same in every repeat (CUDA case
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import re
@@ -86,6 +87,7 @@ else:  # pragma: no cover
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
+from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
@@ -277,10 +279,11 @@ class _Grid:
     def variants(self) -> list[str]:
         names: list[str] = []
         for pattern in self["variants"]:
-            matched = list_models(pattern)
+            matched = [pattern] if pattern in list_external() else list_models(pattern)
             if not matched:
                 self.fail("variants", f"{pattern!r} names no registered variant; valid variants are "
-                          f"{choices(list_models())} (globs such as '*norm*' work too)")
+                          f"{choices(list_models())} (globs such as '*norm*' work too) or another library's "
+                          f"network: {choices(list_external())}")
             names.extend(n for n in matched if n not in names)
         return names
 
@@ -302,12 +305,15 @@ class _Grid:
                     self.fail(f"{key}.{name}", f"unknown config field; valid fields are {choices(fields)}")
         per_variant = self["overrides"]
         for variant, changes in per_variant.items():
-            if variant not in list_models():
+            if variant not in list_models() and variant not in list_external():
                 self.fail(f"overrides.{variant}",
-                          f"unknown variant; valid variants are {choices(list_models())}")
+                          f"unknown variant; valid variants are {choices(list_models() + list_external())}")
             if not isinstance(changes, dict):
                 self.fail(f"overrides.{variant}", "must be a table of config fields, e.g. {base_width = 32}")
-            for name in changes:
+            for name in [n for n in changes if isinstance(changes[n], dict)] if is_external(variant) else ():
+                self.fail(f"overrides.{variant}.{name}", "a table argument cannot be given in an experiment file; "
+                          "give it through create_model")
+            for name in changes if not is_external(variant) else ():  # the library checks its own arguments
                 if name not in fields:
                     self.fail(f"overrides.{variant}.{name}",
                               f"unknown config field; valid fields are {choices(fields)}")
@@ -334,7 +340,8 @@ class _Grid:
                     self.fail(key, str(error))
             changes = {**fixed, **per_variant.get(variant, {}), **combo}
             cfg = base.replace(**changes)
-            overrides = tuple(sorted((k, v) for k, v in changes.items() if getattr(base, k) != v))
+            own = base.value if isinstance(base, ExternalConfig) else functools.partial(getattr, base)
+            overrides = tuple(sorted((k, frozen(v)) for k, v in changes.items() if own(k) != frozen(v)))
             out.append((overrides, cfg))
         return out
 
