@@ -39,6 +39,18 @@ def print_counts(record: Record) -> None:
         print(f"{stage:<12} {params:>14,} {macs:>20,} {100 * macs / record.macs:>6.1f}%")
 
 
+def print_counters(model, case) -> None:
+    """Every installed FLOP counter beside our exact count, by op type, with the cause of each difference."""
+    from unet_bench.analysis.counters import breakdown_table, text, totals_table
+    from unet_bench.measure.counters import COUNTERS_SCOPE, run_counters
+
+    result = run_counters(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
+    print(f"\nFLOP counters, inference forward, per image ({COUNTERS_SCOPE}):")
+    print(text(totals_table(result), long_column="why it differs"))
+    print("\nby op type, each in its own unit ('?': the counter reports a total only):")
+    print(text(breakdown_table(result)))
+
+
 def cmd_count(args: argparse.Namespace) -> int:
     case = case_from_args(args, "counts")
     from unet_bench.measure import build_model, measure_module
@@ -56,6 +68,8 @@ def cmd_count(args: argparse.Namespace) -> int:
         emit_json(record)
         return 0
     print_counts(record)
+    if args.counters:
+        print_counters(model, case)
     if args.layers:
         print("\nper layer (fvcore; its '#flops' column counts MACs):")
         print(layer_table(counts.analysis, args.layers))
@@ -71,5 +85,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     count_parser.add_argument(
         "--layers", type=as_argument(integer(0, 20)), nargs="?", const=3, default=0, metavar="DEPTH",
         help="also print fvcore's per-layer table, modules nested up to DEPTH (default 3)",
+    )
+    count_parser.add_argument(
+        "--counters", action="store_true",
+        help="also run every installed FLOP counter (fvcore, torch, ptflops, thop, torchinfo, calflops) beside our "
+             "exact count, by op type, with the cause of each difference",
     )
     count_parser.set_defaults(func=cmd_count)
