@@ -29,7 +29,8 @@ def test_our_reference_matches_the_hand_count():
     ref = reference(tiny(), (1, 1, 6, 6))
     assert ref.flops == HAND
     assert ref.total == 1192
-    assert ref.bias_adds == 48 and ref.transposed_output_grid == 256
+    assert ref.bias_adds == {"convolution": 32, "transposed convolution": 16}
+    assert ref.transposed_output_grid == 256
 
 
 def test_each_counter_reconciles_with_the_hand_count():
@@ -48,7 +49,23 @@ def test_each_counter_reconciles_with_the_hand_count():
     if importlib.util.find_spec("torchinfo"):
         info = by_name["torchinfo"]
         assert info.by_type["convolution"] == 288 + 32
-        assert "convolution: counts the bias add inside the convolution (ours: element-wise)" in result.causes(info)
+        assert "convolution: counts the bias add inside it (ours: element-wise)" in result.causes(info)
+    if importlib.util.find_spec("ptflops"):  # layers: conv 288 + 32 bias, ReLU 32, pool 32 (its inputs),
+        ptflops = by_name["ptflops"]  # up-conv 32 + 16 bias, upsample 64; then ReLU, pool, upsample again
+        assert ptflops.total == 320 + 32 + 32 + 48 + 64 + (32 + 32 + 64)
+        assert result.causes(ptflops) == [
+            "counts MACs: 1 per multiply-accumulate where ours counts 2 FLOPs",
+            "convolution: counts the bias add inside it (ours: element-wise)",
+            "transposed convolution: counts the bias add inside it (ours: element-wise)",
+            "interpolation: 2 FLOPs per output value where ours counts 7",
+            "pooling: 8 FLOPs per output value where ours counts 3",
+            "element-wise: 2 FLOPs per output value where ours counts 1",
+            "other: the activation, pooling and interpolation layers counted a second time, through the "
+            "functionals it patches"]
+    if importlib.util.find_spec("calflops") and importlib.util.find_spec("transformers"):
+        calflops = by_name["calflops"]
+        assert calflops.by_type["convolution"] == 576 + 32
+        assert "convolution: counts the bias add inside it (ours: element-wise)" in result.causes(calflops)
     fvcore = by_name["fvcore"]
     assert fvcore.by_type["convolution"] == 288 and fvcore.by_type["interpolation"] == 64 * 4
     assert "interpolation: 8 FLOPs per output value where ours counts 7" in result.causes(fvcore)

@@ -51,7 +51,7 @@ class Reference:
 
     flops: dict[str, int]
     values: dict[str, int]  # output values of the ops of each type (what "per value" conventions multiply)
-    bias_adds: int  # inside element-wise: one per output value of a convolution with a bias
+    bias_adds: dict[str, int]  # inside element-wise: one per output value of a (transposed) conv with a bias
     transposed_output_grid: int  # FLOPs of the transposed convolutions if counted on their output grid
 
     @property
@@ -64,7 +64,7 @@ class _Tally(TorchDispatchMode):
         super().__init__()
         self.flops = dict.fromkeys(CATEGORIES, 0)
         self.values = dict.fromkeys(CATEGORIES, 0)
-        self.bias_adds = 0
+        self.bias_adds = {CONV: 0, TRANSPOSED: 0}
         self.output_grid = 0
 
     def add(self, category: str, flops: int, values: int) -> None:
@@ -85,7 +85,7 @@ class _Tally(TorchDispatchMode):
             else:
                 self.add(CONV, 2 * n * w.shape[1] * k, n)
             if bias is not None:
-                self.bias_adds += n
+                self.bias_adds[TRANSPOSED if transposed else CONV] += n
                 self.add(ELEMENTWISE, n, n)
         elif name.startswith("upsample"):
             self.add(INTERP, 7 * n if "linear" in name else 0, n)
@@ -181,47 +181,59 @@ class Reconciliation:
         return explain(self.reference, counter)
 
 
+MACS = "counts MACs: 1 per multiply-accumulate where ours counts 2 FLOPs"
+
+
 def explain(ref: Reference, counter: Counter) -> list[str]:
     """Name the cause of each difference: a convention (MACs, bias, transposed grid) or a missed op."""
     if counter.total is None:
         return [counter.status]
     k = counter.per_flop
-    causes = ["counts MACs: 1 per multiply-accumulate where ours counts 2 FLOPs"] if k == 2 else []
+    causes = [MACS] if k == 2 else []
     if counter.by_type is None:
         if counter.total * k == ref.total:
             return [*causes, "otherwise the same total"]
         return [*causes, f"total only (no breakdown by op): {counter.total * k / ref.total:.3f} x ours in FLOPs"]
+    theirs = {c: counter.by_type[c] * k for c in CATEGORIES}
+    ours, values = dict(ref.flops), dict(ref.values)
+    for kind in (CONV, TRANSPOSED):  # conventions first: they move FLOPs between op types
+        bias = ref.bias_adds[kind]
+        grids = {ours[kind]: ""}
+        if kind == TRANSPOSED and ours[kind]:
+            grids[ref.transposed_output_grid] = (
+                f"transposed convolution: counted on the output grid, as a convolution would be "
+                f"({ref.transposed_output_grid / ours[kind]:g} x the multiply-accumulates it does)")
+        for grid, text in grids.items():
+            if theirs[kind] not in (grid, grid + k * bias):
+                continue
+            causes += [text] if text else []
+            if bias and theirs[kind] == grid + k * bias:
+                causes.append(f"{kind}: counts the bias add inside it (ours: element-wise)")
+                ours[ELEMENTWISE] -= bias
+                values[ELEMENTWISE] -= bias
+            theirs[kind] = ours[kind]
+            break
+    layers = sum(theirs[c] for c in (INTERP, POOL, ELEMENTWISE))
     for category in CATEGORIES:
-        theirs, ours = counter.by_type[category] * k, ref.flops[category]
-        if theirs == ours:
+        if theirs[category] == ours[category]:
             continue
-        values = ref.values[category]
-        if category == CONV and ref.bias_adds and theirs == ours + k * _bias_in(ref, CONV):
-            causes.append("convolution: counts the bias add inside the convolution (ours: element-wise)")
-        elif category == TRANSPOSED and theirs in (ref.transposed_output_grid,
-                                                   ref.transposed_output_grid + k * _bias_in(ref, TRANSPOSED)):
-            factor = ref.transposed_output_grid / ours if ours else 0
-            bias = ", and the bias add inside it" if theirs != ref.transposed_output_grid else ""
-            causes.append(f"transposed convolution: counted on the output grid, as a convolution would be "
-                          f"({factor:g} x the multiply-accumulates it does){bias}")
-        elif category == TRANSPOSED and ref.bias_adds and theirs == ours + k * _bias_in(ref, TRANSPOSED):
-            causes.append("transposed convolution: counts the bias add inside it (ours: element-wise)")
-        elif theirs == 0:
-            causes.append(f"{category}: not counted (ours {ours:,} FLOPs)")
-        elif ours == 0 and category == OTHER:
-            causes.append(f"other: {theirs:,} FLOPs outside any layer type ours names (its own conventions)")
-        elif values:
-            causes.append(f"{category}: {theirs / values:g} FLOPs per output value where ours counts "
-                          f"{ours / values:g}")
+        if theirs[category] == 0:
+            causes.append(f"{category}: not counted (ours {ours[category]:,} FLOPs)")
+        elif category == OTHER and ours[OTHER] == 0 and theirs[OTHER] == layers:
+            causes.append("other: the activation, pooling and interpolation layers counted a second time, "
+                          "through the functionals it patches")
+        elif category == OTHER and ours[OTHER] == 0:
+            causes.append(f"other: {theirs[OTHER]:,} FLOPs outside any layer (functional ops, its own conventions)")
+        elif ours[category] and abs(theirs[category] / ours[category] - 1) < 0.05:
+            change = theirs[category] - ours[category]
+            causes.append(f"{category}: {change:+,} FLOPs beside ours ({100 * change / ours[category]:+.2f} %): "
+                          f"its own formula")
+        elif values[category]:
+            causes.append(f"{category}: {theirs[category] / values[category]:g} FLOPs per output value where ours "
+                          f"counts {ours[category] / values[category]:g}")
         else:
-            causes.append(f"{category}: {theirs:,} FLOPs where ours counts {ours:,}")
+            causes.append(f"{category}: {theirs[category]:,} FLOPs where ours counts {ours[category]:,}")
     return causes or ["the same, op type by op type"]
-
-
-def _bias_in(ref: Reference, category: str) -> int:
-    """Bias adds of one kind of convolution: its output values (every conv in these networks has a bias
-    or none do; a mixed network falls through to the per-value wording)."""
-    return ref.values[category] if ref.bias_adds >= ref.values[category] else 0
 
 
 # --- the counters ----------------------------------------------------------------------------------------
@@ -266,11 +278,26 @@ def _flop_counter_mode(model: nn.Module, x: torch.Tensor) -> Counter:
 
 
 def _ptflops(model: nn.Module, x: torch.Tensor) -> Counter:
-    import ptflops
+    """ptflops' own pipeline (its `get_model_complexity_info`, step by step), reading each layer's count."""
+    import io
 
-    macs, _ = ptflops.get_model_complexity_info(model, tuple(x.shape[1:]), as_strings=False,
-                                                print_per_layer_stat=False, backend="pytorch")
-    return Counter("ptflops", "MACs", int(macs))
+    from ptflops import pytorch_engine as engine
+
+    counted = engine.add_flops_counting_methods(model)
+    counted.start_flops_count(ost=io.StringIO(), verbose=False, ignore_list=[])
+    functional: list[float] = []
+    tensor_ops: list[float] = []
+    engine.patch_functional(functional)
+    engine.patch_tensor_ops(tensor_ops)
+    try:
+        counted(x)
+        per_layer = {name: m.__flops__ for name, m in model.named_modules() if hasattr(m, "__flops__")}
+        total = counted.compute_average_flops_cost()[0] + sum(functional) + sum(tensor_ops)
+    finally:
+        counted.stop_flops_count()
+        engine.unpatch_functional()
+        engine.unpatch_tensor_ops()
+    return Counter("ptflops", "MACs", int(total), by_layer(model, per_layer, total))
 
 
 def _thop(model: nn.Module, x: torch.Tensor) -> Counter:
@@ -301,11 +328,18 @@ def _torchinfo(model: nn.Module, x: torch.Tensor) -> Counter:
 
 
 def _calflops(model: nn.Module, x: torch.Tensor) -> Counter:
-    import calflops
+    """calflops' own pipeline (its `calculate_flops`, step by step), reading each layer's count."""
+    from calflops.calculate_pipline import CalFlopsPipline
 
-    flops, _, _ = calflops.calculate_flops(model=model, input_shape=tuple(x.shape), print_results=False,
-                                           output_as_string=False)
-    return Counter("calflops", "FLOPs", int(flops))
+    pipeline = CalFlopsPipline(model=model, include_backPropagation=False, compute_bp_factor=2.0)
+    pipeline.start_flops_calculate(ignore_list=None)
+    try:
+        model(x)
+        per_layer = {name: m.__flops__ for name, m in model.named_modules()}
+        total = pipeline.get_total_flops()
+    finally:
+        pipeline.end_flops_calculate()
+    return Counter("calflops", "FLOPs", int(total), by_layer(model, per_layer, total))
 
 
 # name, distribution (for "installed" and the version), how to run it
