@@ -5,7 +5,26 @@ from __future__ import annotations
 
 import pandas as pd
 
-from unet_bench.measure.counters import CATEGORIES, Reconciliation
+from unet_bench.measure.counters import CATEGORIES, COUNTERS_SCOPE, Reconciliation
+
+REPORT_NETWORKS = ("paper", "bilinear", "additive")
+REPORT_SIZE = 572  # the paper's tile
+COUNTERS_INTRO = (f"Every installed FLOP counter beside our exact count, inference forward at {REPORT_SIZE}x"
+                  f"{REPORT_SIZE}, per image ({COUNTERS_SCOPE}). 'x ours' is the counter's total over ours as "
+                  "each reports it: a MAC counter that agrees reads 0.500.")
+
+
+def report_reconciliations(networks: tuple[str, ...] = REPORT_NETWORKS, size: int = REPORT_SIZE,
+                           **overrides: object) -> list[tuple[str, Reconciliation]]:
+    """The reconciliation of each network at ``size`` (config ``overrides`` on top), titled, for the report."""
+    from unet_bench.measure.counters import run_counters
+    from unet_bench.models import create_model
+
+    out = []
+    for name in networks:
+        model = create_model(name, **overrides)
+        out.append((f"{name} at {size}x{size}", run_counters(model, (1, model.cfg.in_channels, size, size))))
+    return out
 
 
 def totals_table(result: Reconciliation) -> pd.DataFrame:

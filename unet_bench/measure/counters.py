@@ -196,6 +196,7 @@ def explain(ref: Reference, counter: Counter) -> list[str]:
         return [*causes, f"total only (no breakdown by op): {counter.total * k / ref.total:.3f} x ours in FLOPs"]
     theirs = {c: counter.by_type[c] * k for c in CATEGORIES}
     ours, values = dict(ref.flops), dict(ref.values)
+    unmoved = {kind: ref.bias_adds[kind] for kind in (CONV, TRANSPOSED) if ref.bias_adds[kind]}
     for kind in (CONV, TRANSPOSED):  # conventions first: they move FLOPs between op types
         bias = ref.bias_adds[kind]
         grids = {ours[kind]: ""}
@@ -211,6 +212,7 @@ def explain(ref: Reference, counter: Counter) -> list[str]:
                 causes.append(f"{kind}: counts the bias add inside it (ours: element-wise)")
                 ours[ELEMENTWISE] -= bias
                 values[ELEMENTWISE] -= bias
+                del unmoved[kind]
             theirs[kind] = ours[kind]
             break
     layers = sum(theirs[c] for c in (INTERP, POOL, ELEMENTWISE))
@@ -219,6 +221,9 @@ def explain(ref: Reference, counter: Counter) -> list[str]:
             continue
         if theirs[category] == 0:
             causes.append(f"{category}: not counted (ours {ours[category]:,} FLOPs)")
+        elif category == ELEMENTWISE and unmoved and theirs[category] == ours[category] - sum(unmoved.values()):
+            causes.append(f"element-wise: the bias adds of the {' and '.join(f'{k}s' for k in unmoved)} not counted "
+                          f"({sum(unmoved.values()):,} FLOPs)")
         elif category == OTHER and ours[OTHER] == 0 and theirs[OTHER] == layers:
             causes.append("other: the activation, pooling and interpolation layers counted a second time, "
                           "through the functionals it patches")
