@@ -90,3 +90,14 @@ def test_experiment_files_take_external_networks_with_their_arguments(tmp_path):
     path.write_text(path.read_text().replace("features", "featurez"))
     with pytest.raises(BenchError, match="takes no argument 'featurez'"):
         load_spec(path)
+
+
+def test_importing_a_library_leaves_the_environment_as_it_was(monkeypatch):
+    need("monai:BasicUNet")
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    import sys
+
+    for module in [m for m in sys.modules if m == "monai" or m.startswith("monai.")]:
+        monkeypatch.delitem(sys.modules, module)  # a fresh import: MONAI sets CUBLAS_WORKSPACE_CONFIG then
+    create_model("monai:BasicUNet", **TINY["monai:BasicUNet"])
+    assert "CUBLAS_WORKSPACE_CONFIG" not in __import__("os").environ

@@ -369,9 +369,10 @@ def run_counters(model: nn.Module, input_shape: tuple[int, ...]) -> Reconciliati
     import importlib.metadata
     import io
 
-    from unet_bench.models.external import _torchvision_without_kernels
+    from unet_bench.models.external import _torchvision_without_kernels, unchanged_environment
 
-    _torchvision_without_kernels()  # ptflops, calflops and thop's imports reach torchvision
+    with unchanged_environment():
+        _torchvision_without_kernels()  # ptflops, calflops and thop's imports reach torchvision
     result = Reconciliation(reference(model, input_shape))
     x = torch.zeros(input_shape)
     for name, package, run in COUNTERS:
@@ -381,7 +382,7 @@ def run_counters(model: nn.Module, input_shape: tuple[int, ...]) -> Reconciliati
             result.counters.append(Counter(name, "-", status=NOT_INSTALLED))
             continue
         try:
-            with eval_mode(model), torch.no_grad(), warnings.catch_warnings(), \
+            with eval_mode(model), torch.no_grad(), warnings.catch_warnings(), unchanged_environment(), \
                     contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")
                 counter = run(copy.deepcopy(model), x)  # some counters leave buffers or hooks behind

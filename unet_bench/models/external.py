@@ -16,13 +16,15 @@ device at no compute cost.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.metadata
 import inspect
 import math
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -141,14 +143,32 @@ def _torchvision_without_kernels() -> None:
         pass  # smp reports the missing package itself
 
 
+@contextlib.contextmanager
+def unchanged_environment() -> Iterator[None]:
+    """Undo what an import writes into ``os.environ``.
+
+    MONAI sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` when it is imported (for its determinism helpers); every
+    network is measured under the environment of a plain process, so that no library's import changes the
+    conditions of the others' timings.
+    """
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in [k for k in os.environ if k not in before]:
+            del os.environ[key]
+        os.environ.update({k: v for k, v in before.items() if os.environ.get(k) != v})
+
+
 def network_class(adapter: Adapter) -> type:
     """The library's class, or a one-line error saying which extra to install."""
     if library_version(adapter) is None:
         raise BenchError(f"{adapter.name} needs the {adapter.package} package, which is not installed: "
                          f"{INSTALL} (or pip install {adapter.package})")
-    if adapter.package == "segmentation-models-pytorch":
-        _torchvision_without_kernels()
-    return getattr(importlib.import_module(adapter.module), adapter.cls)
+    with unchanged_environment():
+        if adapter.package == "segmentation-models-pytorch":
+            _torchvision_without_kernels()
+        return getattr(importlib.import_module(adapter.module), adapter.cls)
 
 
 class _Mapping(tuple):
