@@ -257,11 +257,6 @@ class ExternalConfig:
             "kwargs": {k: _plain(v) for k, v in self.arguments().items()},
         }
 
-    def diff(self, other: Any) -> dict[str, tuple[Any, Any]]:
-        """Keyword arguments whose values differ (what `Variant.change` shows)."""
-        a, b = self.arguments(), other.arguments()
-        return {k: (a.get(k), b.get(k)) for k in dict.fromkeys([*a, *b]) if frozen(a.get(k)) != frozen(b.get(k))}
-
     def build(self) -> nn.Module:
         """The library's network; it carries this config as ``.cfg``, as our UNet does."""
         cls = network_class(self.adapter)
