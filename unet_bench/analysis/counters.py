@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from unet_bench.analysis.causes import explain
 from unet_bench.measure.counters import CATEGORIES, COUNTERS_SCOPE, Reconciliation
 
 REPORT_NETWORKS = ("paper", "bilinear", "additive")
@@ -37,7 +38,7 @@ def totals_table(result: Reconciliation) -> pd.DataFrame:
         rows.append({"counter": name, "unit": counter.unit,
                      "total": "-" if counter.total is None else f"{counter.total:,}",
                      "x ours": "-" if ratio is None else f"{ratio:.3f}",
-                     "why it differs": "; ".join(result.causes(counter))})
+                     "why it differs": "; ".join(explain(result.reference, counter))})
     return pd.DataFrame(rows)
 
 

@@ -39,8 +39,9 @@ COUNTERS_SCOPE = ("ours: 2 FLOPs per multiply-accumulate, transposed convolution
                   "unet_bench.measure.counters")
 NOT_INSTALLED = "not installed"
 
-_ELEMENTWISE_OPS = {"add", "sub", "mul", "div", "relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "elu",
-                    "hardtanh", "threshold", "clamp", "clamp_min", "where", "neg", "exp", "rsub", "prelu"}
+_ARITHMETIC_OPS = {"add", "sub", "mul", "div", "rsub", "neg", "where"}
+_ACTIVATION_OPS = {"relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "elu", "hardtanh", "threshold", "clamp",
+                   "clamp_min", "exp", "prelu"}
 _MATMUL_OPS = {"mm", "addmm", "bmm", "baddbmm"}
 
 
@@ -52,6 +53,8 @@ class Reference:
     flops: dict[str, int]
     values: dict[str, int]  # output values of the ops of each type (what "per value" conventions multiply)
     bias_adds: dict[str, int]  # inside element-wise: one per output value of a (transposed) conv with a bias
+    activations: int  # inside element-wise: one per output value of an activation
+    arithmetic: int  # inside element-wise: additions and products of maps (a skip added to the decoder's map)
     transposed_output_grid: int  # FLOPs of the transposed convolutions if counted on their output grid
 
     @property
@@ -65,6 +68,7 @@ class _Tally(TorchDispatchMode):
         self.flops = dict.fromkeys(CATEGORIES, 0)
         self.values = dict.fromkeys(CATEGORIES, 0)
         self.bias_adds = {CONV: 0, TRANSPOSED: 0}
+        self.activations = self.arithmetic = 0
         self.output_grid = 0
 
     def add(self, category: str, flops: int, values: int) -> None:
@@ -97,7 +101,11 @@ class _Tally(TorchDispatchMode):
             k = math.prod(kernel) if isinstance(kernel, (list, tuple)) else 1
             per = k - 1 if "max" in name else k
             self.add(POOL, per * n if kernel else args[0].numel(), n)
-        elif name in _ELEMENTWISE_OPS:
+        elif name in _ARITHMETIC_OPS:
+            self.arithmetic += n
+            self.add(ELEMENTWISE, n, n)
+        elif name in _ACTIVATION_OPS:
+            self.activations += n
             self.add(ELEMENTWISE, n, n)
         elif name in _MATMUL_OPS:
             a, b = args[-2], args[-1]
@@ -111,7 +119,8 @@ def reference(model: nn.Module, input_shape: tuple[int, ...]) -> Reference:
     tally = _Tally()
     with eval_mode(meta), torch.no_grad(), tally:
         meta(torch.zeros(input_shape, device="meta"))
-    return Reference(tally.flops, tally.values, tally.bias_adds, tally.output_grid)
+    return Reference(tally.flops, tally.values, tally.bias_adds, tally.activations, tally.arithmetic,
+                     tally.output_grid)
 
 
 def module_category(module: nn.Module) -> str:
@@ -175,70 +184,6 @@ class Reconciliation:
     def ratio(self, counter: Counter) -> float | None:
         """The counter's total over ours (both as it reports them: a MAC counter agreeing reads 0.5)."""
         return None if counter.total is None else counter.total / self.reference.total
-
-    def causes(self, counter: Counter) -> list[str]:
-        """Each difference from our count, in words."""
-        return explain(self.reference, counter)
-
-
-MACS = "counts MACs: 1 per multiply-accumulate where ours counts 2 FLOPs"
-
-
-def explain(ref: Reference, counter: Counter) -> list[str]:
-    """Name the cause of each difference: a convention (MACs, bias, transposed grid) or a missed op."""
-    if counter.total is None:
-        return [counter.status]
-    k = counter.per_flop
-    causes = [MACS] if k == 2 else []
-    if counter.by_type is None:
-        if counter.total * k == ref.total:
-            return [*causes, "otherwise the same total"]
-        return [*causes, f"total only (no breakdown by op): {counter.total * k / ref.total:.3f} x ours in FLOPs"]
-    theirs = {c: counter.by_type[c] * k for c in CATEGORIES}
-    ours, values = dict(ref.flops), dict(ref.values)
-    unmoved = {kind: ref.bias_adds[kind] for kind in (CONV, TRANSPOSED) if ref.bias_adds[kind]}
-    for kind in (CONV, TRANSPOSED):  # conventions first: they move FLOPs between op types
-        bias = ref.bias_adds[kind]
-        grids = {ours[kind]: ""}
-        if kind == TRANSPOSED and ours[kind]:
-            grids[ref.transposed_output_grid] = (
-                f"transposed convolution: counted on the output grid, as a convolution would be "
-                f"({ref.transposed_output_grid / ours[kind]:g} x the multiply-accumulates it does)")
-        for grid, text in grids.items():
-            if theirs[kind] not in (grid, grid + k * bias):
-                continue
-            causes += [text] if text else []
-            if bias and theirs[kind] == grid + k * bias:
-                causes.append(f"{kind}: counts the bias add inside it (ours: element-wise)")
-                ours[ELEMENTWISE] -= bias
-                values[ELEMENTWISE] -= bias
-                del unmoved[kind]
-            theirs[kind] = ours[kind]
-            break
-    layers = sum(theirs[c] for c in (INTERP, POOL, ELEMENTWISE))
-    for category in CATEGORIES:
-        if theirs[category] == ours[category]:
-            continue
-        if theirs[category] == 0:
-            causes.append(f"{category}: not counted (ours {ours[category]:,} FLOPs)")
-        elif category == ELEMENTWISE and unmoved and theirs[category] == ours[category] - sum(unmoved.values()):
-            causes.append(f"element-wise: the bias adds of the {' and '.join(f'{k}s' for k in unmoved)} not counted "
-                          f"({sum(unmoved.values()):,} FLOPs)")
-        elif category == OTHER and ours[OTHER] == 0 and theirs[OTHER] == layers:
-            causes.append("other: the activation, pooling and interpolation layers counted a second time, "
-                          "through the functionals it patches")
-        elif category == OTHER and ours[OTHER] == 0:
-            causes.append(f"other: {theirs[OTHER]:,} FLOPs outside any layer (functional ops, its own conventions)")
-        elif ours[category] and abs(theirs[category] / ours[category] - 1) < 0.05:
-            change = theirs[category] - ours[category]
-            causes.append(f"{category}: {change:+,} FLOPs beside ours ({100 * change / ours[category]:+.2f} %): "
-                          f"its own formula")
-        elif values[category]:
-            causes.append(f"{category}: {theirs[category] / values[category]:g} FLOPs per output value where ours "
-                          f"counts {ours[category] / values[category]:g}")
-        else:
-            causes.append(f"{category}: {theirs[category]:,} FLOPs where ours counts {ours[category]:,}")
-    return causes or ["the same, op type by op type"]
 
 
 # --- the counters ----------------------------------------------------------------------------------------
