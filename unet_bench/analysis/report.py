@@ -218,6 +218,8 @@ def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, 
         out.append(("Quality", "Dice and IoU on the validation split, mean ± standard deviation over "
                                f"{'/'.join(seeds) or 'several'} training seeds; each seed trains the network "
                                "afresh, so the seeds are the repeats their verdicts come from."))
+    if "cfg_library" in done and done["cfg_library"].notna().any():
+        out.append(("Other libraries' networks", _provenance(done)))
     text = ("Each variant is compared with the baseline at the same grid point: the same setting (mode, device, "
             "dtype, batch, memory format, threads) and the same size request of the experiment file (size rule and "
             "requested size), so a variant that needs another valid input size is paired with the baseline "
@@ -228,6 +230,16 @@ def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, 
     text += stats.METHOD + ". " + " ".join(noise_line(s, *n) + "." for s, n in comparison.noise.items())
     out.append(("Comparison", text))
     return out
+
+
+def _provenance(done: pd.DataFrame) -> str:
+    """Where each network from another library came from, and why our design factors read n/a for it."""
+    rows = done.dropna(subset=["cfg_library"]).drop_duplicates("variant")
+    built = "; ".join(f"{r.variant} is {r.cfg_class} from {r.cfg_library} {r.cfg_library_version}"
+                      for r in rows.itertuples())
+    return (f"Built by their own libraries and measured by the same code as ours: {built}. Their keyword "
+            "arguments are in each record's config; our design factors (padding, up-sampling, skip, norm, ...) "
+            "do not describe them and read n/a.")
 
 
 def _distinct(values: pd.Series) -> list[str]:
