@@ -24,6 +24,10 @@ def print_counts(record: Record) -> None:
     extra = record.extra
     per_pixel = record.macs_per_output_pixel or 0.0
     print(shape_line(record) + "   (counts are per image; x batch for a batch)")
+    if record.config.get("library"):  # another library's network: where it came from
+        cfg = record.config
+        print(f"network         {cfg['class']} from {cfg['library']} {cfg['library_version']} "
+              "(our design factors: n/a)")
     print(f"parameters      {record.params:,} (trainable {record.params_trainable:,})")
     print(f"forward MACs    {record.macs:,}  ({per_pixel:,.0f} per output pixel)")
     print(f"forward FLOPs   {record.flops:,}  (2 per MAC)")
