@@ -45,8 +45,8 @@ def test_count_with_counters_on_an_external_network():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "monai:BasicUNet: 1x1x32x32 -> 1x2x32x32" in out
-    assert f"monai.networks.nets.BasicUNet from monai {external.library_version(external.ADAPTERS['monai:BasicUNet'])}" \
-        " (our design factors: n/a)" in out
+    version = external.library_version(external.ADAPTERS["monai:BasicUNet"])
+    assert f"monai.networks.nets.BasicUNet from monai {version} (our design factors: n/a)" in out
     table = out[out.index("FLOP counters"):]
     assert "ours (exact)" in table and "torch FlopCounterMode" in table
     for name in ("ptflops", "thop", "torchinfo", "calflops"):
