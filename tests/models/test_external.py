@@ -17,7 +17,7 @@ TINY = {
     "nnunet:PlainConvUNet": dict(n_stages=3, features_per_stage=(2, 4, 8), strides=(1, 2, 2)),
 }
 # The library's own rule: period of the valid sizes at these arguments.
-PERIODS = {"monai:BasicUNet": 1, "monai:UNet": 4, "monai:DynUNet": 4, "smp:Unet": 8, "nnunet:PlainConvUNet": 4}
+PERIODS = {"monai:BasicUNet": 1, "monai:UNet": 4, "monai:DynUNet": 4, "smp:Unet": 1, "nnunet:PlainConvUNet": 4}
 
 
 def need(name: str) -> None:
@@ -47,11 +47,21 @@ def test_each_external_network_builds_runs_and_says_where_it_came_from(name):
     assert first == period or not external._runs(external._meta_model(cfg), 1, first - period)
 
 
-def test_smp_refuses_sizes_off_its_encoder_stride_naming_the_nearest():
+def test_sizes_off_the_stride_product_are_refused_naming_the_nearest():
+    need("nnunet:PlainConvUNet")
+    cfg = get_config("nnunet:PlainConvUNet", **TINY["nnunet:PlainConvUNet"])
+    assert geometry.progression(cfg) == (8, 4)  # instance norm needs more than 1 px at the bottleneck (8 / 4)
+    with pytest.raises(InvalidInputSizeError, match="nearest valid sizes are 68 and 72"):
+        geometry.check_input_size(cfg, 70, 70)
+
+
+def test_smp_follows_its_own_flag_for_divisible_inputs():
     need("smp:Unet")
     cfg = get_config("smp:Unet", **TINY["smp:Unet"])
-    with pytest.raises(InvalidInputSizeError, match="nearest valid sizes are 64 and 72"):
-        geometry.check_input_size(cfg, 70, 70)
+    model = external._meta_model(cfg)
+    assert model.requires_divisible_input_shape is False and geometry.progression(cfg) == (1, 1)
+    model.requires_divisible_input_shape = True  # what smp's other decoders declare
+    assert external._smp_period(cfg.arguments(), model) == model.encoder.output_stride == 8
 
 
 def test_bad_arguments_and_names_are_one_line_errors():

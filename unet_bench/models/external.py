@@ -7,9 +7,10 @@ such a network is an `ExternalConfig`: its name, the keyword arguments, where it
 version) and the library's own size rule. Our config's design factors (padding, upsample, skip, ...) do not
 describe another library's network, so they are recorded as ``n/a``, not guessed.
 
-Valid input sizes follow each library's rule, a period: smp needs a multiple of its encoder's output stride,
-MONAI's UNet and DynUNet and nnU-Net a multiple of the product of their strides; MONAI's BasicUNet pads odd
-edges in its decoder, so any size works. The smallest valid size is the first multiple whose forward runs
+Valid input sizes follow each library's rule, a period: MONAI's UNet and DynUNet and nnU-Net need a multiple of
+the product of their strides; MONAI's BasicUNet pads odd edges in its decoder and smp's Unet resizes to each
+skip, so any size works for them (an smp model that sets ``requires_divisible_input_shape`` needs a multiple of
+its encoder's output stride). The smallest valid size is the first multiple whose forward runs
 and returns the input's size (a norm needs more than one pixel at the bottleneck), found on the ``meta``
 device at no compute cost.
 """
@@ -60,6 +61,12 @@ def _stride_product(args: dict[str, Any], model: nn.Module) -> int:
     return math.prod(s if isinstance(s, int) else s[0] for s in args["strides"])
 
 
+def _smp_period(args: dict[str, Any], model: nn.Module) -> int:
+    """smp's own rule: a model that sets ``requires_divisible_input_shape`` needs multiples of the encoder's
+    output stride (its forward refuses others); smp 0.6's Unet does not set it and takes any size."""
+    return int(model.encoder.output_stride) if getattr(model, "requires_divisible_input_shape", True) else 1
+
+
 def _nnunet_defaults() -> dict[str, Any]:
     from torch import nn
 
@@ -84,7 +91,8 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in (
     Adapter("smp:Unet", "segmentation-models-pytorch", "segmentation_models_pytorch", "Unet",
             ("in_channels", "classes"), lambda: dict(encoder_name="resnet34", encoder_weights=None, in_channels=1,
                                                      classes=2),
-            lambda args, model: int(model.encoder.output_stride), "a multiple of the encoder's output stride",
+            _smp_period, "any size where the model says so (its Unet resizes in the decoder), else a multiple "
+            "of the encoder's output stride",
             "segmentation_models_pytorch's Unet: any encoder, no pretrained weights"),
     Adapter("nnunet:PlainConvUNet", "dynamic-network-architectures",
             "dynamic_network_architectures.architectures.unet", "PlainConvUNet", ("input_channels", "num_classes"),
