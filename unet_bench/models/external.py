@@ -18,6 +18,7 @@ device at no compute cost.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import importlib.metadata
@@ -30,15 +31,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from unet_bench.errors import BenchError, choices
+from unet_bench.models.config import UNetConfig
 
 if TYPE_CHECKING:
     from torch import nn
 
 INSTALL = 'pip install -e ".[external]"'
 NOT_APPLICABLE = "n/a"
-# Our config's design factors: none of them describes another library's network.
-UNET_FACTORS = ("depth", "base_width", "padding", "upsample", "skip", "norm", "norm_groups", "activation",
-                "dropout", "bias")
+# Our config's design factors: none of them describes another library's network (the channels do, and the
+# networks here are 2-D).
+APPLICABLE = ("in_channels", "num_classes", "spatial_dims")
+UNET_FACTORS = tuple(f.name for f in dataclasses.fields(UNetConfig) if f.name not in APPLICABLE)
 MAX_PROBES = 4096  # the largest multiple of the period tried for the smallest valid size
 
 
@@ -226,6 +229,8 @@ class ExternalConfig:
         """Every keyword argument the library's constructor gets: defaults, then the given ones."""
         return {**self.adapter.defaults(), **{k: _thawed(v) for k, v in self.kwargs}}
 
+    spatial_dims = 2  # cases give these networks 2-D images (spatial_dims=2 is their argument too)
+
     @property
     def in_channels(self) -> int:
         return int(self.arguments()[self.adapter.channel_args[0]])
@@ -260,7 +265,7 @@ class ExternalConfig:
         return {
             "network": self.name, "library": adapter.package, "library_version": library_version(adapter),
             "class": f"{adapter.module}.{adapter.cls}", "in_channels": self.in_channels,
-            "num_classes": self.num_classes, "size_rule": adapter.rule,
+            "num_classes": self.num_classes, "spatial_dims": self.spatial_dims, "size_rule": adapter.rule,
             **dict.fromkeys(UNET_FACTORS, NOT_APPLICABLE),
             "kwargs": {k: _plain(v) for k, v in self.arguments().items()},
         }
