@@ -296,12 +296,14 @@ class ExternalConfig:
             return None
         return Trace((), size, (), (size,))
 
-    def largest_feature_map(self, size: int) -> int:
-        """Values in the largest map any module returns (one image), from a forward on the meta device."""
+    def largest_feature_map(self, size: int | tuple[int, int]) -> int:
+        """Values in the largest map any module returns (one image), from a forward on the meta device;
+        ``size`` is the side of a square input or (height, width)."""
         from unet_bench.models.geometry import check_input_size
 
-        check_input_size(self, size, size)
-        return _largest_map(self, size)
+        shape = (size, size) if isinstance(size, int) else tuple(size)
+        check_input_size(self, *shape)
+        return _largest_map(self, shape)
 
 
 def _meta_model(cfg: ExternalConfig) -> nn.Module:
@@ -340,15 +342,15 @@ def _progression(cfg: ExternalConfig) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=256)
-def _largest_map(cfg: ExternalConfig, size: int) -> int:
+def _largest_map(cfg: ExternalConfig, shape: tuple[int, ...]) -> int:
     import torch
 
     model = _meta_model(cfg)
-    largest = [cfg.in_channels * size * size]
+    largest = [cfg.in_channels * math.prod(shape)]
     hooks = [m.register_forward_hook(lambda m, i, o: largest.append(o.numel()) if torch.is_tensor(o) else None)
              for m in model.modules()]
     with torch.no_grad():
-        model(torch.zeros(1, cfg.in_channels, size, size, device="meta"))
+        model(torch.zeros(1, cfg.in_channels, *shape, device="meta"))
     for hook in hooks:
         hook.remove()
     return max(largest)
