@@ -145,7 +145,7 @@ class Record:
     repeat: int = 0
     case_id: str = ""
     suite: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)  # the full UNetConfig.to_dict()
+    config: dict[str, Any] = field(default_factory=dict)  # the full UNetConfig.to_dict() (ExternalConfig.to_dict())
     overrides: dict[str, Any] = field(default_factory=dict)
 
     input_shape: list[int] | None = None  # one size per axis, where the sides differ (Case.input_shape)

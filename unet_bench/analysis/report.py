@@ -21,6 +21,14 @@ import pandas as pd
 import unet_bench
 from unet_bench.analysis import stats
 from unet_bench.analysis.compare import Comparison, compare
+from unet_bench.analysis.counters import (
+    COUNTERS_INTRO,
+    Reconciliation,
+    breakdown_table,
+    markdown,
+    report_reconciliations,
+    totals_table,
+)
 from unet_bench.analysis.plots import FigureFile, make_figures
 from unet_bench.analysis.profiles import profile_section
 from unet_bench.analysis.results import load, ok
@@ -50,19 +58,24 @@ class Report:
     figures: list[FigureFile]
     notes: list[str] = field(default_factory=list)
     profiles: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # (title, per-kind table) per step
+    counters: list[tuple[str, Reconciliation]] = field(default_factory=list)  # (network, FLOP counters beside ours)
 
 
 def write_report(sources: Sequence[str | Path], out_dir: str | Path | None = None,
-                 baseline: str | None = None, per_image: bool = False) -> tuple[Path, Path, list[str]]:
+                 baseline: str | None = None, per_image: bool = False,
+                 counters: bool = False) -> tuple[Path, Path, list[str]]:
     """Load ``sources``, draw the figures and write ``report.html`` and ``report.md`` into ``out_dir``
     (default: ``report/`` inside the first results directory). Returns the two paths and the notes worth
-    a line on stderr (lines of the results left out, pairing, load)."""
+    a line on stderr (lines of the results left out, pairing, load). ``counters``: add the FLOP counters
+    reconciled with our count for the paper, bilinear and additive networks at 572 (about a minute on CPU:
+    the counters that trace run real forwards)."""
     frame = load(sources)
     out = Path(out_dir) if out_dir is not None else _default_out(sources[0])
     html_path, md_path = out / "report.html", out / "report.md"
     prepare_out(out, [html_path, md_path])
     try:
         report = build(frame, out / "figures", baseline, per_image)
+        report.counters = report_reconciliations() if counters else []
         html_path.write_text(to_html(report), encoding="utf-8")
         md_path.write_text(to_markdown(report, figures_relative_to=out), encoding="utf-8")
     except OSError as error:  # the disk filled up, or permissions changed, while writing
@@ -212,6 +225,8 @@ def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, 
                                f"{'/'.join(seeds) or 'several'} training seeds; each seed trains the network "
                                "afresh, so the seeds are the repeats their verdicts come from. "
                                + QUALITY_METHOD))
+    if "cfg_library" in done and done["cfg_library"].notna().any():
+        out.append(("Other libraries' networks", _provenance(done)))
     text = ("Each variant is compared with the baseline at the same grid point: the same setting (mode, device, "
             "dtype, batch, memory format, threads) and the same size request of the experiment file (size rule and "
             "requested size), so a variant that needs another valid input size is paired with the baseline "
@@ -230,6 +245,16 @@ QUALITY_METHOD = (
     "Bowl), and the adapted Rand error (ISBI 2012, lower is better) grows with merged and split objects. "
     "Baselines on the same validation split: every pixel called an object (all foreground), and Gaussian "
     "smoothing plus one global threshold, both tuned on the training split only (tuned threshold).")
+
+
+def _provenance(done: pd.DataFrame) -> str:
+    """Where each network from another library came from, and why our design factors read n/a for it."""
+    rows = done.dropna(subset=["cfg_library"]).drop_duplicates("variant")
+    built = "; ".join(f"{r.variant} is {r.cfg_class} from {r.cfg_library} {r.cfg_library_version}"
+                      for r in rows.itertuples())
+    return (f"Built by their own libraries and measured by the same code as ours: {built}. Their keyword "
+            "arguments are in each record's config; our design factors (padding, up-sampling, skip, norm, ...) "
+            "do not describe them and read n/a.")
 
 
 def _distinct(values: pd.Series) -> list[str]:
@@ -306,6 +331,11 @@ def to_html(report: Report) -> str:
         parts.append(f'<figure id="{esc(figure.name)}"><h3>{esc(figure.title)}</h3>'
                      f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{data}">'
                      f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
+    if report.counters:
+        parts.append(f"<h2>FLOP counters</h2><p>{esc(COUNTERS_INTRO)}</p>")
+    for title, result in report.counters:
+        parts.append(f"<h3>{esc(title)}</h3>")
+        parts += [table_html(totals_table(result)), table_html(breakdown_table(result))]
     if report.notes:
         notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
         parts.append(f'<h2>Notes</h2><ul class="notes">{notes}</ul>')
@@ -331,6 +361,10 @@ def to_markdown(report: Report, figures_relative_to: Path) -> str:
         png = next(p for p in figure.paths if p.suffix == ".png")
         lines += [f"### {figure.title}", "", f"![{figure.title}]({png.relative_to(figures_relative_to).as_posix()})",
                   "", figure.caption, ""]
+    if report.counters:
+        lines += ["", "## FLOP counters", "", COUNTERS_INTRO, ""]
+    for title, result in report.counters:
+        lines += [markdown(result, title), ""]
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"

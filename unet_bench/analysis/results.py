@@ -214,7 +214,9 @@ def flatten(data: dict[str, Any]) -> dict[str, Any]:
     """One record dict → one flat row (config, env and extra spread into prefixed columns)."""
     record = Record.from_dict(data).to_dict()  # fills fields an older writer did not know, keeps unknown ones
     row = {k: v for k, v in record.items() if k not in ("config", "overrides", "env", "extra")}
-    row["overrides"] = ",".join(f"{k}={v}" for k, v in sorted(record["overrides"].items()))
+    # a list value (another library's argument: features = [32, 64]) reads 32/64: labels split on commas
+    row["overrides"] = ",".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, list) else v}"
+                                for k, v in sorted(record["overrides"].items()))
     for prefix in ("config", "env", "extra"):
         short = "cfg" if prefix == "config" else prefix
         for key, value in _flat_items(record[prefix]):

@@ -13,7 +13,8 @@ from unet_bench.suite.checks import BATCH, as_argument, size_or_shape
 
 def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
     """NAME plus ``--set KEY=VALUE`` overrides: how every command names a network."""
-    parser.add_argument("name", metavar="NAME", help="a registered variant (see 'unet-bench models')")
+    parser.add_argument("name", metavar="NAME", help="a registered variant (see 'unet-bench models'), or another "
+                        "library's network (see 'unet-bench models --external')")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config field on top of the variant, e.g. --set depth=3 (repeatable)",
@@ -23,9 +24,22 @@ def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
 def variant_config(args: argparse.Namespace):
     """The config named by NAME and ``--set`` overrides (unknown names, keys and values refused)."""
     from unet_bench.models import get_variant
-    from unet_bench.models.config import parse_overrides
 
-    return get_variant(args.name).config.replace(**parse_overrides(args.overrides))
+    return get_variant(args.name).config.replace(**parsed_overrides(args))
+
+
+def parsed_overrides(args: argparse.Namespace) -> dict:
+    """``--set`` overrides: our config's typed fields, or another library's keyword arguments as literals."""
+    from unet_bench.models.config import parse_overrides
+    from unet_bench.models.external import is_external, parse_value
+
+    if not is_external(args.name):
+        return parse_overrides(args.overrides)
+    pairs = [item.partition("=") for item in args.overrides]
+    bad = [key for key, sep, _ in pairs if not sep]
+    if bad:
+        raise BenchError(f"override {bad[0]!r} is not KEY=VALUE (e.g. encoder_name=resnet18)")
+    return {key: parse_value(text) for key, _, text in pairs}
 
 
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +53,11 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
 
 def case_from_args(args: argparse.Namespace, mode: str) -> Case:
     """The case a `count` or `time` command line asks for."""
-    from unet_bench.models.config import parse_overrides
     from unet_bench.models.geometry import spatial_shape
 
     cfg = variant_config(args)  # refuses unknown variants, keys and values first
     return Case(
-        variant=args.name, overrides=tuple(sorted(parse_overrides(args.overrides).items())), mode=mode,
+        variant=args.name, overrides=tuple(sorted(parsed_overrides(args).items())), mode=mode,
         device=getattr(args, "device", "cpu"), batch=args.batch, **size_fields(spatial_shape(cfg, args.size)),
         dtype=getattr(args, "dtype", "fp32"), channels_last=getattr(args, "channels_last", False),
         compile=getattr(args, "compile", False), tf32=not getattr(args, "no_tf32", False),

@@ -24,6 +24,10 @@ def print_counts(record: Record) -> None:
     extra = record.extra
     per_pixel = record.macs_per_output_pixel or 0.0
     print(shape_line(record) + "   (counts are per image; x batch for a batch)")
+    if record.config.get("library"):  # another library's network: where it came from
+        cfg = record.config
+        print(f"network         {cfg['class']} from {cfg['library']} {cfg['library_version']} "
+              "(our design factors: n/a)")
     print(f"parameters      {record.params:,} (trainable {record.params_trainable:,})")
     print(f"forward MACs    {record.macs:,}  ({per_pixel:,.0f} per output pixel)")
     print(f"forward FLOPs   {record.flops:,}  (2 per MAC)")
@@ -37,6 +41,18 @@ def print_counts(record: Record) -> None:
     for stage, params in extra["params_per_stage"].items():
         macs = extra["macs_per_stage"].get(stage, 0)
         print(f"{stage:<12} {params:>14,} {macs:>20,} {100 * macs / record.macs:>6.1f}%")
+
+
+def print_counters(model, case) -> None:
+    """Every installed FLOP counter beside our exact count, by op type, with the cause of each difference."""
+    from unet_bench.analysis.counters import breakdown_table, text, totals_table
+    from unet_bench.measure.counters import COUNTERS_SCOPE, run_counters
+
+    result = run_counters(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
+    print(f"\nFLOP counters, inference forward, per image ({COUNTERS_SCOPE}):")
+    print(text(totals_table(result), long_column="why it differs"))
+    print("\nby op type, each in its own unit ('?': the counter reports a total only):")
+    print(text(breakdown_table(result)))
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -57,6 +73,8 @@ def cmd_count(args: argparse.Namespace) -> int:
         emit_json(record)
         return 0
     print_counts(record)
+    if args.counters:
+        print_counters(model, case)
     if args.layers:
         print("\nper layer (fvcore; its '#flops' column counts MACs):")
         print(layer_table(counts.analysis, args.layers))
@@ -72,5 +90,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     count_parser.add_argument(
         "--layers", type=as_argument(integer(0, 20)), nargs="?", const=3, default=0, metavar="DEPTH",
         help="also print fvcore's per-layer table, modules nested up to DEPTH (default 3)",
+    )
+    count_parser.add_argument(
+        "--counters", action="store_true",
+        help="also run every installed FLOP counter (fvcore, torch, ptflops, thop, torchinfo, calflops) beside our "
+             "exact count, by op type, with the cause of each difference",
     )
     count_parser.set_defaults(func=cmd_count)

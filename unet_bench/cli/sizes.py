@@ -23,8 +23,11 @@ def cmd_sizes(args: argparse.Namespace) -> int:
         if not sizes:
             first = geometry.smallest_valid_size(cfg)
             raise BenchError(f"no valid input size in [{args.min}, {args.max}]; the smallest valid size is {first}")
+    from unet_bench.models.config import UNetConfig
+
+    field = f"{geometry.receptive_field(cfg)} px" if isinstance(cfg, UNetConfig) else "n/a: another library's network"
     per_axis = ", on each axis of a volume" if cfg.spatial_dims == 3 else ""
-    print(f"# {args.name}: input -> output{per_axis} (receptive field {geometry.receptive_field(cfg)} px)")
+    print(f"# {args.name}: input -> output{per_axis} (receptive field {field})")
     for size in sizes:
         print(f"{size} -> {geometry.trace(cfg, size).output}")
     return 0

@@ -24,9 +24,9 @@ from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
 from unet_bench.measure.steps import backend_flags, build_step, input_shape, spatial_dims_of
 from unet_bench.measure.timing import time_call, warmup_calls
+from unet_bench.models.external import is_external
 from unet_bench.models.geometry import check_input_size, spatial_shape
-from unet_bench.models.registry import get_config
-from unet_bench.models.unet import UNet
+from unet_bench.models.registry import build_network, get_config
 from unet_bench.quality.case import measure_quality
 from unet_bench.record import DEVICES, DTYPES, MODES, Case, Record
 
@@ -46,14 +46,17 @@ def check_case(case: Case) -> None:
         raise BenchError(f"batch={case.batch} is not valid; it must be a positive integer")
     if case.threads is not None and case.threads < 1:
         raise BenchError(f"threads={case.threads} is not valid; it must be a positive integer")
+    if case.mode == "quality" and is_external(case.variant):
+        raise BenchError(f"mode 'quality' trains our own variants; {case.variant} is measured in modes "
+                         f"{choices(m for m in MODES if m != 'quality')}")
 
 
-def build_model(case: Case) -> UNet:
+def build_model(case: Case) -> nn.Module:
     """The case's variant with its overrides, after checking the case and its input size."""
     check_case(case)
     cfg = get_config(case.variant, **case.overrides_dict())
     check_input_size(cfg, *spatial_shape(cfg, case.size))
-    return UNet(cfg)
+    return build_network(cfg)
 
 
 def count_case(case: Case) -> Counts:

@@ -26,10 +26,10 @@ GIB = 2**30
 def parameter_count(cfg: UNetConfig) -> int:
     import torch
 
-    from unet_bench.models.unet import UNet
+    from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
-        return sum(p.numel() for p in UNet(cfg).parameters())
+        return sum(p.numel() for p in build_network(cfg).parameters())
 
 
 def memory_floor_bytes(cfg: UNetConfig, size: int | tuple[int, ...], batch: int = 1, dtype: str = "fp32") -> int:

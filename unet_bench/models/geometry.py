@@ -41,6 +41,8 @@ def _level_loss(cfg: UNetConfig) -> int:
 @functools.lru_cache(maxsize=4096)
 def trace(cfg: UNetConfig, size: int) -> Trace | None:
     """Sizes through the network for one input dimension, or None if the size is not valid."""
+    if not isinstance(cfg, UNetConfig):  # another library's network: its own size rule
+        return cfg.trace(size)
     loss = _level_loss(cfg)
     encoder = []
     n = size
@@ -83,6 +85,8 @@ def progression(cfg: UNetConfig) -> tuple[int, int]:
     input = 2^depth·b + loss·(2^(depth+1) − 1). The decoder's sizes grow with b, so the valid b are all
     those from the smallest one that leaves every decoder map at least 1 px (a few steps of `trace`).
     """
+    if not isinstance(cfg, UNetConfig):  # another library's network: its own size rule
+        return cfg.progression()
     bottleneck = 1
     while trace(cfg, _input_for_bottleneck(cfg, bottleneck)) is None:
         bottleneck += 1  # ends within loss + 1 steps: b > loss keeps every decoder map ≥ 1 px
@@ -185,6 +189,8 @@ def check_input_size(cfg: UNetConfig, *sizes: int) -> None:
 def largest_feature_map(cfg: UNetConfig, size: int | tuple[int, ...]) -> int:
     """Values in the largest map a level keeps (channels x its pixels or voxels, one image): a floor on
     memory. ``size`` is an int (every axis) or one size per axis."""
+    if not isinstance(cfg, UNetConfig):  # another library's network: its largest module output
+        return cfg.largest_feature_map(size)
     shape = spatial_shape(cfg, size)
     check_input_size(cfg, *shape)
     traces = [trace(cfg, s) for s in shape]

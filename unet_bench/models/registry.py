@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.models.config import UNetConfig
+from unet_bench.models.external import ExternalConfig, get_adapter, is_external, list_external
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from unet_bench.models.unet import UNet
 
 PAPER = UNetConfig()
@@ -26,13 +29,15 @@ class Variant:
     """A registered variant: its name, config and the design question it answers."""
 
     name: str
-    config: UNetConfig
+    config: UNetConfig | ExternalConfig
     description: str
     base: str = "paper"  # the network it changes one factor of (its own name for a base network)
 
     @property
     def change(self) -> str:
         """The factor changed from its base, as ``field=value`` ('-' for a base network itself)."""
+        if isinstance(self.config, ExternalConfig):
+            return "n/a (another library's network)"
         base = _VARIANTS[self.base].config if self.base != self.name else self.config
         return ", ".join(f"{k}={v}" for k, (_, v) in base.diff(self.config).items()) or "-"
 
@@ -105,31 +110,44 @@ def select_models(patterns: list[str] | tuple[str, ...]) -> list[str]:
     nothing is refused with the list of valid names."""
     names: list[str] = []
     for pattern in patterns:
-        matched = list_models(pattern.removeprefix("!"))
+        name = pattern.removeprefix("!")
+        matched = [name] if name in list_external() else list_models(name)
         if not matched:
             raise BenchError(f"{pattern!r} names no registered variant; valid variants are "
                              f"{choices(list_models())} (globs such as '*norm*' and exclusions such as '!3d*' "
-                             "work too)")
+                             f"work too) or another library's network: {choices(list_external())}")
         names = [n for n in names if n not in matched] if pattern.startswith("!") else \
             names + [n for n in matched if n not in names]
     return names
 
 
 def get_variant(name: str) -> Variant:
-    """The registered variant ``name``; unknown names are refused with the list of valid ones."""
+    """The registered variant ``name`` (or another library's network, ``monai:BasicUNet``); unknown names are
+    refused with the list of valid ones."""
+    if is_external(name):
+        return Variant(name, ExternalConfig(name), get_adapter(name).description)
     try:
         return _VARIANTS[name]
     except KeyError:
         raise BenchError(f"unknown variant {name!r}; valid variants are {choices(_VARIANTS)}") from None
 
 
-def get_config(name: str, **overrides: Any) -> UNetConfig:
-    """The config of variant ``name`` with ``overrides`` applied on top."""
+def get_config(name: str, **overrides: Any) -> UNetConfig | ExternalConfig:
+    """The config of variant ``name`` with ``overrides`` applied on top (keyword arguments of another
+    library's network)."""
     return get_variant(name).config.replace(**overrides)
 
 
-def create_model(name: str = "paper", **overrides: Any) -> UNet:
-    """Build variant ``name``, with any config fields overridden (``create_model("padded", depth=3)``)."""
+def build_network(cfg: UNetConfig | ExternalConfig) -> nn.Module:
+    """Our `UNet` for one of our configs, the library's network for an `ExternalConfig`."""
+    if isinstance(cfg, ExternalConfig):
+        return cfg.build()
     from unet_bench.models.unet import UNet  # torch is imported when a network is built, not to list names
 
-    return UNet(get_config(name, **overrides))
+    return UNet(cfg)
+
+
+def create_model(name: str = "paper", **overrides: Any) -> UNet | nn.Module:
+    """Build variant ``name``, with any config fields overridden (``create_model("padded", depth=3)``), or
+    another library's network with keyword arguments (``create_model("smp:Unet", encoder_name="resnet18")``)."""
+    return build_network(get_config(name, **overrides))

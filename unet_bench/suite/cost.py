@@ -32,10 +32,10 @@ def forward_flops(cfg: UNetConfig, input_size: int | tuple[int, ...]) -> int:
     import torch
 
     from unet_bench.measure.counts import flop_counter_counts
-    from unet_bench.models import UNet
+    from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
-        model = UNet(cfg)
+        model = build_network(cfg).to("meta")  # a library may create a tensor on the CPU explicitly
     shape = (1, cfg.in_channels, *spatial_shape(cfg, input_size))
     return sum(flop_counter_counts(model, shape, train=False).values())
 

@@ -74,6 +74,7 @@ only, since the allocation trace it reads is the same in every repeat (CUDA case
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import re
@@ -91,6 +92,7 @@ else:  # pragma: no cover
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
+from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external
 from unet_bench.models.registry import select_models
 from unet_bench.quality.settings import OPTIMIZERS
 from unet_bench.record import (
@@ -311,12 +313,15 @@ class _Grid:
                     self.fail(f"{key}.{name}", f"unknown config field; valid fields are {choices(fields)}")
         per_variant = self["overrides"]
         for variant, changes in per_variant.items():
-            if variant not in list_models():
+            if variant not in list_models() and variant not in list_external():
                 self.fail(f"overrides.{variant}",
-                          f"unknown variant; valid variants are {choices(list_models())}")
+                          f"unknown variant; valid variants are {choices(list_models() + list_external())}")
             if not isinstance(changes, dict):
                 self.fail(f"overrides.{variant}", "must be a table of config fields, e.g. {base_width = 32}")
-            for name in changes:
+            for name in [n for n in changes if isinstance(changes[n], dict)] if is_external(variant) else ():
+                self.fail(f"overrides.{variant}.{name}", "a table argument cannot be given in an experiment file; "
+                          "give it through create_model")
+            for name in changes if not is_external(variant) else ():  # the library checks its own arguments
                 if name not in fields:
                     self.fail(f"overrides.{variant}.{name}",
                               f"unknown config field; valid fields are {choices(fields)}")
@@ -343,7 +348,8 @@ class _Grid:
                     self.fail(key, str(error))
             changes = {**fixed, **per_variant.get(variant, {}), **combo}
             cfg = base.replace(**changes)
-            overrides = tuple(sorted((k, v) for k, v in changes.items() if getattr(base, k) != v))
+            own = base.value if isinstance(base, ExternalConfig) else functools.partial(getattr, base)
+            overrides = tuple(sorted((k, frozen(v)) for k, v in changes.items() if own(k) != frozen(v)))
             out.append((overrides, cfg))
         return out
 
