@@ -162,8 +162,9 @@ def _run_wave(executor: Any, jobs: list[Spec], wave: list[int], out_dir: Path, l
                 _merge(summary, result)
             if result is None or result.interrupted or result.stopped:
                 how = ended if isinstance(ended, str) else "it was stopped before its last case (time limit?)"
-                _record_lost(jobs[index], index + 1, job.job_id, how, out_dir, before, summary, log)
-            _log_new(jobs[index], out_dir, before, log)
+                _record_lost(jobs[index], index + 1, job.job_id, how, out_dir, before, log)
+                (out_dir / f"{lock}.job-{index + 1}").unlink(missing_ok=True)  # left by a job killed holding it
+            summary.written.update(_log_new(jobs[index], out_dir, before, log))
     except KeyboardInterrupt:
         for job in submitted:
             job.cancel(check=False)
@@ -184,7 +185,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def _merge(summary: Summary, job: Summary) -> None:
-    summary.written.update(job.written)
+    """What a job's own summary adds (its records are counted from the file: a killed job returns none)."""
     summary.oom_again += job.oom_again
     summary.searches += job.searches
     summary.partial_line_bytes = summary.partial_line_bytes or job.partial_line_bytes
@@ -192,7 +193,7 @@ def _merge(summary: Summary, job: Summary) -> None:
 
 
 def _record_lost(job: Spec, number: int, job_id: str, how: str, out_dir: Path, before: Counter,
-                 summary: Summary, log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None]) -> None:
     """Record each case of a job that ended early and left no record of it: an ``error``, like a crash."""
     after = Counter(r.get("case_id") for r in read_records(out_dir / RESULTS_FILE).records)
     lost = [p.case for p in job.planned if not p.max_batch and after[p.case.case_id] == before[p.case.case_id]]
@@ -201,16 +202,19 @@ def _record_lost(job: Spec, number: int, job_id: str, how: str, out_dir: Path, b
             record = failed(case, "error", f"its job {number} (id {job_id}) recorded nothing for it: {how}")
             record.suite = job.name
             writer.append(record.to_dict())
-            summary.written["error"] += 1
     log(f"job {number} (id {job_id}): {how}; {len(lost)} case(s) recorded as error (--resume runs them again)")
 
 
-def _log_new(job: Spec, out_dir: Path, before: Counter, log: Callable[[str], None]) -> None:
-    """One line per record the job wrote, as the in-process runner prints them."""
+def _log_new(job: Spec, out_dir: Path, before: Counter, log: Callable[[str], None]) -> Counter:
+    """One line per record of the job's cases written since ``before``, as the in-process runner prints
+    them; their count by status."""
     cases = {p.case.case_id: p.case for p in job.planned}
     seen: Counter = Counter()
+    written: Counter = Counter()
     for data in read_records(out_dir / RESULTS_FILE).records:
         case_id = data.get("case_id")
         seen[case_id] += 1
         if case_id in cases and seen[case_id] > before[case_id]:
             log(case_line(cases[case_id], Record.from_dict(data)))
+            written[data.get("status")] += 1
+    return written
