@@ -20,7 +20,7 @@ from typing import Any
 from unet_bench.errors import BenchError, choices
 
 # The vocabulary of cases: every module that checks or offers one of these imports it from here.
-MODES = ("counts", "infer", "train", "quality")
+MODES = ("counts", "infer", "train", "quality", "train-ddp")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 STATUSES = ("ok", "oom", "error", "skipped")
@@ -28,6 +28,7 @@ STATUSES = ("ok", "oom", "error", "skipped")
 SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
 DEFAULT_MIN_RUN_TIME_S = 1.0  # time budget for the timed blocks of one measurement
 DEFAULT_SEEDS = 3  # quality mode: training seeds
+DEFAULT_WORLD_SIZES = (1, 2)  # train-ddp mode: data-parallel ranks measured in turn
 
 
 def unknown_fields(cls: type, data: dict[str, Any]) -> None:
@@ -44,7 +45,7 @@ class Case:
 
     variant: str  # registered variant name
     overrides: tuple[tuple[str, Any], ...] = ()  # config fields changed on top of the variant, sorted
-    mode: str = "counts"  # counts | infer | train | quality
+    mode: str = "counts"  # counts | infer | train | quality | train-ddp
     device: str = "cpu"  # cpu | cuda
     batch: int = 1
     input_size: int = 572  # side of the square input, pixels
@@ -64,6 +65,8 @@ class Case:
     # Comparisons pair rows of one grid point by these, not by guessing from sizes.
     requested_size: int | None = None
     size_rule: str | None = None
+    # train-ddp: the numbers of data-parallel ranks to train on, each measured in turn (empty otherwise)
+    world_sizes: tuple[int, ...] = ()
 
     def overrides_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
@@ -71,13 +74,16 @@ class Case:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["overrides"] = self.overrides_dict()
+        if not self.world_sizes:  # absent unless used: the case_id of every other case stays as it was
+            del data["world_sizes"]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Case:
         """The inverse of `to_dict`; an unknown key is refused with the list of valid fields."""
         unknown_fields(cls, data)
-        return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items()))})
+        return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items())),
+                      "world_sizes": tuple(data.get("world_sizes") or ())})
 
     @property
     def case_id(self) -> str:
@@ -91,6 +97,7 @@ class Case:
         extra = ",".join(f"{k}={v}" for k, v in self.overrides)
         name = f"{self.variant}[{extra}]" if extra else self.variant
         opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
         return f"{name} {self.mode} {self.device} b{self.batch} {self.input_size}px {'/'.join(opts)} #{self.repeat}"
 
 
@@ -168,6 +175,11 @@ class Record:
     quality_seeds: int | None = None
     train_time_s: float | None = None  # wall time of the training steps of one model, mean over seeds
     train_steps: int | None = None  # optimiser steps per seed
+
+    # --- data-parallel training (mode="train-ddp"; per world size in extra["ddp"]) ---
+    world_size: int | None = None  # ranks behind latency and throughput: the largest of the case's world_sizes
+    scaling_efficiency: float | None = None  # images/s per rank at world_size / images/s per rank at 1 rank
+    comm_grad_bytes: int | None = None  # gradient bytes each rank all-reduces per training step
 
     # --- context ---
     env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)

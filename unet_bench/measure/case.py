@@ -17,6 +17,7 @@ from torch import nn
 from unet_bench.errors import BenchError, choices
 from unet_bench.measure import env
 from unet_bench.measure.counts import Counts, count
+from unet_bench.measure.ddp import measure_ddp
 from unet_bench.measure.fields import counts_values, timing_values, update
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
@@ -91,6 +92,7 @@ MEASURES: dict[str, Callable[[Case, Counts | None, Ceiling | None], Record]] = {
     "infer": _measure_network,
     "train": _measure_network,
     "quality": _measure_quality,
+    "train-ddp": measure_ddp,
 }
 
 

@@ -37,6 +37,7 @@ threads              all cores                   intra-op threads (≤ the cores
 repeats              1                           measurements of each case, each its own record (≤ 1000)
 min_run_time_s       1.0                         timing budget of one measurement, in (0, 3600] s
 seeds                3                           quality mode: training seeds (≤ 100)
+world_sizes          [1, 2]                      train-ddp mode: data-parallel ranks (≤ cores, or GPUs)
 set                  {}                          config fields set for every variant (base_width = 16)
 sweep                {}                          config fields swept: {depth = [3, 4, 5]} (a product)
 overrides            {}                          per variant: {depth-5 = {base_width = 32}}
@@ -86,9 +87,11 @@ else:  # pragma: no cover
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
+from unet_bench.models.footprint import world_sizes_problem
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
+    DEFAULT_WORLD_SIZES,
     DEVICES,
     DTYPES,
     MODES,
@@ -149,6 +152,7 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
     "repeats": (checks.REPEATS, 1),
     "min_run_time_s": (checks.MIN_RUN_TIME_S, DEFAULT_MIN_RUN_TIME_S),
     "seeds": (checks.SEEDS, DEFAULT_SEEDS),
+    "world_sizes": (list_of(checks.WORLD_SIZE), DEFAULT_WORLD_SIZES),
     "set": (table, {}),
     "sweep": (table, {}),
     "overrides": (table, {}),
@@ -361,6 +365,17 @@ class _Grid:
             out.append(size)
         return out
 
+    def check_world_sizes(self, devices: tuple[str, ...]) -> None:
+        """``world_sizes`` only with train-ddp, and no more ranks than this machine's cores (or GPUs)."""
+        if "train-ddp" not in self["modes"]:
+            if "world_sizes" in self.given:
+                self.fail("world_sizes", 'goes with modes = ["train-ddp"]')
+            return
+        for dev, threads in itertools.product(devices, self["threads"]):
+            problem = world_sizes_problem(dev, self["world_sizes"], threads)
+            if problem:
+                self.fail("world_sizes", problem)
+
     def expand(self, device: str | None, limit: float | None) -> list[Planned]:
         """Every case of this grid, in run order."""
         search = self["max_batch_search"]
@@ -373,6 +388,7 @@ class _Grid:
                 self.fail("modes", f"{bad[0]!r} cannot be searched for a max batch; "
                           f"choose from {choices(SEARCH_MODES)}")
         devices = (device,) if device else self["devices"]
+        self.check_world_sizes(devices)
         if search and "cpu" in devices and limit is None:
             self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
                       "without a limit the search would fill the machine's memory")
@@ -398,7 +414,7 @@ class _Grid:
                     cudnn_benchmark=cudnn_benchmark if dev == "cuda" else False,
                     threads=threads, repeat=repeat, min_run_time_s=self["min_run_time_s"],
                     seeds=self["seeds"], requested_size=asked, size_rule=self["size_rule"],
-                    memory=repeat == 0 or dev == "cuda",
+                    memory=repeat == 0 or dev == "cuda", world_sizes=self["world_sizes"] if mode == "train-ddp" else (),
                 )
                 max_batch = self["max_batch"] if search else None
                 planned.append(Planned(case, predict_cost_s(case, cfg, max_batch), max_batch))
