@@ -14,10 +14,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from unet_bench.cli import compare, count, models, quality, report, run, sizes, time
+from unet_bench.cli import compare, count, history, models, quality, report, run, sizes, time
 from unet_bench.errors import BenchError
 
-COMMANDS = [models, sizes, count, time, run, compare, report, quality]
+COMMANDS = [models, sizes, count, time, run, compare, report, quality, history]
 
 
 class OneLineParser(argparse.ArgumentParser):
