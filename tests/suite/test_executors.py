@@ -5,6 +5,7 @@ process (imported from this module by name)."""
 import functools
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from collections import Counter
@@ -83,6 +84,9 @@ def test_a_folder_with_records_needs_resume_and_the_dry_run_lists_the_jobs(tmp_p
         writer.append({"case_id": "x", "suite": "tiny", "status": "ok"})
     with pytest.raises(BenchError, match="already holds 1 records; add --resume"):
         run_on_executor(spec, out, JobOptions("local"))
+    if shutil.which("srun") is None:  # no SLURM here: one line, not submitit's traceback
+        with pytest.raises(BenchError, match='--executor slurm cannot be used here: Could not detect "srun"'):
+            run_on_executor(spec, tmp_path / "elsewhere", JobOptions("slurm"))
 
 
 def test_shards_are_disjoint_deterministic_and_cover_the_suite(tmp_path):

@@ -83,7 +83,10 @@ def make_executor(options: JobOptions, folder: Path, spec: Spec) -> Any:
     except ImportError:
         raise BenchError(f"--executor {options.executor} needs submitit: pip install 'unet-bench[cluster]'") \
             from None
-    executor = submitit.AutoExecutor(folder=folder, cluster=options.executor)
+    try:  # no srun here, a parameter this version does not take: one line
+        executor = submitit.AutoExecutor(folder=folder, cluster=options.executor)
+    except Exception as error:  # noqa: BLE001
+        raise BenchError(f"--executor {options.executor} cannot be used here: {_first_line(error)}") from None
     parameters: dict[str, Any] = {"timeout_min": options.time_limit_min, "gpus_per_node": options.gpus(spec),
                                   "tasks_per_node": 1, "nodes": 1, "name": f"unet-bench-{spec.name}"}
     if options.executor == "slurm":
