@@ -5,6 +5,8 @@ cannot be made to produce on purpose): a clear 20 % slowdown with 1 % noise, an 
 a real but small change, a large but noisy one, and a speed-up.
 """
 
+import json
+
 import pytest
 
 from tests.analysis.tiny import records, repeated, write
@@ -66,3 +68,16 @@ def test_bad_thresholds_are_one_line(tmp_path, tiny_results, capsys):
     assert gate(tmp_path, tiny_results, OLD_MS, threshold="x") == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--fail-on-regression 'x' is not valid" in err
+
+
+def test_pytest_benchmark_files_get_no_verdict_and_the_gate_says_so(tmp_path, capsys):
+    def bench(path, median):
+        stats = {"median": median, "q1": median * 0.99, "q3": median * 1.01, "iqr": median * 0.02, "rounds": 20}
+        path.write_text(json.dumps({"benchmarks": [{"name": "test_paper_forward", "stats": stats}],
+                                    "machine_info": {}, "commit_info": {}, "datetime": "2026-01-01T00:00:00"}))
+        return str(path)
+
+    old, new = bench(tmp_path / "old.json", 0.010), bench(tmp_path / "new.json", 0.013)
+    assert main(["compare", old, new, "--fail-on-regression", "5%"]) == 0
+    err = capsys.readouterr().err
+    assert "regression: " not in err and "1 row(s) had too few repeats for a verdict" in err

@@ -80,7 +80,10 @@ def blind_rows(comparison: Comparison) -> int:
 
 
 def _name(row: pd.Series, comparison: Comparison) -> str:
-    case = f"{row['variant']} {row['mode']} {row['device']} b{int(row['batch'])} {int(row['input_size'])}px"
+    batch, size = row["batch"], row["input_size"]  # absent from pytest-benchmark rows
+    parts = [row["variant"], row["mode"], row["device"], None if missing(batch) else f"b{int(batch)}",
+             None if missing(size) else f"{int(size)}px"]
+    case = " ".join(str(part) for part in parts if not missing(part))
     if comparison.by_source:
         return f"{case} in {row['source']} against {comparison.baseline}"
     return f"{case} against {row['ref_variant']} in {row['source']}"
