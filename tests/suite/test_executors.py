@@ -116,6 +116,16 @@ def test_two_shards_write_one_folder_and_bad_shards_are_one_line(tmp_path, capsy
     assert err.count("\n") == 1 and "I must be in [1, 2]" in err
     assert main(["run", str(path), "--partition", "gpu"]) == 2
     assert "--partition goes with --executor local or slurm" in capsys.readouterr().err
+    assert main(["run", str(path), "--executor", "slurm", "--cases-per-job", "2", "--shard", "1/1", "--dry-run"]) == 0
+    out_lines = capsys.readouterr().out.splitlines()
+    assert out_lines[-4].startswith("# 2 job(s); executor slurm: 2 case(s) per job, 0 GPU(s) per job, time limit 60")
+    assert out_lines[-3].split()[:5] == ["job", "1", "cases", "1,", "2"] and out_lines[-2].split()[:4] == \
+        ["job", "2", "cases", "3"]
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", str(path), "--executor", "pbs"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "argument --executor: invalid choice: 'pbs'" in err
 
 
 def _append_many(path: str, writer_id: int, count: int) -> None:
