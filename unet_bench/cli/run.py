@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unet_bench.suite.summary import describe
 
     out_dir = runner.results_dir(spec, args.out)
-    options = job_options(args, spec)
+    options = job_options(args)
     if args.dry_run:
         done = done_in_folder(spec, out_dir, args.retry_oom) if args.resume else {}
         print_plan(spec, done)
@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def job_options(args: argparse.Namespace, spec):
+def job_options(args: argparse.Namespace):
     """The executor's options from the command line; None for the default in-process runner."""
     from unet_bench.suite.executors import DEFAULT_TIME_LIMIT_MIN, JobOptions
 

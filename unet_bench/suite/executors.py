@@ -175,11 +175,19 @@ def _run_wave(executor: Any, jobs: list[Spec], wave: list[int], out_dir: Path, l
 
 
 def _wait(job: Any) -> Summary | str:
-    """The job's summary, or how it ended without one."""
+    """The job's summary, or how it ended without one: killed (no result, submitit's first line says how),
+    or failed with a traceback (its last line says why; a time limit reads 'timed-out and not
+    checkpointable')."""
+    from submitit.core.utils import FailedJobError
+
     try:
         return job.result()
-    except Exception as error:  # noqa: BLE001 - a job that died, timed out or raised
-        return f"it ended without finishing (state {job.state}): {_first_line(error)}"
+    except FailedJobError as error:  # the traceback, then a rule and where the logs are
+        lines = [line for line in str(error).rsplit("\n-----", 1)[0].splitlines() if line.strip()]
+        why = lines[-1].strip()[:300] if lines else type(error).__name__
+        return f"it failed: {why} (log: {job.paths.stderr})"
+    except Exception as error:  # noqa: BLE001 - a job that died or was killed
+        return f"it ended without a result (state {job.state}): {_first_line(error)}"
 
 
 def _first_line(error: BaseException) -> str:
