@@ -14,7 +14,8 @@ over images/s per rank at 1 rank (the smallest world size measured, if 1 is not 
 perfect scaling. The communicated gradient bytes are counted, not computed: a DDP communication hook adds
 up the bytes of every gradient bucket a rank all-reduces, divided by the steps (a bigger network shows up
 as more communication). On CPU each rank gets ``threads`` threads (default: the cores divided evenly
-among the ranks), and ranks x threads may not exceed the cores.
+among the ranks, so one rank runs on every core and the efficiency mixes rank and thread scaling; set
+``threads`` for ranks alone), and ranks x threads may not exceed the cores.
 """
 
 from __future__ import annotations
