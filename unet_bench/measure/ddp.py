@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ from unet_bench.models.unet import UNet
 from unet_bench.record import DEFAULT_WORLD_SIZES, Case, Record
 
 RANK_TIMEOUT_S = 600  # a collective waiting this long on a rank that died fails instead of hanging
+SETTLE_S = 0.2  # for gloo's worker thread to drop the last collective before the group is freed (`_train`)
 
 
 def measure_ddp(case: Case, counts: Counts | None = None, ceiling: Ceiling | None = None) -> Record:
@@ -152,55 +154,68 @@ def _counting_allreduce(state, bucket):  # unannotated: DDP checks a hook's anno
 
 def run_rank(case: Case, world_size: int, rank: int, store: Path) -> dict[str, Any]:
     """Train on one rank of ``world_size`` (rendezvous through the file ``store``); what rank 0 measured."""
-    cuda = case.device == "cuda"
-    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
     threads = case.threads or max(1, env.cpu_count() // world_size)
     torch.set_num_threads(threads)
     dist.init_process_group(_backend(case.device), init_method=store.as_uri(), rank=rank, world_size=world_size,
                             timeout=timedelta(seconds=RANK_TIMEOUT_S))
     try:
-        cfg = get_config(case.variant, **case.overrides_dict())
-        torch.manual_seed(0)  # the same initial weights on every rank, as DDP's broadcast would make them
-        model = UNet(cfg).to(device)
-        if case.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        net = DistributedDataParallel(model, device_ids=[rank] if cuda else None)
-        sent = {"bytes": 0}
-        net.register_comm_hook(sent, _counting_allreduce)
-        x = make_input(case, cfg.in_channels).to(device)
-        out = output_size(cfg, case.input_size)
-        target = torch.randint(0, cfg.num_classes, (case.batch, out, out), device=device)
-        optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-
-        def step() -> None:
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(case):
-                loss = F.cross_entropy(net(x).float(), target)
-            loss.backward()
-            optimizer.step()
-
-        def sync() -> None:
-            if cuda:
-                torch.cuda.synchronize(device)
-            dist.barrier()
-
-        warm = _run_blocks(step, 1, sync, blocks=warmup_calls(case.device, False)).times_s
-        plan = torch.zeros(2, dtype=torch.int64, device=device)
-        if rank == 0:
-            calls = calls_per_block(warm[-1], case.min_run_time_s)
-            blocks = min(MAX_BLOCKS, max(MIN_BLOCKS, math.ceil(case.min_run_time_s / (calls * warm[-1]))))
-            plan[0], plan[1] = calls, blocks
-        dist.broadcast(plan, src=0)
-        calls, blocks = int(plan[0]), int(plan[1])
-        sent["bytes"] = 0
-        timed = _run_blocks(step, calls, sync, blocks=blocks)
-        step_s = timed.median_s
-        return {"world_size": world_size, "threads_per_rank": threads, "calls_per_block": calls,
-                "step_times_s": timed.per_call().tolist(), "step_s_median": step_s,
-                "images_per_s": world_size * case.batch / step_s, "warmup_s": sum(warm),
-                "comm_grad_bytes": sent["bytes"] // (calls * blocks)}
+        return _train(case, world_size, rank, threads)
     finally:
+        time.sleep(SETTLE_S)  # an error's traceback may still hold the network: let gloo settle (see `_train`)
         dist.destroy_process_group()
+
+
+def _train(case: Case, world_size: int, rank: int, threads: int) -> dict[str, Any]:
+    """The warm-up and timed steps of one rank, in a process group already joined.
+
+    The network and its DDP wrapper are freed when this returns, and with them the gloo process group's
+    last reference but the registry's. gloo's worker thread drops each finished collective on its own, and
+    that takes the GIL; freeing the group while it does deadlocks (the freeing holds the GIL and joins that
+    thread). So the last collective is given `SETTLE_S` to be dropped before anything is freed.
+    """
+    cuda = case.device == "cuda"
+    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    cfg = get_config(case.variant, **case.overrides_dict())
+    torch.manual_seed(0)  # the same initial weights on every rank, as DDP's broadcast would make them
+    model = UNet(cfg).to(device)
+    if case.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net = DistributedDataParallel(model, device_ids=[rank] if cuda else None)
+    sent = {"bytes": 0}
+    net.register_comm_hook(sent, _counting_allreduce)
+    x = make_input(case, cfg.in_channels).to(device)
+    out = output_size(cfg, case.input_size)
+    target = torch.randint(0, cfg.num_classes, (case.batch, out, out), device=device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(case):
+            loss = F.cross_entropy(net(x).float(), target)
+        loss.backward()
+        optimizer.step()
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+        dist.barrier()
+
+    warm = _run_blocks(step, 1, sync, blocks=warmup_calls(case.device, False)).times_s
+    plan = torch.zeros(2, dtype=torch.int64, device=device)
+    if rank == 0:
+        calls = calls_per_block(warm[-1], case.min_run_time_s)
+        blocks = min(MAX_BLOCKS, max(MIN_BLOCKS, math.ceil(case.min_run_time_s / (calls * warm[-1]))))
+        plan[0], plan[1] = calls, blocks
+    dist.broadcast(plan, src=0)
+    calls, blocks = int(plan[0]), int(plan[1])
+    sent["bytes"] = 0
+    timed = _run_blocks(step, calls, sync, blocks=blocks)
+    step_s = timed.median_s
+    time.sleep(SETTLE_S)  # see the docstring: before `net` is freed
+    return {"world_size": world_size, "threads_per_rank": threads, "calls_per_block": calls,
+            "step_times_s": timed.per_call().tolist(), "step_s_median": step_s,
+            "images_per_s": world_size * case.batch / step_s, "warmup_s": sum(warm),
+            "comm_grad_bytes": sent["bytes"] // (calls * blocks)}
 
 
 if __name__ == "__main__":  # one rank > 0 of a world started by `_run_world`
