@@ -21,7 +21,7 @@ from typing import Any
 from unet_bench.errors import BenchError, choices
 
 # The vocabulary of cases: every module that checks or offers one of these imports it from here.
-MODES = ("counts", "infer", "train", "quality", "profile")
+MODES = ("counts", "infer", "train", "quality", "profile", "train-ddp")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16")
 STATUSES = ("ok", "oom", "error", "skipped")
@@ -30,6 +30,7 @@ SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
 DEFAULT_MIN_RUN_TIME_S = 1.0  # time budget for the timed blocks of one measurement
 DEFAULT_SEEDS = 3  # quality mode: training seeds
 QUALITY_DEFAULTS = {"steps": None, "lr": None, "optimizer": None, "weight_map": True}  # Case's training fields
+DEFAULT_WORLD_SIZES = (1, 2)  # train-ddp mode: data-parallel ranks measured in turn
 
 
 def unknown_fields(cls: type, data: dict[str, Any]) -> None:
@@ -46,7 +47,7 @@ class Case:
 
     variant: str  # registered variant name
     overrides: tuple[tuple[str, Any], ...] = ()  # config fields changed on top of the variant, sorted
-    mode: str = "counts"  # counts | infer | train | quality
+    mode: str = "counts"  # counts | infer | train | quality | train-ddp
     device: str = "cpu"  # cpu | cuda
     batch: int = 1
     input_size: int = 572  # side of the square input, pixels
@@ -73,6 +74,8 @@ class Case:
     lr: float | None = None  # learning rate
     optimizer: str | None = None  # sgd | adam
     weight_map: bool = True  # weight the loss by the paper's border weight map
+    # train-ddp: the numbers of data-parallel ranks to train on, each measured in turn (empty otherwise)
+    world_sizes: tuple[int, ...] = ()
 
     def overrides_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
@@ -90,6 +93,8 @@ class Case:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["overrides"] = self.overrides_dict()
+        if not self.world_sizes:  # absent unless used: the case_id of every other case stays as it was
+            del data["world_sizes"]
         return data
 
     @classmethod
@@ -98,7 +103,8 @@ class Case:
         unknown_fields(cls, data)
         shape = data.get("input_shape")
         return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items())),
-                      "input_shape": tuple(shape) if shape else None})
+                      "input_shape": tuple(shape) if shape else None,
+                      "world_sizes": tuple(data.get("world_sizes") or ())})
 
     @property
     def case_id(self) -> str:
@@ -120,6 +126,7 @@ class Case:
         name = f"{self.variant}[{extra}]" if extra else self.variant
         opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
         opts += [] if self.weight_map else ["no-weight-map"]
+        opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
         return f"{name} {self.mode} {self.device} b{self.batch} {self.size_text}px {'/'.join(opts)} #{self.repeat}"
 
 
@@ -222,6 +229,11 @@ class Record:
     energy_j_per_output_mpix: float | None = None  # inference, per output megapixel
     energy_j_per_train_step: float | None = None  # one training step, per batch
     energy_method: str = ""  # how the energy was measured, or "not available: why"
+
+    # --- data-parallel training (mode="train-ddp"; per world size in extra["ddp"]) ---
+    world_size: int | None = None  # ranks behind latency and throughput: the largest of the case's world_sizes
+    scaling_efficiency: float | None = None  # images/s per rank at world_size / images/s per rank at 1 rank
+    comm_grad_bytes: int | None = None  # gradient bytes each rank all-reduces per training step
 
     # --- context ---
     env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)

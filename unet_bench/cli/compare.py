@@ -36,10 +36,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from unet_bench.analysis.results import load
     from unet_bench.analysis.tables import render
 
+    threshold = None
+    if args.fail_on_regression is not None:
+        from unet_bench.analysis.regression import parse_threshold
+
+        threshold = parse_threshold(args.fail_on_regression)
     frame = load(args.results)
     comparison = compare(frame, args.baseline, _metrics(args.metrics), per_image=args.per_image)
     print_notes([*frame.attrs.get("notes", []), *comparison.notes])
     sys.stdout.write(render(comparison, args.format))
+    return 0 if threshold is None else gate(comparison, threshold)
+
+
+def gate(comparison, threshold: float) -> int:
+    """--fail-on-regression: the offending rows on stderr and status 1, else a line saying what passed."""
+    from unet_bench.analysis.regression import blind_rows, regressions
+
+    found = regressions(comparison, threshold)
+    for regression in found:
+        sys.stderr.write(f"regression: {regression.describe(threshold)}\n")
+    blind = blind_rows(comparison)
+    unjudged = f"; {blind} row(s) had too few repeats for a verdict" if blind else ""
+    if found:
+        sys.stderr.write(f"{len(found)} regression(s) worse than {threshold:.1%} and real by the verdict rule"
+                         f"{unjudged}\n")
+        return 1
+    sys.stderr.write(f"no regression worse than {threshold:.1%}: every change is within noise, smaller or "
+                     f"better{unjudged}\n")
     return 0
 
 
@@ -59,4 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "outputs differ), e.g. --metrics macs,latency_ms_per_output_mpix")
     cmp.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     cmp.add_argument("--per-image", action="store_true", help=PER_IMAGE_HELP)
+    cmp.add_argument("--fail-on-regression", metavar="PCT", default=None,
+                     help="exit 1 when a row is worse than PCT (e.g. 5%%) and the change is real by the verdict "
+                          "rule, printing those rows on stderr; 0 when every change is within noise or better")
     cmp.set_defaults(func=cmd_compare)

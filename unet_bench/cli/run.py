@@ -7,7 +7,12 @@ from pathlib import Path
 
 from unet_bench.errors import BenchError
 from unet_bench.record import DEVICES
-from unet_bench.suite.checks import MEMORY_LIMIT_GB, TIMEOUT_S, as_argument
+from unet_bench.suite.checks import MEMORY_LIMIT_GB, TIMEOUT_S, as_argument, integer
+
+EXECUTORS = ("process", "local", "slurm")  # process: today's in-process runner; the others through submitit
+GPUS = integer(0, 64, "GPUs a job may ask for")
+CASES_PER_JOB = integer(1, 100_000, "the most cases a suite holds, roughly")
+TIME_LIMIT_MIN = integer(1, 365 * 24 * 60, "minutes in a year")
 
 
 def _duration(seconds: float) -> str:
@@ -46,19 +51,30 @@ def _seed_noise(out_dir: Path) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from unet_bench.suite import shard
     from unet_bench.suite.spec import load_spec
 
+    sharded = shard.parse_shard(args.shard) if args.shard else None  # before the file: a quick one-line error
     spec = load_spec(args.file, device=args.device, cpu_memory_limit_gb=args.cpu_memory_limit)
     if args.retry_oom and not args.resume:
         raise BenchError("--retry-oom goes with --resume (it runs again the cases a run recorded 'oom')")
+    share = shard.lock_name(*sharded) if sharded else None
+    if sharded:
+        spec = shard.shard_spec(spec, *sharded)
     from unet_bench.suite import runner  # torch and the measurement code, once the file is known good
     from unet_bench.suite.resume import done_in_folder
     from unet_bench.suite.store import prepare_dir
     from unet_bench.suite.summary import describe
 
     out_dir = runner.results_dir(spec, args.out)
+    options = job_options(args)
     if args.dry_run:
-        print_plan(spec, done_in_folder(spec, out_dir, args.retry_oom) if args.resume else {})
+        done = done_in_folder(spec, out_dir, args.retry_oom) if args.resume else {}
+        print_plan(spec, done)
+        if options is not None:
+            from unet_bench.suite.executors import describe_jobs, plan_jobs
+
+            print("\n".join(describe_jobs(spec, plan_jobs(spec, done, options.cases_per_job), options)))
         print(f"# results would go to {out_dir}/results.jsonl")
         return 0
     reasons = {runner.unavailable(p.case) for p in spec.planned}
@@ -67,13 +83,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepare_dir(out_dir)
     cost = _duration(spec.cost_s)
     print(f"{spec.name}: {len(spec.planned)} cases -> {out_dir}/results.jsonl (predicted ~{cost})")
-    summary = runner.run_suite(spec, out_dir, resume=args.resume, retry_oom=args.retry_oom, timeout_s=args.timeout)
+    if options is None:
+        summary = runner.run_suite(spec, out_dir, resume=args.resume, retry_oom=args.retry_oom,
+                                   timeout_s=args.timeout, share=share)
+    else:
+        from unet_bench.suite.executors import run_on_executor
+
+        summary = run_on_executor(spec, out_dir, options, resume=args.resume, retry_oom=args.retry_oom,
+                                  timeout_s=args.timeout, share=share)
     print(describe(summary))
     if any(p.case.mode == "quality" for p in spec.planned) and summary.written["ok"]:
         print(_seed_noise(out_dir))
     if not summary.interrupted:
         print(f"next: unet-bench compare {out_dir}  ·  unet-bench report {out_dir}")
     return summary.exit_code
+
+
+def job_options(args: argparse.Namespace):
+    """The executor's options from the command line; None for the default in-process runner."""
+    from unet_bench.suite.executors import DEFAULT_TIME_LIMIT_MIN, JobOptions
+
+    flags = {"--partition": args.partition, "--gpus-per-job": args.gpus_per_job, "--time-limit": args.time_limit,
+             "--cases-per-job": args.cases_per_job, "--jobs-at-once": args.jobs_at_once}
+    if args.executor == "process":
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given:
+            raise BenchError(f"{given[0]} goes with --executor local or slurm (the default runs every case here)")
+        return None
+    return JobOptions(args.executor, args.partition, args.gpus_per_job,
+                      args.time_limit if args.time_limit is not None else DEFAULT_TIME_LIMIT_MIN,
+                      args.cases_per_job or 1, args.jobs_at_once)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,4 +137,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "stops the case and records 'oom')")
     run.add_argument("--timeout", type=as_argument(TIMEOUT_S, float), default=None, metavar="S",
                      help="stop a case after S seconds and record it as an error")
+    run.add_argument("--shard", metavar="I/N", default=None,
+                     help="run share I of N of the cases (1-based, every N-th case from the I-th): for job arrays; "
+                          "shares may write one --out folder at once")
+    jobs = run.add_argument_group("jobs", "run the cases as jobs through submitit (pip install "
+                                  "'unet-bench[cluster]'); the command waits for them")
+    jobs.add_argument("--executor", choices=EXECUTORS, default="process",
+                      help="process: every case here, one process each (default); local: jobs as local processes; "
+                           "slurm: a SLURM job array")
+    jobs.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    jobs.add_argument("--gpus-per-job", type=as_argument(GPUS), default=None, metavar="G",
+                      help="GPUs each job asks for (default: 1 when the suite has CUDA cases, else 0)")
+    jobs.add_argument("--time-limit", type=as_argument(TIME_LIMIT_MIN), default=None, metavar="MIN",
+                      help="minutes a job may run (default 60); a job past it is stopped and its unrecorded "
+                           "cases are recorded as errors")
+    jobs.add_argument("--cases-per-job", type=as_argument(CASES_PER_JOB), default=None, metavar="N",
+                      help="cases each job runs, one after the other (default 1)")
+    jobs.add_argument("--jobs-at-once", type=as_argument(CASES_PER_JOB), default=None, metavar="N",
+                      help="jobs running at the same time (default: 1 for local, every job for slurm)")
     run.set_defaults(func=cmd_run)

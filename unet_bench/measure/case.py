@@ -18,6 +18,7 @@ from torch import nn
 from unet_bench.errors import BenchError, choices
 from unet_bench.measure import env
 from unet_bench.measure.counts import Counts, count
+from unet_bench.measure.ddp import measure_ddp
 from unet_bench.measure.fields import counts_values, timing_values, update
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
@@ -102,6 +103,7 @@ MEASURES: dict[str, Callable[[Case, Counts | None, Ceiling | None], Record]] = {
     "train": _measure_network,
     "quality": _measure_quality,
     "profile": _measure_profile,
+    "train-ddp": measure_ddp,
 }
 
 

@@ -83,5 +83,23 @@ def why_case_cannot_fit(case: Case, cpu_limit_gb: float | None = None) -> str | 
         return None
 
 
+def world_sizes_problem(device: str, world_sizes: tuple[int, ...], threads: int | None) -> str | None:
+    """Why ``world_sizes`` cannot run here, or None: on CPU more ranks (x ``threads``) than usable cores, on
+    CUDA more ranks than GPUs (one each). Without CUDA there is nothing to check: such a case is skipped."""
+    largest = max(world_sizes, default=1)
+    if device == "cuda":
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if torch.cuda.is_available() and largest > gpus:
+            return f"world_sizes up to {largest} need {largest} GPUs (one per rank), and {gpus} are visible"
+        return None
+    cores, per = len(os.sched_getaffinity(0)), threads or 1
+    if largest * per > cores:
+        ranks = f"{largest} ranks x {per} threads" if threads else f"{largest} ranks"
+        return f"world_sizes up to {largest} need {largest * per} cores ({ranks}), and {cores} are usable here"
+    return None
+
+
 def _human(n: int) -> str:
     return f"{n / GIB:,.1f} GiB" if n >= GIB else f"{n / 2**20:,.1f} MiB"

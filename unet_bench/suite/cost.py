@@ -21,6 +21,7 @@ CPU_FLOPS_PER_S_PER_CORE = {("infer", True): 140e9, ("infer", False): 100e9, ("t
                             ("train", False): 60e9}
 CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
 PROFILER_SLOWDOWN = 1.5  # a step under torch.profiler and layer scopes, against the same step unprofiled
+RANK_START_S = 3.0  # train-ddp: a rank's Python process with torch imported, and the process group
 CASE_OVERHEAD_S = 0.4  # process fork, model build, load samples and environment fingerprint, the record
 COMPILE_S = 60.0  # torch.compile of one UNet
 CEILING_S = {"cpu": 5.0, "cuda": 10.0}  # the compute kernels behind a ceiling, once per run and key
@@ -56,7 +57,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
         kind = "infer" if case.mode == "infer" else "train"
         rate = CPU_FLOPS_PER_S_PER_CORE[kind, case.channels_last] * _cores(case.threads)
     forward_s = forward_flops(cfg, case.size) / rate
-    step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality") else 1)
+    step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality", "train-ddp") else 1)
     cost = CASE_OVERHEAD_S + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
         from unet_bench.quality.settings import DEFAULT_STEPS
@@ -73,6 +74,8 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
             timed_s = max(MIN_BLOCKS * steps_s, case.min_run_time_s)
             cost += (warmup_calls(case.device, False) + 1 + PROFILER_SLOWDOWN * PROFILED_STEPS) * steps_s + timed_s
             cost += IDLE_S + max(RUN_S, steps_s)
+    elif case.mode == "train-ddp":  # each world size: its other ranks start, warm up and run the timed blocks
+        cost += len(case.world_sizes) * (RANK_START_S + step_s + max(MIN_BLOCKS * step_s, case.min_run_time_s))
     if max_batch:  # probes doubling up to about max_batch (twice its cost in all), then a bisection
         cost *= 2 + math.log2(max_batch)
     return cost

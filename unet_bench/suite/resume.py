@@ -30,6 +30,17 @@ def done_cases(spec: Spec, records: list[dict[str, Any]], where: Path, retry_oom
     return {case_id: status for case_id, status in last.items() if status in skip}
 
 
+def refuse_unless_resuming(spec: Spec, records: list[dict[str, Any]], path: Path, resume: bool,
+                           shared: bool = False) -> None:
+    """Refuse to add to a results file that holds records unless resuming. ``shared``: the file is shared
+    by the shares of the suite (shards), so only records of ``spec``'s own cases count."""
+    mine = {p.case.case_id for p in spec.planned}
+    held = [r for r in records if not shared or r.get("case_id") in mine]
+    if held and not resume:
+        raise BenchError(f"{path} already holds {len(held)} records; "
+                         "add --resume to finish that run, or write to another directory with --out")
+
+
 def done_in_folder(spec: Spec, out_dir: Path, retry_oom: bool = False) -> dict[str, str]:
     """`done_cases` of what ``out_dir`` holds now (``--dry-run --resume``: what a resume would skip)."""
     path = out_dir / RESULTS_FILE

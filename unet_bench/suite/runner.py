@@ -38,9 +38,9 @@ from unet_bench.measure.outcome import Started, classify_failure, failed
 from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
 from unet_bench.models.footprint import why_case_cannot_fit
 from unet_bench.record import MODES, Case, Record
-from unet_bench.suite.resume import done_cases, oom_limits, resuming_line
+from unet_bench.suite.resume import done_cases, oom_limits, refuse_unless_resuming, resuming_line
 from unet_bench.suite.spec import Planned, Spec
-from unet_bench.suite.store import RESULTS_FILE, ResultsWriter, WriteError, locked, prepare_dir
+from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, WriteError, locked, prepare_dir
 from unet_bench.suite.summary import BatchSearch, Summary, case_line
 
 POLL_S = 0.05  # how often the parent reads a CPU case's resident memory when a limit is set
@@ -206,6 +206,7 @@ def run_suite(
     timeout_s: float | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    share: str | None = None,
 ) -> Summary:
     """Run every case of ``spec`` not yet done, appending each record to ``out_dir/results.jsonl``.
 
@@ -217,15 +218,18 @@ def run_suite(
     other function must be importable by name (it is sent to the child process). ``progress``: True
     shows the bar, None shows it on a terminal only. ``log`` gets one line per finished case and notes
     (default: printed above the bar, flushed, so that a log file follows the run).
+
+    ``share``: None when this run is the folder's only writer; else the lock file of this share of the
+    suite (a shard, a cluster job), which may write the folder while other shares do, and whose folder
+    may hold records of the suite's other cases (only records of its own cases need ``resume``).
     """
     log = log or _say
     out_dir = prepare_dir(out_dir)
     summary = Summary(out_dir)
-    with locked(out_dir), _sigterm_as_interrupt(), ResultsWriter(out_dir / RESULTS_FILE) as writer:
+    with locked(out_dir, share or LOCK_FILE), _sigterm_as_interrupt(), \
+            ResultsWriter(out_dir / RESULTS_FILE) as writer:
         back = writer.back
-        if back.records and not resume:
-            raise BenchError(f"{out_dir / RESULTS_FILE} already holds {len(back.records)} records; "
-                             "add --resume to finish that run, or write to another directory with --out")
+        refuse_unless_resuming(spec, back.records, writer.path, resume, shared=share is not None)
         if back.partial_line_bytes:
             summary.partial_line_bytes = back.partial_line_bytes
             log(f"{out_dir / RESULTS_FILE}: left out a partial last line ({back.partial_line_bytes} bytes, "

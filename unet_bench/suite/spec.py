@@ -42,6 +42,7 @@ steps                quality default             quality mode: optimiser steps p
 lr                   quality default             quality mode: learning rate, in (0, 10]
 optimizer            quality default             quality mode: sgd | adam
 weight_map           [true]                      quality mode: the paper's border weights (false: plain loss)
+world_sizes          [1, 2]                      train-ddp mode: data-parallel ranks (≤ cores, or GPUs)
 set                  {}                          config fields set for every variant (base_width = 16)
 sweep                {}                          config fields swept: {depth = [3, 4, 5]} (a product)
 overrides            {}                          per variant: {depth-5 = {base_width = 32}}
@@ -93,11 +94,13 @@ from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
 from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external
+from unet_bench.models.footprint import world_sizes_problem
 from unet_bench.models.registry import select_models
 from unet_bench.quality.settings import OPTIMIZERS
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
+    DEFAULT_WORLD_SIZES,
     DEVICES,
     DTYPES,
     MODES,
@@ -163,6 +166,7 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
     "lr": (checks.LEARNING_RATE, None),
     "optimizer": (one_of(OPTIMIZERS), None),
     "weight_map": (list_of(boolean), (True,)),
+    "world_sizes": (list_of(checks.WORLD_SIZE), DEFAULT_WORLD_SIZES),
     "set": (table, {}),
     "sweep": (table, {}),
     "overrides": (table, {}),
@@ -386,6 +390,17 @@ class _Grid:
             self.fail("sizes", f"{named}: {error}")
         return sides
 
+    def check_world_sizes(self, devices: tuple[str, ...]) -> None:
+        """``world_sizes`` only with train-ddp, and no more ranks than this machine's cores (or GPUs)."""
+        if "train-ddp" not in self["modes"]:
+            if "world_sizes" in self.given:
+                self.fail("world_sizes", 'goes with modes = ["train-ddp"]')
+            return
+        for dev, threads in itertools.product(devices, self["threads"]):
+            problem = world_sizes_problem(dev, self["world_sizes"], threads)
+            if problem:
+                self.fail("world_sizes", problem)
+
     def expand(self, device: str | None, limit: float | None) -> list[Planned]:
         """Every case of this grid, in run order."""
         search = self["max_batch_search"]
@@ -398,6 +413,7 @@ class _Grid:
                 self.fail("modes", f"{bad[0]!r} cannot be searched for a max batch; "
                           f"choose from {choices(SEARCH_MODES)}")
         devices = (device,) if device else self["devices"]
+        self.check_world_sizes(devices)
         if search and "cpu" in devices and limit is None:
             self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
                       "without a limit the search would fill the machine's memory")
@@ -426,6 +442,7 @@ class _Grid:
                     seeds=self["seeds"], requested_size=asked if isinstance(asked, int) else asked[0],
                     size_rule=self["size_rule"],
                     memory=repeat == 0 or dev == "cuda",
+                    world_sizes=self["world_sizes"] if mode == "train-ddp" else (),
                     steps=self["steps"] if quality else None, lr=self["lr"] if quality else None,
                     optimizer=self["optimizer"] if quality else None, weight_map=weights or not quality,
                 )

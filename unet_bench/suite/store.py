@@ -2,7 +2,9 @@
 
 Only the runner writes here (everything below it returns records). One record per line, each line
 flushed and fsynced before the next case starts, so a run killed at any moment loses at most the line it
-was writing; reading tolerates exactly that (a partial last line) and reports it.
+was writing; reading tolerates exactly that (a partial last line) and reports it. Several processes may
+append to one file at once (the jobs of a suite on a cluster): each line is written under an exclusive
+lock on the file (flock, which NFS emulates with a byte-range lock), so no line is torn or interleaved.
 
 Both files are opened without following a symbolic link and refused unless they are regular files of
 one link: a results folder that was shared, copied or unpacked may carry links, and writing through one
@@ -145,8 +147,9 @@ class ResultsWriter:
     """Appends records to ``results.jsonl``, each on disk (flushed and fsynced) before `append` returns.
 
     ``back`` is what the file held when opened. A partial last line (a run killed mid-write) is cut off,
-    and a missing final newline added, only when the first record is appended, and only in a file that
-    holds records: a file holding bytes but no record was not written by this tool and is refused.
+    and a missing final newline added, only when a record is appended, and only in a file that holds
+    records: a file holding bytes but no record was not written by this tool and is refused. Each append
+    holds an exclusive lock on the file, so writers in several processes never tear each other's lines.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -163,27 +166,34 @@ class ResultsWriter:
             os.close(self.fd)
             raise BenchError(f"{self.path} holds no record, only {self.back.partial_line_bytes} bytes that are "
                              f"not one; it is not a results file of this tool: {_MOVE_IT}")
-        self.repaired = False
 
     def _end_on_a_line(self) -> None:
-        """Make the file end where a line ends, so the next record starts a line of its own."""
-        if self.back.partial_line_bytes:
-            os.ftruncate(self.fd, self.back.good_bytes)
-        elif not self.back.ends_with_newline:
+        """Make the file end where a line ends, so the next record starts a line of its own. Read at each
+        append, under the lock: another process may have appended since this one opened the file, and a
+        partial last line then is one whose writer died mid-line (a live writer holds the lock)."""
+        size = os.fstat(self.fd).st_size
+        if size == 0 or os.pread(self.fd, 1, size - 1) == b"\n":
+            return
+        start = _last_line_start(self.fd, size)
+        if _parse(os.pread(self.fd, size - start, start)) is None:
+            os.ftruncate(self.fd, start)
+        else:  # a complete record that lacks its newline
             os.write(self.fd, b"\n")
-        self.repaired = True
 
     def append(self, record: dict[str, Any]) -> None:
         line = (json.dumps(record, default=str) + "\n").encode()
         # Ctrl-C (or SIGTERM) waits until the line is whole and on disk
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
-            if not self.repaired:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)  # other processes appending to the same file wait
+            try:
                 self._end_on_a_line()
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self.fd, view):]
-            os.fsync(self.fd)
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(self.fd, view):]
+                os.fsync(self.fd)
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
         except OSError as error:
             raise WriteError(f"cannot write {self.path}: {error.strerror}") from None
         finally:
@@ -199,15 +209,30 @@ class ResultsWriter:
         self.close()
 
 
+def _last_line_start(fd: int, size: int, chunk: int = 1 << 16) -> int:
+    """Offset just past the last newline of the file's first ``size`` bytes (0 if it has none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
 @contextmanager
-def locked(directory: str | Path) -> Iterator[None]:
+def locked(directory: str | Path, name: str = LOCK_FILE) -> Iterator[None]:
     """Hold ``directory``'s lock for the duration, or refuse at once if another live run holds it.
+
+    ``name``: the lock file; one share of a suite (a shard) locks its own, so that the shares of one suite
+    can write one folder at once.
 
     An flock: the kernel releases it when its process dies however it dies, so a lock left by a killed run
     is never in the way (its file is reused, then removed when this run ends). A lock file that holds
     anything but a pid was not written by this tool and is refused, not overwritten.
     """
-    path = Path(directory) / LOCK_FILE
+    path = Path(directory) / name
     while True:
         fd = _open_own(path, os.O_RDWR, "a lock file")
         try:
