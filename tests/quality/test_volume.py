@@ -8,9 +8,10 @@ from unet_bench.errors import BenchError
 from unet_bench.measure import measure
 from unet_bench.models import UNet, get_config
 from unet_bench.quality.evaluate import evaluate_quality
+from unet_bench.quality.labels import separation_borders
 from unet_bench.quality.tiling import mirror_pad, predict_tiled, tile_grid
 from unet_bench.quality.train import TileSampler, TrainSettings
-from unet_bench.quality.volume import meeting_voxels, synthetic_volumes, volume_task
+from unet_bench.quality.volume import synthetic_volumes, volume_task
 from unet_bench.record import Case
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,17 +28,17 @@ def test_volumes_are_seeded_and_have_touching_cells_with_a_border_between():
     assert abs(float(image.mean())) < 1e-5 and abs(float(image.std()) - 1) < 1e-4
     assert 0.05 < a.foreground_fraction() < 0.5
     # the mask never lets two different cells touch face to face: a background border lies between them
-    assert not meeting_voxels(instances).any()
+    assert not separation_borders(instances).any()
     assert mask[instances > 0].all() and not mask[instances == 0].any()
     # cells are brighter than the background
     assert image[mask > 0].mean() > image[mask == 0].mean() + 0.5
 
 
-def test_meeting_voxels_along_every_axis():
+def test_separation_borders_along_every_axis_of_a_volume():
     labels = np.zeros((3, 3, 4), dtype=np.int32)
     labels[1, 1, :2], labels[1, 1, 2:] = 1, 2  # two cells meeting along the last axis
     labels[0, 1, 0] = 3  # a third cell above the first along the first axis
-    got = meeting_voxels(labels)
+    got = separation_borders(labels)
     assert sorted(map(tuple, np.argwhere(got))) == [(0, 1, 0), (1, 1, 0), (1, 1, 1), (1, 1, 2)]
 
 

@@ -13,23 +13,10 @@ from scipy import ndimage
 
 from unet_bench.errors import BenchError
 from unet_bench.quality.data import SegmentationSet, Split, standardize
+from unet_bench.quality.labels import separation_borders
 
 DEFAULT_VOLUME_SIZE = 48  # voxels per side: the 3-D U-Net (base_width 2) trains on 92^3 tiles giving 4^3
 MIN_VOLUME_SIZE = 8
-
-
-def meeting_voxels(labels: np.ndarray) -> np.ndarray:
-    """Object voxels (pixels, in 2-D) with a face neighbour in a *different* object, along every axis."""
-    border = np.zeros(labels.shape, dtype=bool)
-    for axis in range(labels.ndim):
-        a = labels.take(range(labels.shape[axis] - 1), axis=axis)
-        b = labels.take(range(1, labels.shape[axis]), axis=axis)
-        meet = (a > 0) & (b > 0) & (a != b)
-        lo, hi = [slice(None)] * labels.ndim, [slice(None)] * labels.ndim
-        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-        border[tuple(lo)] |= meet
-        border[tuple(hi)] |= meet
-    return border
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -99,7 +86,7 @@ def synthetic_volumes(
     for child in np.random.SeedSequence(seed).spawn(n):
         rng = np.random.default_rng(child)
         labels = _cells(rng, size, radius, touch)
-        border = meeting_voxels(labels)
+        border = separation_borders(labels)
         mask = (labels > 0) & ~border
         images.append(standardize(_render(rng, labels, border, noise)))
         masks.append(mask.astype(np.int64))
