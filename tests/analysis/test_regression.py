@@ -81,3 +81,11 @@ def test_pytest_benchmark_files_get_no_verdict_and_the_gate_says_so(tmp_path, ca
     assert main(["compare", old, new, "--fail-on-regression", "5%"]) == 0
     err = capsys.readouterr().err
     assert "regression: " not in err and "1 row(s) had too few repeats for a verdict" in err
+
+
+def test_the_gate_needs_an_old_and_a_new_run(tmp_path, tiny_results, capsys):
+    # one results directory, or the same one twice, would gate variants against paper: refused in one line
+    assert main(["compare", str(tiny_results), "--fail-on-regression", "5%"]) == 2
+    assert main(["compare", str(tiny_results), str(tiny_results), "--fail-on-regression", "5%"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and err.count("--fail-on-regression compares a new run with an old one") == 2

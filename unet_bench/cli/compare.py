@@ -43,6 +43,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         threshold = parse_threshold(args.fail_on_regression)
     frame = load(args.results)
     comparison = compare(frame, args.baseline, _metrics(args.metrics), per_image=args.per_image)
+    if threshold is not None and not comparison.by_source:
+        raise BenchError("--fail-on-regression compares a new run with an old one: give two different results "
+                         "directories, OLD then NEW (and no variant as --baseline)")
     print_notes([*frame.attrs.get("notes", []), *comparison.notes])
     sys.stdout.write(render(comparison, args.format))
     return 0 if threshold is None else gate(comparison, threshold)

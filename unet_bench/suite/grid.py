@@ -246,6 +246,10 @@ class Grid:
                           f"choose from {choices(SEARCH_MODES)}")
         devices = (device,) if device else self["devices"]
         self.check_world_sizes(devices)
+        external = [v for v in self.variants() if is_external(v)]
+        if "quality" in self["modes"] and external:
+            self.fail("modes", f"'quality' trains our own variants, not {external[0]}; give the other "
+                      "libraries' networks a grid of their own without it")
         if search and "cpu" in devices and limit is None:
             self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
                       "without a limit the search would fill the machine's memory")
