@@ -76,6 +76,9 @@ class Case:
     weight_map: bool = True  # weight the loss by the paper's border weight map
     # train-ddp: the numbers of data-parallel ranks to train on, each measured in turn (empty otherwise)
     world_sizes: tuple[int, ...] = ()
+    # infer/train: the baseline's case at the same grid point, timed in the same process in alternation
+    # with this one (A B B A): the paired ratio. None: timed alone.
+    reference: Case | None = None
 
     def overrides_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
@@ -95,6 +98,10 @@ class Case:
         data["overrides"] = self.overrides_dict()
         if not self.world_sizes:  # absent unless used: the case_id of every other case stays as it was
             del data["world_sizes"]
+        if self.reference is None:
+            del data["reference"]
+        else:
+            data["reference"] = self.reference.to_dict()
         return data
 
     @classmethod
@@ -102,9 +109,11 @@ class Case:
         """The inverse of `to_dict`; an unknown key is refused with the list of valid fields."""
         unknown_fields(cls, data)
         shape = data.get("input_shape")
+        reference = data.get("reference")
         return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items())),
                       "input_shape": tuple(shape) if shape else None,
-                      "world_sizes": tuple(data.get("world_sizes") or ())})
+                      "world_sizes": tuple(data.get("world_sizes") or ()),
+                      "reference": cls.from_dict(reference) if reference else None})
 
     @property
     def case_id(self) -> str:
@@ -127,6 +136,7 @@ class Case:
         opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
         opts += [] if self.weight_map else ["no-weight-map"]
         opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
+        opts += [f"vs {self.reference.variant}"] if self.reference else []
         return f"{name} {self.mode} {self.device} b{self.batch} {self.size_text}px {'/'.join(opts)} #{self.repeat}"
 
 
@@ -188,6 +198,19 @@ class Record:
     peak_fraction: float | None = None  # achieved / peak
     warmup_s: float | None = None  # warm-up (incl. cuDNN autotune) excluded from timing
     compile_s: float | None = None  # torch.compile time, excluded from timing
+    # the control workload (unet_bench.measure.control), timed in blocks alternated with the case's
+    control_ms_median: float | None = None  # per call, in this process
+    control_ms_p25: float | None = None
+    control_ms_p75: float | None = None
+    latency_per_control: float | None = None  # latency_ms_median / control_ms_median
+    control_drift: float | None = None  # the control's change from the first to the last third of its blocks
+    control_block_ms: list[float] | None = None  # raw control blocks (extra.control_calls_per_block calls each)
+
+    # --- paired timing (Case.reference: the baseline timed in the same process, A B B A) ---
+    paired_reference: str | None = None  # the reference's variant
+    paired_ratio: float | None = None  # geometric mean of the block ratios case / reference
+    paired_ratios: list[float] | None = None  # per adjacent pair of blocks, per call
+    paired_ref_ms_median: float | None = None  # the reference's median latency in this process
 
     # --- memory (per batch) ---
     peak_mem_bytes: int | None = None
