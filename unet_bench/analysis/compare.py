@@ -343,7 +343,13 @@ def _derive(rows: pd.DataFrame, metric: str, i: Any, j: Any, found: stats.Effect
     """A figure computed from a timing: its own change, with the timing's noise and level."""
     value, ref = rows.at[i, metric], rows.at[j, metric]
     if isinstance(found, stats.Effect) and value > 0 and ref > 0:
-        return stats.verdict(found.shifted(math.log(value / ref)), level)
+        change = math.log(value / ref)
+        timing = METRICS[metric].timing
+        if found.method != "unpaired" and rows.at[i, timing] > 0 and rows.at[j, timing] > 0:
+            # a paired timing estimate differs from the ratio of the means: a derived figure (1 / time)
+            # moves by the same amount the other way
+            change -= found.estimate - math.log(rows.at[i, timing] / rows.at[j, timing])
+        return stats.verdict(found.shifted(change), level)
     return replace(found, rel=value / ref - 1)
 
 
