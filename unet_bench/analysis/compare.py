@@ -80,6 +80,7 @@ class Comparison:
     seed_noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (Dice difference, seeds)
     # source: (detectable change of its in-process paired rows, processes per row, paired rows)
     paired_noise: dict[str, tuple[float | None, int, int]] = field(default_factory=dict)
+    machine: list[str] = field(default_factory=list)  # what the control workload said: caption lines
 
 
 def available_metrics(frame: pd.DataFrame) -> list[str]:
@@ -147,15 +148,15 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
         chosen = [PER_PIXEL[m] if m in PER_PIXEL and PER_PIXEL[m] in present else m for m in chosen]
     table, families = _relative(rows, pairs, chosen, baseline, by_source)
     if by_source:
-        notes += load_warnings(done, baseline, sources) + control_change_notes(done, baseline, sources)
-    notes += control_drift_notes(done)
+        notes += load_warnings(done, baseline, sources)
+    machine = (control_change_notes(done, baseline, sources) if by_source else []) + control_drift_notes(done)
     failed = [
         f"{r.variant} {r.mode} {r.input_size}px b{r.batch} ({r.source}): {r.status}"
         + (f" - {r.message}" if r.message else "")
         for r in frame[frame["status"] != "ok"].itertuples()
     ]
     return Comparison(_ordered(table, baseline, by_source), baseline, by_source, chosen, common, failed,
-                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows), paired_noise(rows))
+                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows), paired_noise(rows), machine)
 
 
 def why_failed(failed: pd.DataFrame) -> str:

@@ -73,7 +73,7 @@ def caption(comparison: Comparison) -> list[str]:
     for change, count in changes.value_counts(sort=False).items():
         lines.append(f"config differs from the paired row in {comparison.baseline}: {change} ({count} "
                      f"row{'s' if count > 1 else ''})")
-    lines += comparison.notes
+    lines += comparison.notes + comparison.machine
     if comparison.common_overrides:
         lines.append(f"every network: {comparison.common_overrides}")
     lines += [f"not measured: {line}" for line in comparison.failed]

@@ -54,18 +54,16 @@ def _timing_noise(out_dir: Path) -> str:
     """The smallest latency change this run can tell, unpaired and paired in process, and how far its
     control moved during the run."""
     from unet_bench.analysis.compare import compare
-    from unet_bench.analysis.conditions import control_drift_notes
     from unet_bench.analysis.results import load
     from unet_bench.analysis.tables import noise_line, paired_noise_line
 
     try:
-        frame = load([out_dir])
-        comparison = compare(frame, metrics=["latency_ms_median"])
+        comparison = compare(load([out_dir]), metrics=["latency_ms_median"])
     except BenchError as error:
         return f"no latency spread to report: {error}"
     lines = [noise_line(source, *found) for source, found in comparison.noise.items()]
     lines += [paired_noise_line(source, *found) for source, found in comparison.paired_noise.items()]
-    return "\n".join(lines + control_drift_notes(frame))
+    return "\n".join(lines + comparison.machine)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
