@@ -174,7 +174,8 @@ def test_summary_states_real_effects_with_their_intervals_and_leaves_out_noise(t
     bilinear = next(line for line in once if line.startswith("**bilinear**"))
     rel = row(frame, "bilinear", "counts")["params"] / row(frame, "paper", "counts")["params"] - 1
     assert f"parameters {rel * 100:+.1f} % (exact)" in bilinear and "latency" not in bilinear
-    assert any(line.endswith("changes have no verdict (1 paired repeat); verdicts need 3 repeats a side.") for line in once)
+    ending = "changes have no verdict (1 paired repeat); verdicts need 3 repeats a side."
+    assert any(line.endswith(ending) for line in once)
     # Constructed repeats on real records: padded is slower per image at batch 1 and unchanged at batch 2.
     written = records(tiny_results)
     paper, padded = (next(r for r in written if r["variant"] == v and r["size_rule"] == "common-output"

@@ -17,16 +17,14 @@ cores; ``UNET_BENCH_ROUNDS`` sets the repeats, default 5).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.load import competing_load
 from unet_bench.analysis import stats
 from unet_bench.analysis.compare import compare
 from unet_bench.analysis.results import load
@@ -49,23 +47,6 @@ variants = {variants}
 modes = ["infer"]
 """
 PACKAGE = Path(__file__).resolve().parents[2] / "unet_bench"
-
-
-def _spin() -> None:
-    while True:
-        pass
-
-
-@contextmanager
-def competing_load() -> Iterator[None]:
-    """A second process spinning one core for the duration of the block."""
-    process = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
-    process.start()
-    try:
-        yield
-    finally:
-        process.kill()
-        process.join()
 
 
 def write_suite(root: Path, variants: list[str], width: str = ", base_width = 16") -> Path:

@@ -31,10 +31,9 @@ def test_a_case_twice_as_slow_as_its_reference_pairs_at_two_in_a_b_b_a_order():
     timing = time_call(case, 1, min_run_time=0.12, warmup_calls=1, control=control, reference=reference)
     assert "".join(order[:3]) == "ABc"  # warm-ups: the case, the reference, one control call
     blocks = "".join(order[3:])
-    quartet = "".join(k * n for k, n in (("A", timing.latency.calls_per_block), ("B", timing.reference.calls_per_block),
-                                         ("c", timing.control.calls_per_block)))
-    mirrored = "".join(k * n for k, n in (("B", timing.reference.calls_per_block), ("A", timing.latency.calls_per_block),
-                                          ("c", timing.control.calls_per_block)))
+    a, b, c = (f"{k}" * blocks_.calls_per_block for k, blocks_ in
+               (("A", timing.latency), ("B", timing.reference), ("c", timing.control)))
+    quartet, mirrored = a + b + c, b + a + c
     assert blocks.startswith(quartet + mirrored)  # A B (control) B A (control)
     assert timing.latency.n == timing.reference.n >= 2 * MIN_QUARTETS and timing.latency.n % 2 == 0
     assert timing.control.n == timing.latency.n  # one control block per pair
@@ -51,7 +50,8 @@ def test_a_record_carries_its_control_and_its_pair():
     assert record.paired_ratio == pytest.approx(float(np.exp(np.log(record.paired_ratios).mean())))
     assert record.control_ms_median > 0 and len(record.control_block_ms) == record.latency_n
     assert record.latency_per_control == pytest.approx(record.latency_ms_median / record.control_ms_median)
-    assert record.extra["control_method"].startswith("conv2d 3x3 64->64") and "1 threads" in record.extra["control_method"]
+    method = record.extra["control_method"]
+    assert method.startswith("conv2d 3x3 64->64") and "1 threads" in method
     assert record.extra["paired_reference_case"]["variant"] == "paper"
     assert record.peak_mem_bytes > 0  # the memory pass still runs, on the case's network alone
     alone = measure(ref)

@@ -47,7 +47,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print("\n".join(_lines(facts)))
     for result in facts.get("smoke", []):
         why = f"  {result['message']}" if result["status"] != "ok" else ""
-        print(f"smoke      {result['mode']:<10} {result['device']:<5} {result['status']:<7}{result['seconds']:6.1f} s{why}")
+        print(f"smoke      {result['mode']:<10} {result['device']:<5} {result['status']:<7}"
+              f"{result['seconds']:6.1f} s{why}")
     return 0 if all(s["status"] == "ok" for s in facts.get("smoke", [])) else 1
 
 

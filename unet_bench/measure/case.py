@@ -17,9 +17,9 @@ from torch import nn
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.measure import env
+from unet_bench.measure.control import control_step, describe
 from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.ddp import measure_ddp
-from unet_bench.measure.control import control_step, describe
 from unet_bench.measure.fields import control_values, counts_values, paired_values, timing_values, update
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
