@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.records import flat
+
 # Counts of three variants, inference of two at one grid point (common output 20: paper 60 → 20, padded
 # 20 → 20), the same two at one input size (60: paper → 20, padded → 60, so outputs differ), and one more
 # size, batch and memory format of the paper network (for the scaling curves and the throughput figure).
@@ -63,8 +65,9 @@ def row(frame: pd.DataFrame, variant: str, mode: str, **factors) -> pd.Series:
 
 
 def records(results: Path) -> list[dict]:
-    """The records of a results directory, as written."""
-    return [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
+    """The records of a results directory, as written, each as its flat columns (written back, they read
+    as the flat format of earlier versions)."""
+    return [flat(json.loads(line)) for line in (results / "results.jsonl").read_text().splitlines()]
 
 
 def write(directory: Path, written: list[dict]) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.records import flat_records
 from unet_bench.cli import main
 from unet_bench.suite.spec import load_spec
 from unet_bench.suite.store import RESULTS_FILE, locked, read_records
@@ -34,7 +35,7 @@ def start(*args: str) -> subprocess.Popen:
 
 def wait_for_records(path: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while len(read_records(path).records) < count:
+    while len(flat_records(path)) < count:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.05)
@@ -236,4 +237,4 @@ def test_a_disk_that_fills_mid_run_stops_with_exit_1_and_keeps_what_was_written(
     resumed = subprocess.run([sys.executable, "-m", "unet_bench", "run", str(experiment), "--out", str(out),
                               "--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert [r["variant"] for r in read_records(out / RESULTS_FILE).records] == ["paper", "padded", "additive"]
+    assert [r["variant"] for r in flat_records(out / RESULTS_FILE)] == ["paper", "padded", "additive"]
