@@ -76,6 +76,9 @@ class Case:
     weight_map: bool = True  # weight the loss by the paper's border weight map
     # train-ddp: the numbers of data-parallel ranks to train on, each measured in turn (empty otherwise)
     world_sizes: tuple[int, ...] = ()
+    # infer/train: the baseline's case at the same grid point, timed in the same process in alternation
+    # with this one (A B B A): the paired ratio. None: timed alone.
+    reference: Case | None = None
 
     def overrides_dict(self) -> dict[str, Any]:
         return dict(self.overrides)
@@ -95,6 +98,10 @@ class Case:
         data["overrides"] = self.overrides_dict()
         if not self.world_sizes:  # absent unless used: the case_id of every other case stays as it was
             del data["world_sizes"]
+        if self.reference is None:
+            del data["reference"]
+        else:
+            data["reference"] = self.reference.to_dict()
         return data
 
     @classmethod
@@ -102,9 +109,11 @@ class Case:
         """The inverse of `to_dict`; an unknown key is refused with the list of valid fields."""
         unknown_fields(cls, data)
         shape = data.get("input_shape")
+        reference = data.get("reference")
         return cls(**{**data, "overrides": tuple(sorted(dict(data.get("overrides") or {}).items())),
                       "input_shape": tuple(shape) if shape else None,
-                      "world_sizes": tuple(data.get("world_sizes") or ())})
+                      "world_sizes": tuple(data.get("world_sizes") or ()),
+                      "reference": cls.from_dict(reference) if reference else None})
 
     @property
     def case_id(self) -> str:
@@ -127,6 +136,7 @@ class Case:
         opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
         opts += [] if self.weight_map else ["no-weight-map"]
         opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
+        opts += [f"vs {self.reference.variant}"] if self.reference else []
         return f"{name} {self.mode} {self.device} b{self.batch} {self.size_text}px {'/'.join(opts)} #{self.repeat}"
 
 
@@ -166,6 +176,24 @@ class TimingGroup:
     peak_fraction: float | None = None  # achieved / peak
     warmup_s: float | None = None  # warm-up (incl. cuDNN autotune) excluded from timing
     compile_s: float | None = None  # torch.compile time, excluded from timing
+    # the control workload (unet_bench.measure.control), timed in blocks alternated with the case's
+    control_ms_median: float | None = None  # per call, in this process
+    control_ms_p25: float | None = None
+    control_ms_p75: float | None = None
+    latency_per_control: float | None = None  # latency_ms_median / control_ms_median
+    control_drift: float | None = None  # the control's change from the first to the last third of its blocks
+    control_block_ms: list[float] | None = None  # raw control blocks (extra.control_calls_per_block calls each)
+
+
+
+@dataclass
+class PairedGroup:
+    """The case against its baseline (`Case.reference`), timed in alternation in the same process (A B B A)."""
+
+    paired_reference: str | None = None  # the reference's variant
+    paired_ratio: float | None = None  # geometric mean of the block ratios case / reference
+    paired_ratios: list[float] | None = None  # per adjacent pair of blocks, per call
+    paired_ref_ms_median: float | None = None  # the reference's median latency in this process
 
 
 @dataclass
@@ -238,7 +266,7 @@ class DdpGroup:
 
 
 # The measurement groups of a record, by key: each present (measured) or None.
-GROUPS: dict[str, type] = {"counts": CountsGroup, "timing": TimingGroup, "memory": MemoryGroup,
+GROUPS: dict[str, type] = {"counts": CountsGroup, "timing": TimingGroup, "paired": PairedGroup, "memory": MemoryGroup,
                            "quality": QualityGroup, "profile": ProfileGroup, "energy": EnergyGroup,
                            "ddp": DdpGroup}
 # Which group holds which field: names are unique across groups, so a flat row keeps bare names.
@@ -261,6 +289,7 @@ class Record:
     config: dict[str, Any] = field(default_factory=dict)  # the full UNetConfig.to_dict() (ExternalConfig.to_dict())
     counts: CountsGroup | None = None
     timing: TimingGroup | None = None
+    paired: PairedGroup | None = None
     memory: MemoryGroup | None = None
     quality: QualityGroup | None = None
     profile: ProfileGroup | None = None
@@ -321,7 +350,8 @@ class Record:
         shape = case_values.get("input_shape")
         case = Case(**{**case_values, "overrides": tuple(sorted(dict(case_values.get("overrides") or {}).items())),
                        "input_shape": tuple(shape) if shape else None,
-                       "world_sizes": tuple(case_values.get("world_sizes") or ())})
+                       "world_sizes": tuple(case_values.get("world_sizes") or ()),
+                       "reference": Case.from_dict(case_values["reference"]) if case_values.get("reference") else None})
         record = cls(case=case, case_id=view.get("case_id") or "", schema=SCHEMA)
         if "schema" not in data and view.get("threads") is not None:
             record.threads_used = view["threads"]  # a flat record's threads were the threads it ran on
@@ -348,6 +378,7 @@ class Record:
         case["overrides"] = self.case.overrides_dict()
         case["input_shape"] = list(self.case.input_shape) if self.case.input_shape else None
         case["world_sizes"] = list(self.case.world_sizes)
+        case["reference"] = self.case.reference.to_dict() if self.case.reference else None
         if self.case.device != "cuda":
             case.update(dict.fromkeys(_CUDA_ONLY))
         row = {**case, "threads": self.threads_used if self.threads_used is not None else self.case.threads}

@@ -79,7 +79,7 @@ def test_report_is_self_contained_and_says_how_it_was_measured(tiny_results, fra
     assert "1 repeat per case, too few to tell any change from noise" in text
     tables = re.findall(r"<table>(.*?)</table>", html_path.read_text(), re.S)
     assert len(tables) >= 2 and all(t.count("<th>") <= 12 for t in tables)  # narrow enough for 1280 px
-    assert '%<span class="ci">no verdict (1 repeat)</span></td>' in html_path.read_text()  # on a line of its own
+    assert '%<span class="ci">no verdict (1 paired repeat)</span></td>' in html_path.read_text()  # on a line of its own
     markdown = md_path.read_text()
     assert "## Methodology" in markdown and "| variant" in markdown
     assert "latency per output Mpx (ms)" in markdown
@@ -174,7 +174,7 @@ def test_summary_states_real_effects_with_their_intervals_and_leaves_out_noise(t
     bilinear = next(line for line in once if line.startswith("**bilinear**"))
     rel = row(frame, "bilinear", "counts")["params"] / row(frame, "paper", "counts")["params"] - 1
     assert f"parameters {rel * 100:+.1f} % (exact)" in bilinear and "latency" not in bilinear
-    assert any(line.endswith("changes have no verdict (1 repeat); verdicts need 3 repeats a side.") for line in once)
+    assert any(line.endswith("changes have no verdict (1 paired repeat); verdicts need 3 repeats a side.") for line in once)
     # Constructed repeats on real records: padded is slower per image at batch 1 and unchanged at batch 2.
     written = records(tiny_results)
     paper, padded = (next(r for r in written if r["variant"] == v and r["size_rule"] == "common-output"

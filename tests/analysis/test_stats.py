@@ -102,3 +102,37 @@ def test_a_trace_taken_once_is_exact_and_a_timing_taken_once_has_no_verdict():
     varied = stats.judge(stats.Summary.of([100.0, 101.0, 99.0], True), stats.Summary.of([120.0, 121.0, 119.0], True),
                          log=True, once_is_exact=True)
     assert isinstance(varied, stats.Effect)  # a trace that varies between repeats gets an interval
+
+
+def test_paired_log_ratios_give_a_one_sample_interval_over_processes():
+    logs = [math.log(r) for r in (0.85, 0.86, 0.84, 0.855)]
+    effect = stats.paired(logs, "in process")
+    assert isinstance(effect, stats.Effect) and effect.df == 3 and effect.method == "in process"
+    assert effect.se == pytest.approx(np.std(logs, ddof=1) / 2)
+    verdict = stats.verdict(effect, 0.95)
+    assert verdict.status == stats.REAL and verdict.low < verdict.rel < verdict.high < 0
+    too_few = stats.paired(logs[:2], "by round")
+    assert too_few.status == stats.NONE and too_few.why == "2 paired repeats"
+
+
+def test_an_unchanged_network_under_a_slower_machine_is_within_noise_across_runs():
+    # The second run's machine is 30 % slower: the control and the network both slow (the network 35 %).
+    quiet, control_quiet = [10.0, 10.1, 9.9, 10.05], [1.0, 1.01, 0.99, 1.0]
+    busy, control_busy = [13.5, 13.6, 13.4, 13.55], [1.3, 1.31, 1.29, 1.3]
+    raw = stats.verdict(stats.judge(stats.Summary.of(quiet, True), stats.Summary.of(busy, True), True), 0.95)
+    assert raw.status == stats.REAL  # what the unpaired rule alone would say
+    found = stats.across_runs(quiet, busy, control_quiet, control_busy)
+    assert found.method == "normalised by the control"
+    assert stats.verdict(found, 0.95).status == stats.NOISE
+    # A real 25 % slow-down on a steady machine is still called real, on the raw ratio.
+    slower = stats.across_runs(quiet, [12.5, 12.6, 12.4, 12.55], control_quiet, [1.0, 0.99, 1.01, 1.0])
+    assert slower.method == "raw, control steady" and stats.verdict(slower, 0.95).status == stats.REAL
+    assert stats.Control.between(control_quiet, control_busy).moved
+
+
+def test_the_paired_detectable_change_follows_the_spread_of_the_ratios():
+    groups = [np.log([0.9, 0.91, 0.89]), np.log([1.1, 1.12, 1.08])]
+    sd = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / 4)
+    assert stats.minimal_detectable_paired(groups) == pytest.approx(
+        math.expm1(sstats.t.ppf(0.975, 2) * sd / math.sqrt(3)))
+    assert stats.minimal_detectable_paired([np.log([0.9, 0.91])]) is None

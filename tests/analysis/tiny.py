@@ -82,7 +82,8 @@ def repeated(record: dict, latencies_ms: list[float]) -> list[dict]:
     a latency made to agree (throughput, FLOP/s, % of peak; per-pixel ones are derived on load)."""
     out = []
     for repeat, latency in enumerate(latencies_ms):
-        copy = {**record, "repeat": repeat, "case_id": f"{record['case_id']}-b{record['batch']}-{repeat}"}
+        copy = {**record, "repeat": repeat, "case_id": f"{record['case_id']}-b{record['batch']}-{repeat}",
+                "paired_ratio": None, "paired_ratios": None}  # the constructed latencies are not paired
         seconds = latency / 1e3
         achieved = copy["flops"] * copy["batch"] / seconds
         copy.update(latency_ms_median=latency, latency_ms_p25=latency * 0.99, latency_ms_p75=latency * 1.01,

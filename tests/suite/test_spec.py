@@ -40,8 +40,8 @@ set = {base_width = 4}
         "paper[base_width=4] infer cpu b2 188px fp32 #0",
         "padded[base_width=4] counts cpu b1 192px fp32 #0",  # 188 is not a multiple of 16: 192 is nearest
         "padded[base_width=4] counts cpu b2 192px fp32 #0",
-        "padded[base_width=4] infer cpu b1 192px fp32 #0",
-        "padded[base_width=4] infer cpu b2 192px fp32 #0",
+        "padded[base_width=4] infer cpu b1 192px fp32/vs paper #0",  # timed with paper in its process
+        "padded[base_width=4] infer cpu b2 192px fp32/vs paper #0",
     ]
     assert all(p.cost_s > 0 and p.max_batch is None for p in spec.planned)
 

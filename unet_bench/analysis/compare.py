@@ -28,9 +28,10 @@ import pandas as pd
 from scipy import stats as sstats
 
 from unet_bench.analysis import stats
-from unet_bench.analysis.conditions import load_warnings
+from unet_bench.analysis.conditions import control_change_notes, control_drift_notes, load_warnings
 from unet_bench.analysis.pairing import config_change, grid_points, key, key_one, legacy_sources, missing, pair
 from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
+from unet_bench.analysis.samples import judge_timing, paired_noise, row_samples
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
 
@@ -48,6 +49,7 @@ class Family:
     rows: int
     real: int
     level: float
+    methods: dict[str, int] = field(default_factory=dict)  # how the rows' samples were paired: rows each
 
 
 @dataclass
@@ -76,6 +78,9 @@ class Comparison:
     families: dict[str, Family] = field(default_factory=dict)  # per judged metric
     noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (detectable change, repeats)
     seed_noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (Dice difference, seeds)
+    # source: (detectable change of its in-process paired rows, processes per row, paired rows)
+    paired_noise: dict[str, tuple[float | None, int, int]] = field(default_factory=dict)
+    machine: list[str] = field(default_factory=list)  # what the control workload said: caption lines
 
 
 def available_metrics(frame: pd.DataFrame) -> list[str]:
@@ -144,13 +149,14 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
     table, families = _relative(rows, pairs, chosen, baseline, by_source)
     if by_source:
         notes += load_warnings(done, baseline, sources)
+    machine = (control_change_notes(done, baseline, sources) if by_source else []) + control_drift_notes(done)
     failed = [
         f"{r.variant} {r.mode} {r.input_size}px b{r.batch} ({r.source}): {r.status}"
         + (f" - {r.message}" if r.message else "")
         for r in frame[frame["status"] != "ok"].itertuples()
     ]
     return Comparison(_ordered(table, baseline, by_source), baseline, by_source, chosen, common, failed,
-                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows))
+                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows), paired_noise(rows), machine)
 
 
 def why_failed(failed: pd.DataFrame) -> str:
@@ -186,6 +192,7 @@ def _aggregate(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
                    _config={c.removeprefix("cfg_"): first[c] for c in config})
         for metric in metrics:
             row.update(_summarise(group, metric))
+        row.update(row_samples(group, metrics))
         out.append(row)
     return pd.DataFrame(out)
 
@@ -288,11 +295,12 @@ def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], bas
     families: dict[str, Family] = {}
     judged: dict[str, tuple[dict[Any, stats.Effect | stats.Verdict], float]] = {}
     for metric in dict.fromkeys(METRICS[m].timing or m for m in metrics if METRICS[m].verdict != "exact"):
-        found = {i: _judge(rows, metric, i, j) for i, j in others.items() if metric in rows  # a derived figure
-                 and not missing(rows.at[i, metric]) and not missing(rows.at[j, metric])}  # recorded without timing
+        found = {i: _judge(rows, metric, i, j, by_source) for i, j in others.items() if metric in rows  # derived
+                 and not missing(rows.at[i, metric]) and not missing(rows.at[j, metric])}  # without a timing
         effects = [e.p for e in found.values() if isinstance(e, stats.Effect)]
         level, real = stats.fcr_level(effects)
-        families[metric] = Family(len(effects), real, level)
+        methods = pd.Series([e.method for e in found.values() if e.method]).value_counts(sort=False)
+        families[metric] = Family(len(effects), real, level, {str(k): int(v) for k, v in methods.items()})
         judged[metric] = (found, level)
     for metric in metrics:
         if METRICS[metric].verdict == "exact":
@@ -301,15 +309,21 @@ def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], bas
         found, level = judged[timing or metric]
         verdicts = {i: _derive(rows, metric, i, others[i], found[i], level) if timing else _settle(found[i], level)
                     for i in found if not missing(rows.at[i, metric]) and not missing(rows.at[others[i], metric])}
-        for name in ("verdict", "rel_low", "rel_high", "level", "p", "why"):
+        paired = [i for i, v in verdicts.items() if v.method and v.method != "unpaired" and not missing(v.rel)]
+        table.loc[paired, f"{metric}_rel"] = [verdicts[i].rel for i in paired]  # the paired estimate, as its interval
+        for name in ("verdict", "rel_low", "rel_high", "level", "p", "why", "method"):
             attribute = {"verdict": "status", "rel_low": "low", "rel_high": "high"}.get(name, name)
             table[f"{metric}_{name}"] = [getattr(verdicts[i], attribute) if i in verdicts else None for i in rows.index]
     families = {m: f for m, f in families.items() if m in metrics}
     return table.drop(columns=[c for c in table if c.startswith("_")]), families
 
 
-def _judge(rows: pd.DataFrame, metric: str, i: Any, j: Any) -> stats.Effect | stats.Verdict:
-    """The effect of row ``i`` against row ``j`` for a measured (not derived) metric."""
+def _judge(rows: pd.DataFrame, metric: str, i: Any, j: Any, by_source: bool) -> stats.Effect | stats.Verdict:
+    """The effect of row ``i`` against row ``j`` for a measured (not derived) metric: paired or
+    control-aware for a timing where the rows allow it (`samples`), else over the repeats unpaired."""
+    found = judge_timing(rows.loc[i], rows.loc[j], metric, by_source)
+    if found is not None:
+        return found
     info = METRICS[metric]
     new, ref = rows.at[i, f"_samples_{metric}"], rows.at[j, f"_samples_{metric}"]
     unit = "seed" if info.verdict == "seeds" else "repeat"
@@ -330,7 +344,13 @@ def _derive(rows: pd.DataFrame, metric: str, i: Any, j: Any, found: stats.Effect
     """A figure computed from a timing: its own change, with the timing's noise and level."""
     value, ref = rows.at[i, metric], rows.at[j, metric]
     if isinstance(found, stats.Effect) and value > 0 and ref > 0:
-        return stats.verdict(found.shifted(math.log(value / ref)), level)
+        change = math.log(value / ref)
+        timing = METRICS[metric].timing
+        if found.method != "unpaired" and rows.at[i, timing] > 0 and rows.at[j, timing] > 0:
+            # a paired timing estimate differs from the ratio of the means: a derived figure (1 / time)
+            # moves by the same amount the other way
+            change -= found.estimate - math.log(rows.at[i, timing] / rows.at[j, timing])
+        return stats.verdict(found.shifted(change), level)
     return replace(found, rel=value / ref - 1)
 
 

@@ -39,6 +39,7 @@ REQUIRED = tuple(f.name for f in dataclasses.fields(Case) if f.default is datacl
 SEED_LISTS = ("dice_per_seed", "iou_per_seed", "object_f1_per_seed", "map_per_seed", "rand_error_per_seed")
 # the type of every field by its flat name (`record.flat_fields`), as JSON holds it (lists, not tuples)
 _HINTS = {**typing.get_type_hints(Case), "overrides": dict, "input_shape": list | None, "world_sizes": list,
+          "reference": dict | None,
           # flat records wrote null for the CUDA flags on CPU and for weight_map outside quality
           "tf32": bool | None, "cudnn_benchmark": bool | None, "weight_map": bool | None,
           **{k: v for k, v in typing.get_type_hints(Record).items() if k not in ("case", *GROUPS)},

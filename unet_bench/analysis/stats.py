@@ -24,6 +24,24 @@ the level of every interval of that metric to 1 − ALPHA·max(R, 1)/m, so a row
 interval excludes zero. When every row changed (R = m) these are plain 95 % intervals; when nothing changed,
 the chance that any row is called real is at most 5 %.
 
+**Pairs.** Within one run, a timing is judged against its reference by ratios measured side by side: when
+the case's process also timed the reference (A B B A blocks, ``paired_ratio``), on the log of each
+process's paired ratio; else, when both were measured in the same rounds (the runner interleaves
+repeats), on the log of each round's ratio. Either way a one-sample t interval over the processes
+(`paired`): the processes stay the unit of independence, while what the machine did slowly (drift,
+steady load) cancels inside each pair. Results of `unet-bench ab` pair the two environments round by
+round the same way. Unpaired (Welch) only where nothing pairs.
+
+**Across runs** (two results directories), nothing is paired, and the machine may have been another one in
+all but name: busier, hotter, throttled. Every timed process also timed a fixed control workload
+(`unet_bench.measure.control`); `across_runs` compares the two runs' controls first. When the control
+moved (its own Welch interval excludes zero), the verdict uses each repeat's latency over its control
+(``latency_per_control``), and counts `CONTROL_RESIDUAL` of the control's change as a variance
+component of the interval, since a network does not slow exactly as the control does; when it did not,
+the raw ratio, with the control's whole change as that component. So an unchanged suite run twice
+under different load comes out within noise, at the price of wider intervals: for a sensitive before/after
+comparison, alternate the two versions on one machine (`unet-bench ab`).
+
 **Derived figures** — throughput, FLOP/s, % of peak — are fixed transformations of one timing: they carry
 its noise (their own log change ± the timing's half-width, at the timing's level). Counts are exact and
 carry no interval; so is memory that was identical in every repeat of both sides.
@@ -40,12 +58,18 @@ from scipy import stats
 
 ALPHA = 0.05
 MIN_REPEATS = 3
+# Share of the control's change between two runs that a network's timing is not assumed to follow: the
+# run-to-run variance component of a control-normalised comparison (tests/benchmarks calibrates it).
+CONTROL_RESIDUAL = 0.5
 NOISE_MARK = "~"
 REAL, NOISE, EXACT, NONE = "real", "within noise", "exact", "no verdict"
 METHOD = (
     "Δ [interval] = change against the reference with a confidence interval over independent repeats (each a "
     "fresh process): Welch's t interval on the log of the per-repeat values (timings, memory), or on the "
-    f"per-seed values (Dice, IoU); throughput, FLOP/s and % of peak carry the interval of their timing. "
+    f"per-seed values (Dice, IoU); timings against a reference of the same run: a one-sample t interval on "
+    f"the log of the per-process paired ratios (A B B A in one process), else of the per-round ratios; across "
+    f"runs: normalised by the control workload when it moved, the control's change counted as a variance "
+    f"component; throughput, FLOP/s and % of peak carry the interval of their timing. "
     f"Intervals are adjusted for the rows compared per metric (Benjamini-Yekutieli false-coverage rate, "
     f"95 % when every row changed); real only when the interval excludes 0, {NOISE_MARK} = within noise; "
     f"fewer than {MIN_REPEATS} repeats on either side: no verdict; no interval: exact"
@@ -76,6 +100,7 @@ class Effect:
     df: float
     log: bool = True
     ref_mean: float = 1.0
+    method: str = "unpaired"  # how the samples were paired: unpaired | in process | by round | ...
 
     @property
     def p(self) -> float:
@@ -108,6 +133,7 @@ class Verdict:
     level: float = math.nan
     p: float = math.nan
     why: str = ""
+    method: str = ""
 
 
 def welch(ref: Summary, new: Summary, log: bool) -> Effect:
@@ -151,7 +177,57 @@ def verdict(effect: Effect, level: float) -> Verdict:
     low, high = effect.interval(level)
     status = REAL if low > 0 or high < 0 else NOISE
     return Verdict(status, effect.relative(effect.estimate), effect.relative(low), effect.relative(high),
-                   level, effect.p)
+                   level, effect.p, method=effect.method)
+
+
+def paired(logs: Sequence[float], method: str, unit: str = "repeat") -> Effect | Verdict:
+    """The effect behind paired log ratios, one per process (or round): a one-sample t interval."""
+    data = np.asarray(logs, float)
+    rel = math.expm1(float(data.mean())) if len(data) else math.nan
+    if len(data) < MIN_REPEATS:
+        return Verdict(NONE, rel, why=f"{len(data)} paired {unit}{'' if len(data) == 1 else 's'}", method=method)
+    sd = float(data.std(ddof=1))
+    if sd == 0:
+        return Verdict(EXACT, rel, method=method)
+    return Effect(float(data.mean()), sd / math.sqrt(len(data)), len(data) - 1, method=method)
+
+
+@dataclass(frozen=True)
+class Control:
+    """How the control workload differed between two runs: its log change and whether that is real."""
+
+    change: float  # log ratio new / ref of the runs' geometric-mean control times
+    moved: bool
+
+    @classmethod
+    def between(cls, ref: Sequence[float], new: Sequence[float]) -> Control | None:
+        """None without at least two control times a side."""
+        if len(ref) < 2 or len(new) < 2:
+            return None
+        a, b = Summary.of(ref, log=True), Summary.of(new, log=True)
+        if a.var == 0 and b.var == 0:
+            return cls(b.mean - a.mean, b.mean != a.mean)
+        low, high = welch(a, b, log=True).interval(1 - ALPHA)
+        return cls(b.mean - a.mean, low > 0 or high < 0)
+
+
+def across_runs(ref: Sequence[float], new: Sequence[float], ref_control: Sequence[float],
+                new_control: Sequence[float]) -> Effect | Verdict:
+    """A timing of two runs (per-repeat values and, in the same order, their control times): see the module
+    docstring. Without controls on both sides, Welch on the raw values, as for any unpaired figure."""
+    control = Control.between(ref_control, new_control)
+    if control is None:
+        return judge(Summary.of(ref, True), Summary.of(new, True), log=True)
+    if control.moved:
+        ref = np.asarray(ref, float) / np.asarray(ref_control, float)
+        new = np.asarray(new, float) / np.asarray(new_control, float)
+        residual, method = CONTROL_RESIDUAL * control.change, "normalised by the control"
+    else:
+        residual, method = control.change, "raw, control steady"
+    found = judge(Summary.of(ref, True), Summary.of(new, True), log=True)
+    if isinstance(found, Verdict):
+        return replace(found, method=method)
+    return replace(found, se=math.sqrt(found.se**2 + residual**2), method=method)
 
 
 def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALPHA, log: bool = True) -> float | None:
@@ -169,3 +245,17 @@ def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALP
     sd = math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in logs) / dof)
     half = float(stats.t.ppf((1 + level) / 2, 2 * n - 2)) * sd * math.sqrt(2 / n)
     return math.expm1(half) if log else half
+
+
+def minimal_detectable_paired(groups: Sequence[Sequence[float]], level: float = 1 - ALPHA) -> float | None:
+    """The smallest relative change a paired row of this run could show as real: the half-width of the
+    one-sample interval with the typical number of processes, from the spread of the log paired ratios
+    pooled over the paired rows. None with fewer than `MIN_REPEATS` processes a row."""
+    logs = [np.asarray(g, float) for g in groups if len(g) >= 2]
+    if not logs:
+        return None
+    n = int(np.median([len(g) for g in logs]))
+    if n < MIN_REPEATS:
+        return None
+    sd = math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in logs) / sum(len(g) - 1 for g in logs))
+    return math.expm1(float(stats.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n))

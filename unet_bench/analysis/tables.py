@@ -60,17 +60,20 @@ def caption(comparison: Comparison) -> list[str]:
     if any(METRICS[m].verdict != "exact" for m in comparison.metrics):
         lines.append(stats.METHOD)
     for metric, family in judged.items():
+        paired = f"; samples: {', '.join(f'{n} {m}' for m, n in family.methods.items())}" if family.methods else ""
         lines.append(f"{METRICS[metric].label}: {family.real} of {family.rows} changes real; intervals at the "
-                     f"{_percent(family.level)} level (95 % adjusted for {family.rows} rows)")
+                     f"{_percent(family.level)} level (95 % adjusted for {family.rows} rows){paired}")
     for source, (detectable, repeats) in comparison.noise.items():
         lines.append(noise_line(source, detectable, repeats))
+    for source, found in comparison.paired_noise.items():
+        lines.append(paired_noise_line(source, *found))
     for source, (detectable, seeds) in comparison.seed_noise.items():
         lines.append(seed_noise_line(source, detectable, seeds))
     changes = comparison.table.loc[comparison.table["config_change"] != "", "config_change"]
     for change, count in changes.value_counts(sort=False).items():
         lines.append(f"config differs from the paired row in {comparison.baseline}: {change} ({count} "
                      f"row{'s' if count > 1 else ''})")
-    lines += comparison.notes
+    lines += comparison.notes + comparison.machine
     if comparison.common_overrides:
         lines.append(f"every network: {comparison.common_overrides}")
     lines += [f"not measured: {line}" for line in comparison.failed]
@@ -84,6 +87,15 @@ def noise_line(source: str, detectable: float | None, repeats: int) -> str:
                 f"from noise (verdicts need {stats.MIN_REPEATS})")
     return (f"{source}: latency changes under {detectable * 100:.1f} % cannot be told from this run's noise "
             f"({repeats} repeats per case)")
+
+
+def paired_noise_line(source: str, detectable: float | None, repeats: int, rows: int) -> str:
+    """'results/a: paired rows (16): latency changes under 1.2 % can be told (3 processes per row)'."""
+    if detectable is None:
+        return f"{source}: {rows} rows paired in process, {repeats} process{'es' if repeats != 1 else ''} " \
+               f"each, too few for a verdict (verdicts need {stats.MIN_REPEATS})"
+    return (f"{source}: rows paired in process ({rows}): latency changes under {detectable * 100:.1f} % cannot be "
+            f"told from their noise ({repeats} processes per row)")
 
 
 def seed_noise_line(source: str, detectable: float | None, seeds: int) -> str:

@@ -14,11 +14,11 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from unet_bench.cli import compare, count, history, models, quality, report, run, sizes, time
+from unet_bench.cli import ab, compare, count, doctor, history, models, quality, report, run, sizes, time
 from unet_bench.cli import profile as profile_command
 from unet_bench.errors import BenchError
 
-COMMANDS = [models, sizes, count, time, run, compare, report, quality, profile_command, history]
+COMMANDS = [models, sizes, count, time, run, compare, report, quality, profile_command, history, ab, doctor]
 
 
 class OneLineParser(argparse.ArgumentParser):

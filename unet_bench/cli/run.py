@@ -50,6 +50,22 @@ def _seed_noise(out_dir: Path) -> str:
     return "\n".join(seed_noise_line(source, *found) for source, found in noise.items())
 
 
+def _timing_noise(out_dir: Path) -> str:
+    """The smallest latency change this run can tell, unpaired and paired in process, and how far its
+    control moved during the run."""
+    from unet_bench.analysis.compare import compare
+    from unet_bench.analysis.results import load
+    from unet_bench.analysis.tables import noise_line, paired_noise_line
+
+    try:
+        comparison = compare(load([out_dir]), metrics=["latency_ms_median"])
+    except BenchError as error:
+        return f"no latency spread to report: {error}"
+    lines = [noise_line(source, *found) for source, found in comparison.noise.items()]
+    lines += [paired_noise_line(source, *found) for source, found in comparison.paired_noise.items()]
+    return "\n".join(lines + comparison.machine)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from unet_bench.suite import shard
     from unet_bench.suite.spec import load_spec
@@ -94,6 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(describe(summary))
     if any(p.case.mode == "quality" for p in spec.planned) and summary.written["ok"]:
         print(_seed_noise(out_dir))
+    if any(p.case.mode in ("infer", "train") for p in spec.planned) and summary.written["ok"]:
+        print(_timing_noise(out_dir))
     if not summary.interrupted:
         print(f"next: unet-bench compare {out_dir}  ·  unet-bench report {out_dir}")
     return summary.exit_code

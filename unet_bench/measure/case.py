@@ -17,9 +17,10 @@ from torch import nn
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.measure import env
+from unet_bench.measure.control import control_step, describe
 from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.ddp import measure_ddp
-from unet_bench.measure.fields import counts_values, timing_values
+from unet_bench.measure.fields import control_values, counts_values, paired_values, timing_values
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
@@ -107,6 +108,14 @@ MEASURES: dict[str, Callable[[Case, Counts | None, Ceiling | None], Record]] = {
 }
 
 
+def _reference_step(case: Case) -> Callable[[], object] | None:
+    """The step of ``case.reference`` (its own network and input, the same options), or None."""
+    if case.reference is None:
+        return None
+    model = build_model(case.reference)
+    return build_step(model, case.reference, in_channels_of(model)).run
+
+
 def in_channels_of(model: nn.Module) -> int:
     """Input channels of a network: its config's, else those of its first convolution."""
     cfg = getattr(model, "cfg", None)
@@ -146,8 +155,14 @@ def measure_module(
         if case.mode in ("infer", "train"):
             with backend_flags(case):
                 step = build_step(model, case, channels)
+                reference = _reference_step(case)
                 warmup = warmup_calls(case.device, case.compile)
-                timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device)
+                timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device,
+                                   control=control_step(case.device), reference=reference)
+            record.set(**control_values(timing, describe(case.device, threads)))
+            if case.reference is not None:
+                record.set(**paired_values(timing, case.reference))
+            del reference  # the memory pass sees the case's network alone
             if case.memory:
                 record.set(**memory_values(step, case))
             # the ceiling last: its kernels are not part of the case

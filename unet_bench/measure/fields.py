@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from unet_bench.measure.counts import TRAIN_SCOPE, Counts
 from unet_bench.measure.peaks import Ceiling
 from unet_bench.measure.steps import COMPILE_OPTIONS
@@ -79,3 +81,37 @@ def timing_values(timing: Timing, counts: Counts, case: Case, ceiling: Ceiling) 
             "compile_options": COMPILE_OPTIONS[case.mode] if case.compile else None,
         },
     }
+
+
+def control_values(timing: Timing, control_method: str) -> dict:
+    """The control's fields: its per-call time in this process, the case's latency as a multiple of it, and
+    how much it moved while the process timed (`unet_bench.measure.control`)."""
+    if timing.control is None:
+        return {}
+    per_call = timing.control.per_call()
+    median = float(np.median(per_call))
+    return {
+        "control_ms_median": 1e3 * median,
+        "control_ms_p25": 1e3 * float(np.percentile(per_call, 25)),
+        "control_ms_p75": 1e3 * float(np.percentile(per_call, 75)),
+        "latency_per_control": timing.median_s / median,
+        "control_drift": timing.control_drift,
+        "control_block_ms": [1e3 * t for t in timing.control.times_s],
+        "extra": {"control_method": control_method, "control_calls_per_block": timing.control.calls_per_block},
+    }
+
+
+def paired_values(timing: Timing, reference: Case) -> dict:
+    """The paired fields: the case against ``reference``, timed in alternation in the same process."""
+    if timing.reference is None:
+        return {}
+    return {
+        "paired_reference": reference.variant,
+        "paired_ratio": timing.paired_ratio,
+        "paired_ratios": timing.paired_ratios,
+        "paired_ref_ms_median": 1e3 * timing.reference.median_s,
+        "extra": {"paired_reference_case": reference.to_dict(),
+                  "paired_ref_calls_per_block": timing.reference.calls_per_block,
+                  "paired_ref_block_times_s": timing.reference.times_s},
+    }
+

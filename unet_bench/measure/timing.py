@@ -10,6 +10,17 @@ and a within-process spread, and are kept raw. Threads are set for the calls (wa
 On CUDA, latency is per call (the device synchronised before and after each call, so launch and queueing
 are included, as a user waiting on one call sees them); throughput comes from blocks of back-to-back
 calls, synchronised at block ends. On CPU every call is synchronous: the blocks give both.
+
+**Control and pairs.** With a ``control`` (`unet_bench.measure.control`), each of the case's blocks is
+followed by a block of the control, so the record says how fast the machine was while the case ran and
+whether that moved. With a ``reference`` (the baseline network, resident in the same process on its own
+input), the two alternate in A B B A quartets, a control block after each pair: the case's time over the
+reference's in adjacent blocks is the **paired ratio**. A change of the machine's speed that is slow
+against a quartet (load that comes and goes over seconds, clock and thermal drift) slows both sides of a
+pair alike and cancels in the ratio; A B B A cancels a linear drift within the quartet exactly. It does
+not cancel what changes faster than a block, or what affects the two networks unequally (a neighbour
+that evicts one network's working set from the cache more than the other's); those stay in the spread
+of the ratios, which is why the interval is still taken over processes.
 """
 
 from __future__ import annotations
@@ -32,6 +43,8 @@ MAX_BLOCKS = 100  # beyond this, blocks grow longer rather than more numerous (t
 MIN_BLOCK_S = 0.01  # back-to-back calls per block so that a block lasts this long: the clock's cost vanishes
 WARMUP_CALLS = 2  # the first builds oneDNN primitives / autotunes / compiles, the second settles caches
 EAGER_CPU_WARMUP_CALLS = 1  # eager on CPU nothing is compiled or tuned: one call, as torch.utils.benchmark does
+MIN_QUARTETS = 1  # paired: A B B A quartets, whatever the budget (two blocks of each side)
+CONTROL_SHARE = 0.1  # a control block lasts about this share of the case's block (at least MIN_BLOCK_S)
 
 
 def warmup_calls(device: str, compiled: bool) -> int:
@@ -76,6 +89,31 @@ class Timing:
     warmup_calls: int = WARMUP_CALLS
     device: str = "cpu"
     min_run_time_s: float = DEFAULT_MIN_RUN_TIME_S
+    control: Blocks | None = None  # the control's blocks, one after each of the case's (or each pair)
+    reference: Blocks | None = None  # the reference's blocks, paired in order with the case's
+
+    @property
+    def paired_ratios(self) -> list[float]:
+        """The case's per-call time over the reference's, block by block in A B B A order."""
+        if self.reference is None:
+            return []
+        return [float(a / b) for a, b in zip(self.latency.per_call(), self.reference.per_call(), strict=True)]
+
+    @property
+    def paired_ratio(self) -> float | None:
+        """Geometric mean of the paired ratios: the case against the reference in this process."""
+        ratios = self.paired_ratios
+        return float(np.exp(np.mean(np.log(ratios)))) if ratios else None
+
+    @property
+    def control_drift(self) -> float | None:
+        """The control's relative change from the first to the last third of its blocks (geometric means):
+        how much the machine's speed moved while this process timed."""
+        if self.control is None or self.control.n < 2:
+            return None
+        logs = np.log(self.control.per_call())
+        third = max(1, len(logs) // 3)
+        return float(np.expm1(logs[-third:].mean() - logs[:third].mean()))
 
     @property
     def median_s(self) -> float:
@@ -115,11 +153,18 @@ class Timing:
 
     def method(self) -> str:
         """How this timing was taken, in words, for the record and the report."""
+        if self.reference is not None:
+            least = f"at least {MIN_QUARTETS} A B B A quartet(s) of the case (A) and its reference (B)"
+        else:
+            least = f"at least {MIN_BLOCKS}"
         text = (
             f"fixed budget on {self.threads} threads: {self.warmup_calls} warm-up call(s) excluded, then timed "
-            f"blocks until min_run_time={self.min_run_time_s:g} s is spent (at least {MIN_BLOCKS}, at most "
+            f"blocks until min_run_time={self.min_run_time_s:g} s is spent ({least}, at most "
             f"{MAX_BLOCKS} blocks; no stop on the spread; garbage collector off while timing); "
         )
+        if self.control is not None:
+            text += ("a block of the control workload after each " + ("pair" if self.reference else "block")
+                     + " (extra.control_method); ")
         if self.device == "cuda":
             return text + (
                 "latency: single calls, the device synchronised before and after each (wall clock); "
@@ -149,13 +194,32 @@ def _run_blocks(fn: Callable[[], object], calls: int, sync: Callable[[], None], 
     """Blocks of ``calls`` calls until ``budget_s`` is spent: at least ``blocks``, at most `MAX_BLOCKS`."""
     times: list[float] = []
     while len(times) < blocks or (sum(times) < budget_s and len(times) < MAX_BLOCKS):
-        sync()
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        sync()
-        times.append(time.perf_counter() - start)
+        times.append(_block(fn, calls, sync))
     return Blocks(times, calls)
+
+
+def _block(fn: Callable[[], object], calls: int, sync: Callable[[], None]) -> float:
+    sync()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def _alternated(cycle: list[tuple[str, Callable[[], object], int]], sync: Callable[[], None], budget_s: float,
+                cycles: int) -> dict[str, Blocks]:
+    """Repeat ``cycle`` (blocks of (name, fn, calls)) until the timed sides (all but ``control``) have spent
+    ``budget_s``: at least ``cycles`` times, and no more than `MAX_BLOCKS` blocks of any side."""
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cycle}
+    per_cycle = max(sum(1 for name, _, _ in cycle if name == "case"), 1)
+    done = 0
+    while done < cycles or (sum(sum(t) for n, t in times.items() if n != "control") < budget_s
+                            and (done + 1) * per_cycle <= MAX_BLOCKS):
+        for name, fn, calls in cycle:
+            times[name].append(_block(fn, calls, sync))
+        done += 1
+    return {name: Blocks(times[name], calls) for name, _, calls in dict((c[0], c) for c in cycle).values()}
 
 
 def _no_sync() -> None:
@@ -164,22 +228,40 @@ def _no_sync() -> None:
 
 def time_call(
     fn: Callable[[], object], threads: int, min_run_time: float = DEFAULT_MIN_RUN_TIME_S,
-    warmup_calls: int = WARMUP_CALLS, device: str = "cpu",
+    warmup_calls: int = WARMUP_CALLS, device: str = "cpu", control: Callable[[], object] | None = None,
+    reference: Callable[[], object] | None = None,
 ) -> Timing:
     """Time ``fn`` on ``threads`` threads: warm-up calls, then timed blocks on a fixed budget (module docstring).
 
-    ``min_run_time`` is the budget of the timed calls (CUDA: half for latency, half for throughput); a call
-    slower than it is still timed `MIN_BLOCKS` times. At least one warm-up call runs: it sizes the blocks.
+    ``min_run_time`` is the budget of the timed calls (CUDA: half for latency, half for throughput; with a
+    ``reference``, of both sides together); a call slower than it is still timed `MIN_BLOCKS` times (with
+    a reference: `MIN_QUARTETS` quartets). At least one warm-up call runs: it sizes the blocks. ``control``:
+    a block of it after each block (pair) of the timed calls; ``reference``: paired with ``fn`` in A B B A
+    quartets, warmed up the same way.
     """
     sync = torch.cuda.synchronize if device == "cuda" else _no_sync
+    warmups = max(warmup_calls, 1)
     with set_torch_threads(threads):
-        warm = _run_blocks(fn, 1, sync, blocks=max(warmup_calls, 1)).times_s
+        warm = _run_blocks(fn, 1, sync, blocks=warmups).times_s
+        warm_ref = _run_blocks(reference, 1, sync, blocks=warmups).times_s if reference else None
+        cuda = device == "cuda"
+        budget = min_run_time / 2 if cuda else min_run_time
+        calls = 1 if cuda else calls_per_block(warm[-1], budget)
+        cycle: list[tuple[str, Callable[[], object], int]] = [("case", fn, calls)]
+        if reference is not None:
+            ref_calls = 1 if cuda else calls_per_block(warm_ref[-1], budget)
+            cycle = [("case", fn, calls), ("reference", reference, ref_calls)]
+        if control is not None:
+            control_s = _block(control, 1, sync)  # its warm-up call sizes its blocks
+            block_s = max(MIN_BLOCK_S, CONTROL_SHARE * calls * warm[-1])
+            cycle.append(("control", control, max(1, math.ceil(block_s / max(control_s, 1e-9)))))
+        if reference is not None:  # A B (control) B A (control)
+            cycle = cycle + [cycle[1], cycle[0], *cycle[2:]]
         with _quiet_gc():
-            if device == "cuda":
-                latency = _run_blocks(fn, 1, sync, min_run_time / 2)
-                throughput = _run_blocks(fn, calls_per_block(latency.median_s, min_run_time / 2), sync,
-                                         min_run_time / 2)
-            else:
-                latency = throughput = _run_blocks(fn, calls_per_block(warm[-1], min_run_time), sync, min_run_time)
+            blocks = _alternated(cycle, sync, budget, MIN_QUARTETS if reference else MIN_BLOCKS)
+            latency = throughput = blocks["case"]
+            if cuda:
+                throughput = _run_blocks(fn, calls_per_block(latency.median_s, budget), sync, budget)
     return Timing(latency, throughput, threads, warmup_s=sum(warm), first_call_s=warm[0],
-                  warmup_calls=max(warmup_calls, 1), device=device, min_run_time_s=min_run_time)
+                  warmup_calls=warmups, device=device, min_run_time_s=min_run_time,
+                  control=blocks.get("control"), reference=blocks.get("reference"))

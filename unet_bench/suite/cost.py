@@ -41,7 +41,7 @@ def forward_flops(cfg: UNetConfig, input_size: int | tuple[int, ...]) -> int:
     return sum(flop_counter_counts(model, shape, train=False).values())
 
 
-def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) -> float:
+def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, timed_only: bool = False) -> float:
     """Predicted wall time of one case (of a whole search when ``max_batch`` is set), in seconds.
 
     Follows measure's protocol: infer and train run their step for the warm-up, the fewest timed blocks
@@ -49,7 +49,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
     call). What a run measures once is priced apart (`run_once_costs`). A search is priced as if it
     reached ``max_batch``.
     """
-    from unet_bench.measure.timing import MIN_BLOCKS, warmup_calls
+    from unet_bench.measure.timing import CONTROL_SHARE, MIN_BLOCKS, MIN_QUARTETS, warmup_calls
 
     if case.device == "cuda":
         rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
@@ -58,13 +58,15 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None) ->
         rate = CPU_FLOPS_PER_S_PER_CORE[kind, case.channels_last] * _cores(case.threads)
     forward_s = forward_flops(cfg, case.size) / rate
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality", "train-ddp") else 1)
-    cost = CASE_OVERHEAD_S + (COMPILE_S if case.compile else 0.0)
+    cost = (0.0 if timed_only else CASE_OVERHEAD_S) + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
         from unet_bench.quality.settings import DEFAULT_STEPS
 
         cost += case.seeds * (case.steps or DEFAULT_STEPS) * step_s
     elif case.mode in ("infer", "train"):
-        timed_s = max(MIN_BLOCKS * step_s, case.min_run_time_s)
+        paired = timed_only or case.reference is not None
+        fewest = 2 * MIN_QUARTETS if paired else MIN_BLOCKS  # blocks of each side
+        timed_s = max(fewest * step_s, case.min_run_time_s / (2 if paired else 1)) * (1 + CONTROL_SHARE)
         cost += (warmup_calls(case.device, case.compile) + case.memory) * step_s + timed_s
     elif case.mode == "profile":  # infer then train: warm-up, timed budget, profiled steps, energy run
         from unet_bench.measure.energy import IDLE_S, RUN_S

@@ -4,6 +4,7 @@ defaults), then expanded into planned cases. The keys and the rules they follow 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -76,7 +77,10 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
     "overrides": (table, {}),
     "max_batch_search": (boolean, False),
     "max_batch": (checks.BATCH, 1024),
+    "baseline": (string, "paper"),
+    "paired": (boolean, True),
 }
+PAIRED_MODES = ("infer", "train")  # timed modes whose cases can carry their baseline in the same process
 
 
 class Where:
@@ -264,6 +268,7 @@ class Grid:
             self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"], self["weight_map"],
         )
         options = list(options)
+        references = self.reference_shapes(shapes, search)
         planned = []
         for repeat in range(self["repeats"]):
             for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
@@ -282,6 +287,34 @@ class Grid:
                     steps=self["steps"] if quality else None, lr=self["lr"] if quality else None,
                     optimizer=self["optimizer"] if quality else None, weight_map=weights or not quality,
                 )
-                max_batch = self["max_batch"] if search else None
-                planned.append(Planned(case, predict_cost_s(case, cfg, max_batch), max_batch))
+                reference = references.get((variant, overrides, asked)) if mode in PAIRED_MODES else None
+                if reference is not None:
+                    ref_overrides, ref_cfg, ref_size = reference
+                    case = dataclasses.replace(case, reference=dataclasses.replace(
+                        case, variant=self["baseline"], overrides=ref_overrides, **size_fields(ref_size),
+                        memory=False))
+                    cost = predict_cost_s(case, cfg) + predict_cost_s(case.reference, ref_cfg, timed_only=True)
+                else:
+                    cost = predict_cost_s(case, cfg, self["max_batch"] if search else None)
+                planned.append(Planned(case, cost, self["max_batch"] if search else None))
         return planned
+
+    def reference_shapes(self, shapes: list[tuple], search: bool) -> dict[tuple, tuple]:
+        """(variant, overrides, requested size) → the baseline's (overrides, config, input size) at that grid
+        point, for every shape that is not the baseline's own: what each case is paired with in its process.
+        The baseline's overrides must be the case's (a sweep's point), or its only ones. Empty when pairing
+        is off, the baseline is not in the grid, or batches are searched."""
+        baseline = self["baseline"]
+        if not self["paired"] or search:
+            return {}
+        own = [(o, cfg, size, asked) for v, o, cfg, size, asked in shapes if v == baseline]
+        found = {}
+        for variant, overrides, _, _, asked in shapes:
+            if variant == baseline:
+                continue
+            same = [(o, cfg, size) for o, cfg, size, a in own if a == asked and o == overrides]
+            sizes = [(o, cfg, size) for o, cfg, size, a in own if a == asked]
+            match = same or (sizes if len({o for o, _, _ in sizes}) == 1 else [])
+            if match:
+                found[variant, overrides, asked] = match[0]
+        return found

@@ -48,6 +48,8 @@ sweep                {}                          config fields swept: {depth = [
 overrides            {}                          per variant: {depth-5 = {base_width = 32}}
 max_batch_search     false                       search the largest batch that fits (infer/train)
 max_batch            1024                        upper bound of that search
+baseline             "paper"                     the variant every other one is paired with (below)
+paired               true                        time each infer/train case with its baseline in one process
 ===================  ==========================  ===================================================
 
 Every number is checked by `unet_bench.suite.checks` (finite, in range), as the command line's flags are;
@@ -70,6 +72,13 @@ the repeats are the outer loop, so repeated measurements of one case are spread 
 back to back, and slow drift (heat, other load) spreads over every variant alike. Each repeat is a fresh
 process (an independent sample for compare's verdicts); a CPU case runs its memory pass in the first repeat
 only, since the allocation trace it reads is the same in every repeat (CUDA cases in every repeat).
+
+**Pairs.** Where a grid holds its ``baseline`` variant, every other variant's infer and train cases carry
+the baseline's case at the same grid point (the same options and request, the baseline's own input size)
+as their ``reference``: each process builds both networks, warms both, and times them in alternating
+A B B A blocks, so that the verdict against the baseline comes from ratios measured side by side
+(`unet_bench.measure.timing`). The baseline's own cases are timed alone as before. ``paired = false``
+times every case alone.
 """
 
 from __future__ import annotations

@@ -1,0 +1,131 @@
+"""The verdict rule calibrated on a machine loaded on purpose: A/A across runs under different load, the
+smallest change a paired row can tell, and an A/B of two code versions in alternation.
+
+The benchmark starts and stops its own competing load: a second process spinning one core (a busy
+neighbour on a shared 2-core machine, a CI runner, a cloud VM). Figures are printed; the targets:
+
+* A/A: the same suite run once quiet and once under the load, ``compare A B``: at most 5 % of rows called
+  real (the control moved between the runs, and its change is counted in each interval);
+* within a run: the minimal detectable latency change of the rows paired in process, quiet and loaded;
+* A/B: the same suite under ``unet-bench ab`` with two checkouts, the new one's default base width 64 → 56
+  (a known code change: ~-23 % MACs; measured first, as its own paired ratio), called real in every row,
+  with the load running.
+
+Run: ``PYTHONPATH=. python -m pytest tests/benchmarks/test_verdict_calibration.py -s`` (10-20 minutes on 2
+cores; ``UNET_BENCH_ROUNDS`` sets the repeats, default 5).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from unet_bench.analysis import stats
+from unet_bench.analysis.compare import compare
+from unet_bench.analysis.results import load
+from unet_bench.suite.alternate import Environment, run_alternated
+from unet_bench.suite.runner import run_suite
+from unet_bench.suite.spec import load_spec
+
+REPEATS = int(os.environ.get("UNET_BENCH_ROUNDS", "5"))
+VARIANTS = ["paper", "padded", "bilinear", "nearest", "additive", "no-skip", "batchnorm", "instancenorm",
+            "groupnorm", "leaky-relu", "residual", "strided", "attention", "pixelshuffle", "depth-3", "width-32"]
+SUITE = """
+name = "calibration"
+description = "small networks under a chosen load, for the verdict calibration"
+min_run_time_s = 0.1
+repeats = {repeats}
+set = {{ depth = 2{width} }}
+size_rule = "nearest-output"
+sizes = [16, 40, 64, 96]
+variants = {variants}
+modes = ["infer"]
+"""
+PACKAGE = Path(__file__).resolve().parents[2] / "unet_bench"
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+@contextmanager
+def competing_load() -> Iterator[None]:
+    """A second process spinning one core for the duration of the block."""
+    process = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    process.start()
+    try:
+        yield
+    finally:
+        process.kill()
+        process.join()
+
+
+def write_suite(root: Path, variants: list[str], width: str = ", base_width = 16") -> Path:
+    path = root / f"suite-{len(variants)}.toml"
+    path.write_text(SUITE.format(repeats=REPEATS, width=width, variants=variants).replace("'", '"'))
+    return path
+
+
+def run(root: Path, name: str, suite: Path) -> Path:
+    summary = run_suite(load_spec(suite), root / name, progress=False, log=lambda line: None)
+    assert summary.exit_code == 0
+    return root / name
+
+
+def real_rows(comparison) -> tuple[int, int]:
+    table = comparison.table[~comparison.table["is_reference"]]
+    verdicts = table["latency_ms_median_verdict"]
+    return int((verdicts == stats.REAL).sum()), int(verdicts.isin([stats.REAL, stats.NOISE]).sum())
+
+
+def test_aa_across_runs_under_different_load_and_paired_sensitivity(tmp_path):
+    suite = write_suite(tmp_path, VARIANTS)
+    quiet = run(tmp_path, "quiet", suite)
+    with competing_load():
+        loaded = run(tmp_path, "loaded", suite)
+    across = compare(load([quiet, loaded]), metrics=["latency_ms_median"])
+    real, rows = real_rows(across)
+    print(f"\nA/A across runs, quiet then loaded: {real} of {rows} rows called real")
+    for note in across.notes:
+        print("  note:", note)
+    for name in (quiet, loaded):
+        within = compare(load([name]), metrics=["latency_ms_median"])
+        for source, (detectable, repeats, paired) in within.paired_noise.items():
+            unpaired = within.noise[source][0]
+            print(f"{Path(source).name}: paired rows {paired}: MDE {detectable:.2%} ({repeats} processes); "
+                  f"unpaired MDE {unpaired:.2%}")
+    assert rows >= 60 and real <= 0.05 * rows
+
+
+def test_ab_of_a_known_code_change_is_called_real_under_load(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    for checkout in (old, new):
+        shutil.copytree(PACKAGE, checkout / "unet_bench", ignore=shutil.ignore_patterns("__pycache__"))
+    config = new / "unet_bench" / "models" / "config.py"
+    text = config.read_text()
+    assert "base_width: int = 64" in text
+    config.write_text(text.replace("base_width: int = 64", "base_width: int = 56", 1))
+    suite = write_suite(tmp_path, ["paper", "bilinear", "additive"], width="")
+    environments = [Environment(sys.executable, str(old)), Environment(sys.executable, str(new))]
+    with competing_load():
+        dirs = run_alternated(load_spec(suite), *environments, tmp_path / "ab", log=lambda line: None)
+    comparison = compare(load([dirs["old"], dirs["new"]]), str(dirs["old"]), ["latency_ms_median"])
+    table = comparison.table[~comparison.table["is_reference"]]
+    real, rows = real_rows(comparison)
+    print(f"\nA/B base width 64 -> 56 in alternation, loaded: {real} of {rows} rows called real; changes "
+          + ", ".join(f"{r:+.1%} [{lo:+.1%}, {hi:+.1%}]" for r, lo, hi in
+                      table[["latency_ms_median_rel", "latency_ms_median_rel_low", "latency_ms_median_rel_high"]]
+                      .itertuples(index=False)))
+    assert rows >= 12 and real >= 0.95 * rows
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-s"]))

@@ -1,0 +1,66 @@
+"""Paired timing and the control: A B B A blocks of a case and its reference in one process, a control block
+after each pair, and the record fields they fill."""
+
+import time
+
+import numpy as np
+import pytest
+
+from unet_bench.measure import measure
+from unet_bench.measure.timing import MIN_QUARTETS, time_call
+from unet_bench.record import Case
+
+TINY = (("base_width", 4), ("depth", 2))
+
+
+def test_a_case_twice_as_slow_as_its_reference_pairs_at_two_in_a_b_b_a_order():
+    order = []
+
+    def case():
+        order.append("A")
+        time.sleep(0.02)
+
+    def reference():
+        order.append("B")
+        time.sleep(0.01)
+
+    def control():
+        order.append("c")
+        time.sleep(0.002)
+
+    timing = time_call(case, 1, min_run_time=0.12, warmup_calls=1, control=control, reference=reference)
+    assert "".join(order[:3]) == "ABc"  # warm-ups: the case, the reference, one control call
+    blocks = "".join(order[3:])
+    quartet = "".join(k * n for k, n in (("A", timing.latency.calls_per_block), ("B", timing.reference.calls_per_block),
+                                         ("c", timing.control.calls_per_block)))
+    mirrored = "".join(k * n for k, n in (("B", timing.reference.calls_per_block), ("A", timing.latency.calls_per_block),
+                                          ("c", timing.control.calls_per_block)))
+    assert blocks.startswith(quartet + mirrored)  # A B (control) B A (control)
+    assert timing.latency.n == timing.reference.n >= 2 * MIN_QUARTETS and timing.latency.n % 2 == 0
+    assert timing.control.n == timing.latency.n  # one control block per pair
+    assert timing.paired_ratio == pytest.approx(2.0, rel=0.25)
+    assert len(timing.paired_ratios) == timing.latency.n
+    assert timing.control_drift is not None and abs(timing.control_drift) < 1.0
+
+
+def test_a_record_carries_its_control_and_its_pair():
+    ref = Case("paper", TINY, mode="infer", input_size=60, min_run_time_s=0.05, threads=1, memory=False)
+    case = Case("bilinear", TINY, mode="infer", input_size=60, min_run_time_s=0.05, threads=1, reference=ref)
+    record = measure(case)
+    assert record.paired_reference == "paper" and record.get('paired_ref_ms_median') > 0
+    assert record.paired_ratio == pytest.approx(float(np.exp(np.log(record.get('paired_ratios')).mean())))
+    assert record.get('control_ms_median') > 0 and len(record.get('control_block_ms')) == record.get('latency_n')
+    assert record.latency_per_control == pytest.approx(record.get('latency_ms_median') / record.get('control_ms_median'))
+    assert record.extra["control_method"].startswith("conv2d 3x3 64->64") and "1 threads" in record.extra["control_method"]
+    assert record.extra["paired_reference_case"]["variant"] == "paper"
+    assert record.get('peak_mem_bytes') > 0  # the memory pass still runs, on the case's network alone
+    alone = measure(ref)
+    assert alone.paired_ratio is None and alone.control_ms_median > 0
+
+
+def test_a_case_with_a_reference_round_trips_and_keeps_the_other_cases_ids():
+    ref = Case("paper", TINY, mode="infer", input_size=60)
+    case = Case("bilinear", TINY, mode="infer", input_size=60, reference=ref)
+    assert Case.from_dict(case.to_dict()) == case and case.case_id != Case("bilinear", TINY, mode="infer",
+                                                                               input_size=60).case_id
+    assert "reference" not in ref.to_dict()  # an unpaired case's id is what it was before pairs existed
