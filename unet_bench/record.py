@@ -325,10 +325,8 @@ class Record:
         return getattr(self, key)
 
     def get(self, name: str) -> Any:
-        """A field by its flat name (a Case field, a top-level field or a group's); None if its group is absent."""
-        if name in FIELD_GROUP:
-            return getattr(getattr(self, FIELD_GROUP[name]) or GROUPS[FIELD_GROUP[name]](), name)
-        return getattr(self, name) if name in {f.name for f in dataclasses.fields(self)} else getattr(self.case, name)
+        """A field by its flat name, as `columns` reads it (None where its group is absent)."""
+        return self.columns()[name]
 
     def to_dict(self) -> dict[str, Any]:
         """The results line: schema, case_id and the case once, the outcome, each group (or null), env, extra."""
