@@ -140,51 +140,29 @@ class Case:
         return f"{name} {self.mode} {self.device} b{self.batch} {self.size_text}px {'/'.join(opts)} #{self.repeat}"
 
 
+SCHEMA = 2  # version of the results format (docs/results.md); flat records written before it read as 1
+
+
 @dataclass
-class Record:
-    """One measured case. Missing measurements are None (a counts-only case has no latency)."""
+class CountsGroup:
+    """What the network is at this input, counted exactly (no noise): per image unless stated."""
 
-    # --- what was measured ---
-    variant: str
-    mode: str
-    device: str
-    batch: int
-    input_size: int  # side of the square input, pixels
-    requested_size: int | None = None  # the size the experiment file asked for (Case.requested_size)
-    size_rule: str | None = None  # how input_size was chosen from it (Case.size_rule)
-    output_size: int | None = None  # side of the square output, pixels (smaller than the input for valid convs)
-    dtype: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    tf32: bool | None = None  # None on CPU
-    cudnn_benchmark: bool | None = None  # None on CPU
-    threads: int | None = None
-    repeat: int = 0
-    case_id: str = ""
-    suite: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)  # the full UNetConfig.to_dict() (ExternalConfig.to_dict())
-    overrides: dict[str, Any] = field(default_factory=dict)
-
-    input_shape: list[int] | None = None  # one size per axis, where the sides differ (Case.input_shape)
-    output_shape: list[int] | None = None  # one size per axis of the output, where input_shape is given
-
-    # --- outcome ---
-    status: str = "ok"  # ok | oom | error | skipped
-    message: str = ""  # why, for anything but ok
-    timestamp: str = ""  # ISO 8601, UTC, when the measurement finished
-    duration_s: float | None = None  # wall time of the whole measurement
-
-    # --- counts (per image of the batch unless stated) ---
+    output_size: int | None = None  # side of the output (smaller than the input for valid convs)
+    output_shape: list[int] | None = None  # one size per axis of the output, where the sides differ
     params: int | None = None
     params_trainable: int | None = None
-    macs: int | None = None  # forward multiply-accumulates of convs and transposed convs, per image
-    flops: int | None = None  # 2 x macs: forward FLOPs of convs and transposed convs, per image
+    macs: int | None = None  # forward multiply-accumulates of convs and transposed convs
+    flops: int | None = None  # 2 x macs
     flops_scope: str = ""  # which ops macs/flops cover, in words
-    other_flops: int | None = None  # forward FLOPs outside convs (interpolation, norms, ...), per image
-    train_flops: int | None = None  # forward + backward FLOPs of one training step, counted, per image
+    other_flops: int | None = None  # forward FLOPs outside convs (interpolation, norms, ...)
+    train_flops: int | None = None  # forward + backward FLOPs of one training step
     macs_per_output_pixel: float | None = None
 
-    # --- timing ---
+
+@dataclass
+class TimingGroup:
+    """How fast one call ran: latency statistics over timed blocks and the throughput they imply."""
+
     latency_ms_median: float | None = None  # per batch
     latency_ms_iqr: float | None = None
     latency_ms_p25: float | None = None
@@ -206,13 +184,22 @@ class Record:
     control_drift: float | None = None  # the control's change from the first to the last third of its blocks
     control_block_ms: list[float] | None = None  # raw control blocks (extra.control_calls_per_block calls each)
 
-    # --- paired timing (Case.reference: the baseline timed in the same process, A B B A) ---
+
+
+@dataclass
+class PairedGroup:
+    """The case against its baseline (`Case.reference`), timed in alternation in the same process (A B B A)."""
+
     paired_reference: str | None = None  # the reference's variant
     paired_ratio: float | None = None  # geometric mean of the block ratios case / reference
     paired_ratios: list[float] | None = None  # per adjacent pair of blocks, per call
     paired_ref_ms_median: float | None = None  # the reference's median latency in this process
 
-    # --- memory (per batch) ---
+
+@dataclass
+class MemoryGroup:
+    """Memory of one step, per batch: measured peak, exact saved-for-backward bytes, the prediction."""
+
     peak_mem_bytes: int | None = None
     peak_mem_method: str = ""  # how peak_mem_bytes was measured
     saved_activation_bytes: int | None = None  # bytes autograd saved for backward (train)
@@ -222,93 +209,212 @@ class Record:
     predicted_peak_bytes: int | None = None
     peak_mem_ratio: float | None = None  # measured / predicted
 
-    # --- quality (mode="quality"; unet_bench.quality.evaluate_quality, per-seed values in extra) ---
-    dice_mean: float | None = None  # Dice of the object class on the validation split, mean over seeds
-    dice_std: float | None = None  # sample std (n - 1) over seeds
+
+@dataclass
+class QualityGroup:
+    """Segmentation quality on the validation split (mode quality): means and sample stds over seeds,
+    and the baselines on the same split (per-seed values in ``extra``)."""
+
+    dice_mean: float | None = None
+    dice_std: float | None = None
     iou_mean: float | None = None
     iou_std: float | None = None
     quality_seeds: int | None = None
     train_time_s: float | None = None  # wall time of the training steps of one model, mean over seeds
     train_steps: int | None = None  # optimiser steps per seed
-    # instance metrics (unet_bench.quality.instances), mean and sample std over seeds
     object_f1_mean: float | None = None  # object F1 at IoU >= 0.5
     object_f1_std: float | None = None
-    map_mean: float | None = None  # mean average precision over IoU 0.5:0.95 (2018 Data Science Bowl)
+    map_mean: float | None = None  # mean average precision over IoU 0.5:0.95
     map_std: float | None = None
-    rand_error_mean: float | None = None  # adapted Rand error (ISBI 2012): merges and splits; lower is better
+    rand_error_mean: float | None = None  # adapted Rand error; lower is better
     rand_error_std: float | None = None
-    # baselines on the same validation split (unet_bench.quality.baselines): every pixel an object, and
-    # smoothing + one global threshold tuned on the training split
-    dice_all_foreground: float | None = None
-    dice_threshold: float | None = None
+    dice_all_foreground: float | None = None  # baseline: every pixel an object
+    dice_threshold: float | None = None  # baseline: smoothing + one global threshold tuned on training
     iou_threshold: float | None = None
     object_f1_threshold: float | None = None
     map_threshold: float | None = None
     rand_error_threshold: float | None = None
-    weight_map: bool | None = None  # trained with the paper's border weight map (Case.weight_map)
 
-    # --- energy (mode="profile": unet_bench.measure.energy; None where the hardware has no counter) ---
-    energy_j_per_image: float | None = None  # inference, the work's energy (idle power subtracted)
+
+@dataclass
+class ProfileGroup:
+    """Per-layer profiles (mode profile): ``{infer|train: Profile.to_dict()}`` and the copy bandwidth."""
+
+    profile_by_step: dict[str, Any] = field(default_factory=dict)
+    bandwidth: dict[str, Any] | None = None  # the copy-bandwidth ceiling the profile is read against
+
+
+@dataclass
+class EnergyGroup:
+    """Energy of the work, idle power subtracted (mode profile); None where the hardware has no counter."""
+
+    energy_j_per_image: float | None = None  # inference
     energy_j_per_output_mpix: float | None = None  # inference, per output megapixel
     energy_j_per_train_step: float | None = None  # one training step, per batch
     energy_method: str = ""  # how the energy was measured, or "not available: why"
+    energy_by_step: dict[str, Any] = field(default_factory=dict)  # {infer|train: Energy.to_dict()}
 
-    # --- data-parallel training (mode="train-ddp"; per world size in extra["ddp"]) ---
+
+@dataclass
+class DdpGroup:
+    """Data-parallel training (mode train-ddp): the largest world size, and each world size's run."""
+
     world_size: int | None = None  # ranks behind latency and throughput: the largest of the case's world_sizes
     scaling_efficiency: float | None = None  # images/s per rank at world_size / images/s per rank at 1 rank
     comm_grad_bytes: int | None = None  # gradient bytes each rank all-reduces per training step
+    ddp_by_world_size: dict[str, Any] = field(default_factory=dict)  # {world size: that run's figures}
 
-    # --- context ---
+
+# The measurement groups of a record, by key: each present (measured) or None.
+GROUPS: dict[str, type] = {"counts": CountsGroup, "timing": TimingGroup, "paired": PairedGroup, "memory": MemoryGroup,
+                           "quality": QualityGroup, "profile": ProfileGroup, "energy": EnergyGroup,
+                           "ddp": DdpGroup}
+# Which group holds which field: names are unique across groups, so a flat row keeps bare names.
+FIELD_GROUP: dict[str, str] = {f.name: key for key, cls in GROUPS.items() for f in dataclasses.fields(cls)}
+_CASE_FIELDS = {f.name: f for f in dataclasses.fields(Case)}
+_CUDA_ONLY = ("tf32", "cudnn_benchmark")  # Case flags that mean nothing off CUDA: None in a row there
+
+
+@dataclass
+class Record:
+    """One measured case: the `Case` that produced it, the outcome, measurement groups and environment."""
+
+    case: Case
+    status: str = "ok"  # ok | oom | error | skipped
+    message: str = ""  # why, for anything but ok
+    timestamp: str = ""  # ISO 8601, UTC, when the measurement finished
+    duration_s: float | None = None  # wall time of the whole measurement
+    suite: str | None = None
+    threads_used: int | None = None  # intra-op threads it ran on (the default count where Case.threads is None)
+    config: dict[str, Any] = field(default_factory=dict)  # the full UNetConfig.to_dict() (ExternalConfig.to_dict())
+    counts: CountsGroup | None = None
+    timing: TimingGroup | None = None
+    paired: PairedGroup | None = None
+    memory: MemoryGroup | None = None
+    quality: QualityGroup | None = None
+    profile: ProfileGroup | None = None
+    energy: EnergyGroup | None = None
+    ddp: DdpGroup | None = None
     env: dict[str, Any] = field(default_factory=dict)  # environment fingerprint (versions, device, git, ...)
-    extra: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping (per-stage params, ...)
-    # extra keys filled by unet_bench.measure:
-    #   params_per_stage, macs_per_stage: {stage: n} in network order (encoder0.., bottleneck, decoder..0, head)
-    #   other_ops: {fvcore op: count} outside convs (fvcore units); flops_per_output_pixel
-    #   train_flops_by_op: {aten op: FLOPs} of the training step; train_flops_scope: what train_flops covers
-    #   crosscheck: {fvcore_flops, flop_counter_flops, fvcore_only, agree}; crosscheck_text: the same in words
-    #   (infer/train) achieved_flops_scope, peak_source (where peak_flops_per_s comes from), calls_per_block,
-    #   first_call_s, compile_options; (train) saved_tensors (distinct storages), largest_saved_bytes,
-    #   autocast_weight_copy_bytes (low-precision weight copies saved for backward, not in saved_activation_bytes),
-    #   saved_bytes_method (how they were counted, and on the eager or the compiled model)
-    #   (profile) profile: {infer|train: Profile.to_dict()} (rows per layer, by_kind, ceilings, scopes),
-    #   energy: {infer|train: Energy.to_dict()}, bandwidth: the copy bandwidth ceiling, peak_source
+    extra: dict[str, Any] = field(default_factory=dict)  # method notes and raw detail (docs/results.md)
+    case_id: str = ""  # the case's id when measured (what --resume matches on); set from the case if empty
+    schema: int = SCHEMA
+
+    def __post_init__(self) -> None:
+        self.case_id = self.case_id or self.case.case_id
+
+    def set(self, **values: Any) -> Record:
+        """Set fields by their flat names, each into its place (a group is created when first filled);
+        ``extra`` is merged. A name that is no field is refused, naming the valid ones."""
+        top = {f.name for f in dataclasses.fields(self)} - {"case", *GROUPS}
+        for key, value in values.items():
+            if key == "extra":
+                self.extra.update(value)
+            elif key in top:
+                setattr(self, key, value)
+            elif key in FIELD_GROUP:
+                setattr(self.group(FIELD_GROUP[key]), key, value)
+            else:
+                raise BenchError(f"unknown Record field {key!r}; valid fields are {choices([*top, *FIELD_GROUP])}")
+        return self
+
+    def group(self, key: str) -> Any:
+        """The measurement group ``key``, created empty if the record has none yet."""
+        if getattr(self, key) is None:
+            setattr(self, key, GROUPS[key]())
+        return getattr(self, key)
+
+    def get(self, name: str) -> Any:
+        """A field by its flat name, as `columns` reads it (None where its group is absent)."""
+        return self.columns()[name]
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The results line: schema, case_id and the case once, the outcome, each group (or null), env, extra."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {"schema": self.schema, "case_id": self.case_id, "case": self.case.to_dict(),
+                **{k: v for k, v in data.items() if k not in ("schema", "case_id", "case", *GROUPS)}}
+        for key in GROUPS:
+            value = getattr(self, key)
+            data[key] = dataclasses.asdict(value) if value is not None else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
-        """Build from a dict; keys this version does not know go to ``extra`` rather than failing."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        known = {k: v for k, v in data.items() if k in names}
-        unknown = {k: v for k, v in data.items() if k not in names}
-        record = cls(**known)
+        """Read a results line of this format or a flat one written before it (schema 1); keys this
+        version does not know go to ``extra`` rather than failing."""
+        view = flat_fields(data)
+        case_values = {k: v for k, v in view.items() if k in _CASE_FIELDS and not
+                       (v is None and _CASE_FIELDS[k].default is not None)}
+        shape = case_values.get("input_shape")
+        case = Case(**{**case_values, "overrides": tuple(sorted(dict(case_values.get("overrides") or {}).items())),
+                       "input_shape": tuple(shape) if shape else None,
+                       "world_sizes": tuple(case_values.get("world_sizes") or ()),
+                       "reference": Case.from_dict(case_values["reference"]) if case_values.get("reference") else None})
+        record = cls(case=case, case_id=view.get("case_id") or "", schema=SCHEMA)
+        if "schema" not in data and view.get("threads") is not None:
+            record.threads_used = view["threads"]  # a flat record's threads were the threads it ran on
+        top = {f.name for f in dataclasses.fields(cls)} - {"case", "case_id", "schema", *GROUPS}
+        unknown = {}
+        for key, value in view.items():
+            if key in top or key in FIELD_GROUP:
+                record.set(**{key: value})
+            elif key not in _CASE_FIELDS and key != "case_id":
+                unknown[key] = value
         record.extra.update(unknown)
         return record
 
     @classmethod
     def for_case(cls, case: Case, **values: Any) -> Record:
-        """A record that identifies ``case``; measured values are passed as keywords."""
-        return cls(
-            variant=case.variant,
-            mode=case.mode,
-            device=case.device,
-            batch=case.batch,
-            input_size=case.input_size,
-            requested_size=case.requested_size,
-            size_rule=case.size_rule,
-            dtype=case.dtype,
-            channels_last=case.channels_last,
-            compile=case.compile,
-            tf32=case.tf32 if case.device == "cuda" else None,
-            cudnn_benchmark=case.cudnn_benchmark if case.device == "cuda" else None,
-            threads=case.threads,
-            repeat=case.repeat,
-            case_id=case.case_id,
-            overrides=case.overrides_dict(),
-            input_shape=list(case.input_shape) if case.input_shape else None,
-            **values,
-        )
+        """A record of ``case``; measured values are passed by their flat names (see `set`)."""
+        return cls(case=case).set(**values)
+
+    def columns(self) -> dict[str, Any]:
+        """The record as one flat mapping: Case fields, top-level fields and every group's fields by their
+        bare names (None for an absent group); config, env and extra stay dicts for the caller to spread.
+        ``threads`` is the count it ran on; the CUDA-only flags are None off CUDA, as flat records had them."""
+        case = dataclasses.asdict(self.case)
+        case["overrides"] = self.case.overrides_dict()
+        case["input_shape"] = list(self.case.input_shape) if self.case.input_shape else None
+        case["world_sizes"] = list(self.case.world_sizes)
+        case["reference"] = self.case.reference.to_dict() if self.case.reference else None
+        if self.case.device != "cuda":
+            case.update(dict.fromkeys(_CUDA_ONLY))
+        row = {**case, "threads": self.threads_used if self.threads_used is not None else self.case.threads}
+        for f in dataclasses.fields(self):
+            if f.name in GROUPS:
+                group = getattr(self, f.name) or GROUPS[f.name]()
+                row.update({g.name: getattr(group, g.name) if getattr(self, f.name) else None
+                            for g in dataclasses.fields(group)})
+            elif f.name not in ("case", "threads_used", "schema"):
+                row[f.name] = getattr(self, f.name)
+        return row
+
+
+_OLD_EXTRA = {"profile": "profile_by_step", "bandwidth": "bandwidth", "energy": "energy_by_step",
+              "ddp": "ddp_by_world_size"}  # flat records kept these in extra
+
+
+def flat_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """A results line of either format as one flat dict of field names (the shape schema 1 wrote): the
+    case's fields, the top-level ones and every present group's. A line whose case or groups are not
+    objects is refused with a `BenchError` naming which."""
+    if "schema" not in data:
+        extra = data.get("extra")
+        if isinstance(extra, dict) and any(k in extra for k in _OLD_EXTRA):
+            data = {**data, "extra": {k: v for k, v in extra.items() if k not in _OLD_EXTRA},
+                    **{new: extra[old] for old, new in _OLD_EXTRA.items() if old in extra}}
+        return data
+    view = {k: v for k, v in data.items() if k not in ("schema", "case", *GROUPS)}
+    case = data.get("case")
+    if not isinstance(case, dict):
+        raise BenchError("its 'case' is not an object")
+    view.update(case)
+    for key in GROUPS:
+        group = data.get(key)
+        if group is not None and not isinstance(group, dict):
+            raise BenchError(f"its {key!r} group is neither an object nor null")
+        view.update(group or {})
+    return view
 
 
 def size_fields(shape: tuple[int, ...]) -> dict[str, Any]:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from tests.records import flat
+from unet_bench.record import Record
+
 # Counts of three variants, inference of two at one grid point (common output 20: paper 60 → 20, padded
 # 20 → 20), the same two at one input size (60: paper → 20, padded → 60, so outputs differ), and one more
 # size, batch and memory format of the paper network (for the scaling curves and the throughput figure).
@@ -63,14 +66,16 @@ def row(frame: pd.DataFrame, variant: str, mode: str, **factors) -> pd.Series:
 
 
 def records(results: Path) -> list[dict]:
-    """The records of a results directory, as written."""
-    return [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
+    """The records of a results directory, as written, each as its flat columns (written back, they read
+    as the flat format of earlier versions)."""
+    return [flat(json.loads(line)) for line in (results / "results.jsonl").read_text().splitlines()]
 
 
 def write(directory: Path, written: list[dict]) -> Path:
-    """A results directory holding ``written``."""
+    """A results directory holding ``written`` (flat dicts, as `records` gives them), in today's format."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in written))
+    lines = (json.dumps(Record.from_dict(r).to_dict(), default=str) + "\n" for r in written)
+    (directory / "results.jsonl").write_text("".join(lines))
     return directory
 
 

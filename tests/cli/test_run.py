@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.records import flat, flat_records
 from unet_bench.cli import main
 from unet_bench.suite.spec import load_spec
 from unet_bench.suite.store import RESULTS_FILE, locked, read_records
@@ -34,7 +35,7 @@ def start(*args: str) -> subprocess.Popen:
 
 def wait_for_records(path: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while len(read_records(path).records) < count:
+    while len(flat_records(path)) < count:
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.05)
@@ -65,7 +66,7 @@ def test_a_run_killed_mid_suite_keeps_every_finished_case_and_resume_finishes_on
     assert session_gone(first.pid), "a process of the killed run outlived it"
     killed = read_records(results)
     assert killed.partial_line_bytes == 0 and 2 <= len(killed.records) < len(VARIANTS)
-    assert [r["variant"] for r in killed.records] == VARIANTS[: len(killed.records)]
+    assert [flat(r)["variant"] for r in killed.records] == VARIANTS[: len(killed.records)]
     assert all(r["status"] == "ok" for r in killed.records)
     with results.open("ab") as file:  # as if the kill had landed in the middle of a write
         file.write(b'{"variant": "nearest", "status": "o')
@@ -77,7 +78,7 @@ def test_a_run_killed_mid_suite_keeps_every_finished_case_and_resume_finishes_on
     assert "left out a partial last line (35 bytes" in second.stdout
     final = read_records(results)
     assert final.partial_line_bytes == 0
-    assert [r["variant"] for r in final.records] == VARIANTS  # each case once, in order: nothing repeated
+    assert [flat(r)["variant"] for r in final.records] == VARIANTS  # each case once, in order: nothing repeated
     assert all(r["status"] == "ok" for r in final.records)
     assert final.records[: len(killed.records)] == killed.records  # what was on disk is untouched
 
@@ -232,8 +233,8 @@ def test_a_disk_that_fills_mid_run_stops_with_exit_1_and_keeps_what_was_written(
     assert f"stopped: 1 ok written to {out / RESULTS_FILE}" in cut.stdout
     assert f"cannot write {out / RESULTS_FILE}: File too large; every record written before it is kept" in cut.stdout
     back = read_records(out / RESULTS_FILE)
-    assert [r["variant"] for r in back.records] == ["paper"] and back.partial_line_bytes > 0
+    assert [flat(r)["variant"] for r in back.records] == ["paper"] and back.partial_line_bytes > 0
     resumed = subprocess.run([sys.executable, "-m", "unet_bench", "run", str(experiment), "--out", str(out),
                               "--resume"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert [r["variant"] for r in read_records(out / RESULTS_FILE).records] == ["paper", "padded", "additive"]
+    assert [r["variant"] for r in flat_records(out / RESULTS_FILE)] == ["paper", "padded", "additive"]

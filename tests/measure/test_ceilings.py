@@ -73,7 +73,7 @@ def test_the_ceiling_record_carries_what_a_case_needs():
     assert ceiling_key(case) == ("cpu", "fp32", 1)
     record = ceiling_record(case)
     ceiling = Ceiling(**record.extra["ceiling"])
-    assert ceiling.threads == 1 and record.peak_flops_per_s == ceiling.flops_per_s
+    assert ceiling.threads == 1 and record.get("peak_flops_per_s") == ceiling.flops_per_s
     assert "once per run" in ceiling.source
 
 
@@ -81,9 +81,9 @@ def test_best_cpu_path_of_a_network_stays_within_its_ceiling():
     case = Case("paper", overrides=(("base_width", 16),), mode="infer", input_size=188, channels_last=True,
                 min_run_time_s=0.1)
     record = measure(case)
-    assert 0 < record.peak_fraction <= 1
-    assert record.peak_flops_per_s >= max(record.extra["peak_kernels_flops_per_s"].values())
-    assert record.peak_flops_per_s >= record.achieved_flops_per_s
+    assert 0 < record.get('peak_fraction') <= 1
+    assert record.get('peak_flops_per_s') >= max(record.extra["peak_kernels_flops_per_s"].values())
+    assert record.get('peak_flops_per_s') >= record.get('achieved_flops_per_s')
 
 
 def test_a_network_that_is_a_gemm_stays_within_its_ceiling():
@@ -91,9 +91,9 @@ def test_a_network_that_is_a_gemm_stays_within_its_ceiling():
     gemm = nn.Conv2d(2048, 2048, 1, bias=False)
     case = Case("gemm", mode="infer", input_size=32, channels_last=True, min_run_time_s=0.2)
     record = measure_module(gemm, case)
-    assert record.flops == 2 * 32 * 32 * 2048 * 2048
-    assert 0 < record.peak_fraction <= 1 and record.peak_flops_per_s >= record.achieved_flops_per_s
-    if record.peak_fraction == 1:
+    assert record.get("flops") == 2 * 32 * 32 * 2048 * 2048
+    assert 0 < record.get('peak_fraction') <= 1 and record.get('peak_flops_per_s') >= record.get('achieved_flops_per_s')
+    if record.get("peak_fraction") == 1:
         assert record.extra["peak_source"].startswith("network exceeded the kernels")
 
 
@@ -102,8 +102,8 @@ def test_a_given_ceiling_is_used_as_is():
     case = Case("paper", overrides=(("base_width", 4),), mode="infer", input_size=188, threads=1,
                 min_run_time_s=0.05)
     record = measure(case, ceiling=ceiling)
-    assert record.peak_flops_per_s == 1e15 and record.extra["peak_source"] == "a ceiling from elsewhere"
-    assert record.peak_fraction == pytest.approx(record.achieved_flops_per_s / 1e15)
+    assert record.get("peak_flops_per_s") == 1e15 and record.extra["peak_source"] == "a ceiling from elsewhere"
+    assert record.get("peak_fraction") == pytest.approx(record.get('achieved_flops_per_s') / 1e15)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

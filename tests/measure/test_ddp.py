@@ -3,10 +3,11 @@ The network is tiny (base_width 4, depth 2, a 60 px tile)."""
 
 import os
 
+from tests.records import flat_records
 from unet_bench.cli import main
 from unet_bench.models import create_model
 from unet_bench.record import Case
-from unet_bench.suite.store import RESULTS_FILE, read_records
+from unet_bench.suite.store import RESULTS_FILE
 
 DDP = """
 name = "ddp"
@@ -23,11 +24,11 @@ min_run_time_s = 0.2
 def test_two_ranks_train_and_record_throughput_efficiency_and_gradient_bytes(tmp_path):
     (tmp_path / "ddp.toml").write_text(DDP + "world_sizes = [1, 2]\n")
     assert main(["run", str(tmp_path / "ddp.toml"), "--out", str(tmp_path / "out")]) == 0
-    [record] = read_records(tmp_path / "out" / RESULTS_FILE).records
+    [record] = flat_records(tmp_path / "out" / RESULTS_FILE)
     assert record["status"] == "ok", record["message"]
     assert record["mode"] == "train-ddp" and record["world_size"] == 2 and record["threads"] == 1
     assert record["extra"]["ddp_backend"] == "gloo" and record["extra"]["ddp_global_batch"] == {"1": 1, "2": 2}
-    one, two = record["extra"]["ddp"]["1"], record["extra"]["ddp"]["2"]
+    one, two = record["ddp_by_world_size"]["1"], record["ddp_by_world_size"]["2"]
     assert one["threads_per_rank"] == two["threads_per_rank"] == 1
     for run in (one, two):  # throughput is the ranks' images over the median step
         assert run["images_per_s"] == run["world_size"] * 1 / run["step_s_median"]

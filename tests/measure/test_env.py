@@ -7,7 +7,7 @@ import torch
 
 from unet_bench.measure import env
 from unet_bench.measure.outcome import begin, finish
-from unet_bench.record import Record
+from unet_bench.record import Case, Record
 
 
 def test_environment_fingerprint():
@@ -49,7 +49,7 @@ def test_steal_fraction_counts_stolen_ticks_among_all():
 def test_a_finished_record_carries_the_load_before_and_after():
     started = begin()
     sum(range(10**6))  # some work between the samples
-    record = finish(Record("paper", "infer", "cpu", 1, 572), started, "cpu")
+    record = finish(Record(Case("paper", mode="infer")), started, "cpu")
     for key in ("loadavg_before", "loadavg_after", "cpu_steal_before", "cpu_steal_after"):
         assert isinstance(record.env[key], float), key
     assert 0 <= record.env["cpu_steal_before"] <= 1 and 0 <= record.env["cpu_steal_after"] <= 1

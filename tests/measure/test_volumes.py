@@ -49,19 +49,19 @@ def test_3d_counts_agree_with_a_hand_count_and_both_counters(change):
 
 def test_3d_counts_case_records_every_axis():
     record = measure(Case("3d", overrides=TINY, input_size=92, input_shape=SHAPE))
-    assert (record.input_size, record.input_shape) == (92, [92, 92, 100])
-    assert (record.output_size, record.output_shape) == (4, [4, 4, 12])
-    assert record.macs_per_output_pixel == record.macs / (4 * 4 * 12)
+    assert (record.get('input_size'), record.get('input_shape')) == (92, [92, 92, 100])
+    assert (record.get('output_size'), record.get('output_shape')) == (4, [4, 4, 12])
+    assert record.get("macs_per_output_pixel") == record.get('macs') / (4 * 4 * 12)
     assert record.config["spatial_dims"] == 3
     back = Record.from_dict(record.to_dict())
-    assert back.input_shape == [92, 92, 100]
+    assert back.get("input_shape") == [92, 92, 100]
 
 
 def test_3d_cube_case_needs_no_shape():
     case = Case("3d", overrides=TINY, input_size=92)
     assert case.size == 92 and case.size_text == "92"
     record = measure(case)
-    assert (record.output_size, record.output_shape, record.input_shape) == (4, None, None)
+    assert (record.get('output_size'), record.get('output_shape'), record.get('input_shape')) == (4, None, None)
 
 
 @pytest.mark.parametrize("mode", ["infer", "train"])
@@ -69,12 +69,12 @@ def test_3d_infer_and_train_are_timed_and_their_memory_measured(mode):
     case = Case("3d", overrides=TINY, mode=mode, batch=2, input_size=92, input_shape=SHAPE, min_run_time_s=0.05,
                 channels_last=mode == "infer")
     record = measure(case)
-    assert record.status == "ok" and record.latency_ms_median > 0
+    assert record.status == "ok" and record.get('latency_ms_median') > 0
     output_mpix = 2 * 4 * 4 * 12 / 1e6
-    assert record.latency_ms_per_output_mpix == pytest.approx(record.latency_ms_median / output_mpix)
-    assert record.peak_mem_bytes > 0
+    assert record.get("latency_ms_per_output_mpix") == pytest.approx(record.get('latency_ms_median') / output_mpix)
+    assert record.get('peak_mem_bytes') > 0
     if mode == "train":
-        assert record.saved_activation_bytes > 0
+        assert record.get('saved_activation_bytes') > 0
 
 
 def test_case_id_of_a_square_case_is_unchanged_by_the_shape_field():

@@ -88,5 +88,5 @@ def test_3d_quality_case_trains_on_the_volume_task_and_counts_at_the_cubic_tile(
     record = measure(Case("3d", overrides, mode="quality", batch=1, input_size=8, seeds=1, threads=1))
     assert record.status == "ok" and record.config["spatial_dims"] == 3
     assert record.extra["val_images"] == 4 and record.extra["tile_out"] == 8  # the default volume task
-    assert record.output_size == 8 and record.macs_per_output_pixel == record.macs / 8**3
-    assert 0 <= record.iou_mean <= record.dice_mean <= 1
+    assert record.get("output_size") == 8 and record.get("macs_per_output_pixel") == record.get('macs') / 8**3
+    assert 0 <= record.get('iou_mean') <= record.get('dice_mean') <= 1

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.records import flat_records
 from unet_bench import BenchError
 from unet_bench.cli import main
 from unet_bench.measure import measure
@@ -52,7 +53,7 @@ def test_local_jobs_with_a_killed_job_and_a_resume_record_every_case_once(tmp_pa
                             log=lines.append)
     assert os.path.exists(marker)
     assert first.written == {"ok": 2, "error": 1} and first.exit_code == 1
-    records = read_records(out / RESULTS_FILE).records
+    records = flat_records(out / RESULTS_FILE)
     lost = [r for r in records if r["status"] == "error"]
     assert [r["variant"] for r in lost] == ["padded"]
     assert "its job 1" in lost[0]["message"] and "recorded nothing for it" in lost[0]["message"]
@@ -64,7 +65,7 @@ def test_local_jobs_with_a_killed_job_and_a_resume_record_every_case_once(tmp_pa
                             log=lines.append)
     assert again.written == {"ok": 1} and again.already_done == 2 and again.exit_code == 0
     assert [line.split(" (")[0] for line in lines if line.startswith("job ")] == ["job 1/1"]  # only the missing one
-    records = read_records(out / RESULTS_FILE).records
+    records = flat_records(out / RESULTS_FILE)
     ok = Counter(r["case_id"] for r in records if r["status"] == "ok")
     assert ok == {p.case.case_id: 1 for p in spec.planned}  # every case recorded ok exactly once
     assert len(records) == 4  # and the killed job's case once more, as the error it was
@@ -108,7 +109,7 @@ def test_two_shards_write_one_folder_and_bad_shards_are_one_line(tmp_path, capsy
     out = tmp_path / "out"
     assert main(["run", str(path), "--out", str(out), "--shard", "1/2"]) == 0
     assert main(["run", str(path), "--out", str(out), "--shard", "2/2"]) == 0  # not refused: other cases
-    records = read_records(out / RESULTS_FILE).records
+    records = flat_records(out / RESULTS_FILE)
     assert [r["variant"] for r in records] == ["paper", "additive", "padded"]
     capsys.readouterr()
     assert main(["run", str(path), "--out", str(out), "--shard", "3/2"]) == 2

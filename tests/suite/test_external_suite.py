@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from tests.records import flat
 from unet_bench.cli import main
 from unet_bench.models import external
 
@@ -33,7 +34,7 @@ features = [2, 2, 4, 4, 8, 2]
 def test_an_external_network_runs_compares_and_reports_like_a_variant(tmp_path, capsys):
     (tmp_path / "ext.toml").write_text(EXPERIMENT)
     assert main(["run", str(tmp_path / "ext.toml"), "--out", str(tmp_path / "ext")]) == 0
-    records = [json.loads(line) for line in (tmp_path / "ext" / "results.jsonl").read_text().splitlines()]
+    records = [flat(json.loads(line)) for line in (tmp_path / "ext" / "results.jsonl").read_text().splitlines()]
     basic = next(r for r in records if r["variant"] == "monai:BasicUNet")
     assert basic["status"] == "ok" and basic["input_size"] == basic["output_size"] == 32
     assert basic["config"]["library_version"] == importlib.metadata.version("monai")

@@ -1,9 +1,10 @@
 """The suite measures each compute ceiling once per run, in a process of its own, and hands it to every timed
 case that shares its device, precision and threads."""
 
+from tests.records import flat_records
 from unet_bench.suite.runner import run_suite
 from unet_bench.suite.spec import load_spec
-from unet_bench.suite.store import RESULTS_FILE, read_records
+from unet_bench.suite.store import RESULTS_FILE
 
 SPEC = """
 name = "ceiling"
@@ -25,7 +26,7 @@ def test_one_ceiling_per_run_for_every_timed_case(tmp_path):
     summary = run_suite(load_spec(path), tmp_path / "out", progress=False, log=lines.append)
     assert summary.exit_code == 0 and summary.written == {"ok": 4}
     assert len([line for line in lines if line.startswith("ceiling")]) == 1  # one key: cpu, fp32, 1 thread
-    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    records = flat_records(tmp_path / "out" / RESULTS_FILE)
     timed = [r for r in records if r["mode"] == "infer"]
     assert len(timed) == 2
     kernels = [r["extra"]["peak_kernels_flops_per_s"] for r in timed]

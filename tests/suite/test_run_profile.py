@@ -3,10 +3,11 @@ why there is none); compare shows it, and the report gains the per-kind tables a
 
 import torch
 
+from tests.records import flat_records
 from unet_bench.analysis.report import write_report
 from unet_bench.suite.runner import run_suite
 from unet_bench.suite.spec import load_spec
-from unet_bench.suite.store import RESULTS_FILE, read_records
+from unet_bench.suite.store import RESULTS_FILE
 
 SPEC = """
 name = "profile"
@@ -26,16 +27,16 @@ def test_profile_suite_records_and_report(tmp_path):
     path.write_text(SPEC)
     summary = run_suite(load_spec(path), tmp_path / "out", progress=False, log=lambda line: None)
     assert summary.exit_code == 0 and summary.written == {"ok": 2}
-    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    records = flat_records(tmp_path / "out" / RESULTS_FILE)
     for record in records:
-        assert set(record["extra"]["profile"]) == {"infer", "train"}
-        infer, train = record["extra"]["profile"]["infer"], record["extra"]["profile"]["train"]
+        assert set(record["profile_by_step"]) == {"infer", "train"}
+        infer, train = record["profile_by_step"]["infer"], record["profile_by_step"]["train"]
         assert sum(r["flops"] for r in infer["rows"]) == record["flops"] + record["other_flops"]
         assert sum(r["flops"] for r in train["rows"]) == record["train_flops"]
         assert "measured once per run in a process of its own" in infer["compute_source"]
         if not torch.cuda.is_available():
             assert record["energy_j_per_image"] is None and record["energy_method"].startswith("not available: ")
-    norm = next(r for r in records if r["variant"] == "instancenorm")["extra"]["profile"]["infer"]["by_kind"]
+    norm = next(r for r in records if r["variant"] == "instancenorm")["profile_by_step"]["infer"]["by_kind"]
     assert norm["norm"]["time_s"] > 0
     html, markdown, _ = write_report([tmp_path / "out"], tmp_path / "report")
     text = markdown.read_text()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.records import flat, flat_records
 from unet_bench import BenchError, create_model
 from unet_bench.measure import measure
 from unet_bench.record import Case, Record
@@ -116,7 +117,7 @@ def test_tiny_experiment_runs_end_to_end(tmp_path):
     spec = tiny_spec(tmp_path)
     summary = run(spec, tmp_path / "out")
     assert summary.exit_code == 0 and summary.written == {"ok": 3}
-    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    records = flat_records(tmp_path / "out" / RESULTS_FILE)
     assert [r["case_id"] for r in records] == [p.case.case_id for p in spec.planned]
     paper = records[0]
     assert paper["status"] == "ok" and paper["suite"] == "tiny" and paper["timestamp"]
@@ -133,7 +134,7 @@ def test_failed_and_crashed_cases_are_recorded_and_the_rest_still_run(tmp_path):
     names = ", ".join(f'"{v}"' for v in variants)
     spec = tiny_spec(tmp_path, text=TINY.replace('"paper", "padded", "additive"', names))
     summary = run(spec, tmp_path / "out", measure_fn=failing_measure)
-    records = {r["variant"]: r for r in read_records(tmp_path / "out" / RESULTS_FILE).records}
+    records = {r["variant"]: r for r in flat_records(tmp_path / "out" / RESULTS_FILE)}
     assert [records[v]["status"] for v in variants] == ["ok", "error", "error", "error", "oom", "ok"]
     assert records["padded"]["message"] == "ValueError: a forced failure"
     assert "Traceback" in records["padded"]["extra"]["traceback"]
@@ -150,7 +151,7 @@ def test_ctrl_c_stops_the_case_in_flight_and_keeps_the_finished_ones(tmp_path):
     assert time.monotonic() - start < 30  # the sleeping case was stopped, not waited for
     assert summary.interrupted and summary.exit_code == 130 and summary.written == {"ok": 2}
     records = read_records(tmp_path / "out" / RESULTS_FILE)
-    assert [r["variant"] for r in records.records] == ["paper", "padded"] and not records.partial_line_bytes
+    assert [flat(r)["variant"] for r in records.records] == ["paper", "padded"] and not records.partial_line_bytes
     assert describe(summary).splitlines() == [
         f"interrupted: 2 ok written to {tmp_path / 'out' / RESULTS_FILE}",
         f"every finished case is on disk; finish the rest with --resume --out {tmp_path / 'out'}"]
@@ -167,7 +168,7 @@ def test_cpu_memory_limit_caps_resident_memory_and_the_suite_goes_on(tmp_path):
     start = time.monotonic()
     summary = run(spec, tmp_path / "out", measure_fn=memory_hungry_measure)
     assert time.monotonic() - start < 40  # the case holding 1 GiB for a minute was stopped
-    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    records = flat_records(tmp_path / "out" / RESULTS_FILE)
     assert [(r["variant"], r["status"]) for r in records] == [("paper", "ok"), ("padded", "oom"), ("no-skip", "ok")]
     assert summary.written == {"oom": 1, "ok": 2} and summary.exit_code == 0
     match = re.fullmatch(OVER_LIMIT.format("it was stopped"), records[1]["message"])
@@ -196,7 +197,8 @@ def test_a_suite_case_is_measured_as_unet_bench_time_measures_it():
     assert suite.extra.pop("malloc_environ") == malloc_environ()  # the run's own, none added
     assert suite.env.get("speed_env") == alone.env.get("speed_env")  # variables that change speed, if recorded
     assert suite.extra["timing_method"] == alone.extra["timing_method"]
-    assert (suite.threads, suite.peak_mem_method) == (alone.threads, alone.peak_mem_method)
+    assert suite.columns()["threads"] == alone.columns()["threads"]
+    assert suite.get("peak_mem_method") == alone.get("peak_mem_method")
     assert suite.extra["saved_bytes_method"] == alone.extra["saved_bytes_method"]
     for record in (suite, alone):
         assert "MALLOC_" not in json.dumps(record.to_dict()) or malloc_environ()
@@ -217,7 +219,7 @@ def test_resume_skips_ok_cases_and_reruns_the_rest(tmp_path):
         run(spec, out)
     summary = run(spec, out, resume=True)
     assert summary.already_done == 1 and summary.written == {"ok": 2}
-    records = read_records(out / RESULTS_FILE).records
+    records = flat_records(out / RESULTS_FILE)
     assert [(r["case_id"], r["status"]) for r in records] == [
         (spec.planned[0].case.case_id, "ok"), (spec.planned[1].case.case_id, "error"),
         (spec.planned[1].case.case_id, "ok"), (spec.planned[2].case.case_id, "ok")]
@@ -271,7 +273,7 @@ cpu_memory_limit_gb = 16"""))
     spec = load_spec(path)
     out = tmp_path / "out"
     summary = run(spec, out, measure_fn=oom_above_five)
-    probes = [(r["batch"], r["status"]) for r in read_records(out / RESULTS_FILE).records]
+    probes = [(r["batch"], r["status"]) for r in flat_records(out / RESULTS_FILE)]
     assert probes == [(1, "ok"), (2, "ok"), (4, "ok"), (8, "oom"), (6, "oom"), (5, "ok")]
     assert [(s.fits, s.fails, s.stopped) for s in summary.searches] == [(5, 6, None)]
     assert summary.searches[0].describe(100) == (
@@ -285,7 +287,7 @@ def test_cases_this_machine_cannot_run_are_recorded_as_skipped(tmp_path):
     text = TINY.replace('"paper", "padded", "additive"', '"paper"')
     spec = tiny_spec(tmp_path, text=text.replace('modes = ["counts"]', 'modes = ["counts"]\ndevices = ["cpu", "cuda"]'))
     run(spec, tmp_path / "out")
-    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    records = flat_records(tmp_path / "out" / RESULTS_FILE)
     assert [(r["mode"], r["device"], r["status"]) for r in records] == [
         ("counts", "cpu", "ok"), ("counts", "cuda", "skipped")]
     assert records[1]["message"] == "device 'cuda' is not available on this machine"
@@ -294,7 +296,7 @@ def test_cases_this_machine_cannot_run_are_recorded_as_skipped(tmp_path):
 def test_a_case_over_its_memory_floor_is_recorded_oom_with_the_estimate_and_not_run(tmp_path):
     spec = tiny_spec(tmp_path, extra="cpu_memory_limit_gb = 0.0001\n", text=TINY.replace(', "additive"', ""))
     summary = run(spec, tmp_path / "out", measure_fn=sleeping_measure)  # a case that ran would take 60 s
-    records = read_records(tmp_path / "out" / RESULTS_FILE).records
+    records = flat_records(tmp_path / "out" / RESULTS_FILE)
     assert summary.written == {"oom": 2} and [r["status"] for r in records] == ["oom", "oom"]
     assert records[0]["message"] == ("not run: it needs at least 1.0 MiB (parameters and its largest feature "
                                      "map), more than the CPU memory limit of 0.0001 GiB")
@@ -320,12 +322,12 @@ def test_resume_keeps_oom_cases_unless_asked_and_never_records_the_same_oom_twic
     assert lines == ["resuming: 3 of 3 cases already recorded (2 ok, 1 oom; --retry-oom runs the oom ones again)"]
     retried = run(spec, out, resume=True, retry_oom=True, measure_fn=padded_runs_out_of_memory)
     assert retried.written == {} and retried.oom_again == 1 and retried.exit_code == 0
-    records = read_records(out / RESULTS_FILE).records
+    records = flat_records(out / RESULTS_FILE)
     assert [(r["variant"], r["status"]) for r in records] == [("paper", "ok"), ("padded", "oom"), ("additive", "ok")]
 
     raised = tiny_spec(tmp_path, extra="cpu_memory_limit_gb = 32\n")  # a higher limit: the retry is news
     assert run(raised, out, resume=True, retry_oom=True, measure_fn=padded_runs_out_of_memory).written == {"oom": 1}
-    assert [r["extra"].get("cpu_memory_limit_gb") for r in read_records(out / RESULTS_FILE).records
+    assert [r["extra"].get("cpu_memory_limit_gb") for r in flat_records(out / RESULTS_FILE)
             if r["status"] == "oom"] == [16, 32]
 
 
@@ -336,4 +338,4 @@ def test_resume_refuses_a_folder_of_another_suite(tmp_path):
     with pytest.raises(BenchError, match=r"results.jsonl holds records of suite 'tiny', not of 'other'; resume it "
                                          "with that experiment file, or write to another directory with --out"):
         run(other, out, resume=True)
-    assert len(read_records(out / RESULTS_FILE).records) == 3
+    assert len(flat_records(out / RESULTS_FILE)) == 3

@@ -5,8 +5,8 @@ The runner reads its own file strictly (`store.read_records` refuses a corrupt l
 appends to that file and must not build on a line it cannot understand). Comparing only reads, so one bad
 line — edited by hand, written by another tool, damaged in a copy — costs that line, not the comparison.
 
-A record is well formed when it is a JSON object that has the `Record` fields without a default (variant,
-mode, device, batch, input_size), and every `Record` field it carries has that field's type: a string for
+A record is well formed when it is a JSON object (either format: `record.flat_fields`) whose case has
+variant, mode, device, batch and input_size, and every field it carries has that field's type: a string for
 a string, an integer for an integer (not a float, not a string of digits, not true/false), a number for a
 number, true/false for a flag, an object for config, overrides, env and extra; null only where the field
 allows it. Numbers anywhere in it are finite (NaN stands for "not measured" in a number field), and 0 or
@@ -27,17 +27,24 @@ from pathlib import Path
 from typing import Any, Union
 
 from unet_bench.errors import BenchError
-from unet_bench.record import Record
+from unet_bench.record import GROUPS, Case, Record, flat_fields
 
 LARGEST = 1e30  # no measured or counted figure comes near it; squares and products of it stay finite
 SMALLEST = 1e-30  # nor, but for 0, this close to zero; quotients of it stay finite
 DEEPEST = 20  # levels of nested objects and lists in one record
 NOTED_PER_FILE = 20  # skipped lines named one by one; the rest of a file's are counted in one more line
-REQUIRED = tuple(f.name for f in dataclasses.fields(Record) if f.default is dataclasses.MISSING
-                 and f.default_factory is dataclasses.MISSING)
+REQUIRED = tuple(f.name for f in dataclasses.fields(Case) if f.default is dataclasses.MISSING) + \
+    ("mode", "device", "batch", "input_size")
 # extra entries the quality verdicts read as numbers
 SEED_LISTS = ("dice_per_seed", "iou_per_seed", "object_f1_per_seed", "map_per_seed", "rand_error_per_seed")
-_HINTS = typing.get_type_hints(Record)
+# the type of every field by its flat name (`record.flat_fields`), as JSON holds it (lists, not tuples)
+_HINTS = {**typing.get_type_hints(Case), "overrides": dict, "input_shape": list | None, "world_sizes": list,
+          "reference": dict | None,
+          # flat records wrote null for the CUDA flags on CPU and for weight_map outside quality
+          "tf32": bool | None, "cudnn_benchmark": bool | None, "weight_map": bool | None,
+          **{k: v for k, v in typing.get_type_hints(Record).items() if k not in ("case", *GROUPS)},
+          # a group's field is null where the group is absent (a flat view of it)
+          **{k: v | None for cls in GROUPS.values() for k, v in typing.get_type_hints(cls).items()}}
 
 
 def read_lines(path: Path, notes: list[str]) -> list[tuple[int, dict[str, Any]]]:
@@ -111,6 +118,10 @@ def why_malformed(data: dict[str, Any], may_be_null: tuple[str, ...] = ()) -> st
     """Why ``data`` is not a well-formed record (see the module docstring), or None when it is one.
     ``may_be_null``: fields allowed to be null beyond those the record allows (a pytest-benchmark row knows
     no device)."""
+    try:
+        data = flat_fields(data)
+    except BenchError as error:
+        return str(error)
     for name in REQUIRED:
         if name not in data:
             return f"no {name!r} (a record has {', '.join(REQUIRED)})"

@@ -1,7 +1,8 @@
 """Results on disk → one tidy pandas DataFrame: one row per case and repeat, flat named columns.
 
 Tables, plots and the report all start from `load`, so every one of them sees the same rows and the same
-column names. Columns are the `Record` fields, unit in the name (``latency_ms_median``, ``peak_mem_bytes``),
+column names. Columns are the `Case` fields and every measurement group's fields by their bare names (`Record.columns`;
+the results format is docs/results.md), unit in the name (``latency_ms_median``, ``peak_mem_bytes``),
 plus the network config flattened as ``cfg_<field>`` (``cfg_depth``, ``cfg_upsample``), the environment as
 ``env_<key>`` (nested keys joined by ``_``), `Record.extra` as ``extra_<key>``, the overrides as one
 ``overrides`` string (``"base_width=8,depth=3"``) and a ``source`` column naming the directory or file each
@@ -26,7 +27,6 @@ verdict comes from: the one place the tables, the figures and the verdicts take 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +38,7 @@ import pandas as pd
 
 from unet_bench.analysis.lines import is_number, read_bytes, read_lines, skipped_notes, why_malformed
 from unet_bench.errors import BenchError, choices
-from unet_bench.record import Record
+from unet_bench.record import SCHEMA, Case, Record
 from unet_bench.suite.store import RESULTS_FILE
 
 # What identifies a measured setting apart from the network: rows that agree on these are comparable.
@@ -123,7 +123,7 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
 PER_PIXEL = {"latency_ms_median": "latency_ms_per_output_mpix", "macs": "macs_per_output_pixel",
              "images_per_s": "output_mpix_per_s"}
 
-_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
+_RECORD_FIELDS = tuple(Record(Case("")).columns())
 _NUMERIC = ("output_size", "duration_s", "latency_ms_iqr", "latency_ms_p25", "latency_ms_p75", "latency_n",
             "peak_flops_per_s", "warmup_s", "dice_std", "iou_std", "quality_seeds", "train_steps", "object_f1_std",
             "map_std", "rand_error_std", "iou_threshold", "map_threshold", "rand_error_threshold", *METRICS)
@@ -212,7 +212,7 @@ def results_dirs(root: Path) -> list[str]:
 
 def flatten(data: dict[str, Any]) -> dict[str, Any]:
     """One record dict → one flat row (config, env and extra spread into prefixed columns)."""
-    record = Record.from_dict(data).to_dict()  # fills fields an older writer did not know, keeps unknown ones
+    record = Record.from_dict(data).columns()  # either format; fills fields an older writer did not know
     row = {k: v for k, v in record.items() if k not in ("config", "overrides", "env", "extra")}
     # a list value (another library's argument: features = [32, 64]) reads 32/64: labels split on commas
     row["overrides"] = ",".join(f"{k}={'/'.join(map(str, v)) if isinstance(v, list) else v}"
@@ -221,6 +221,8 @@ def flatten(data: dict[str, Any]) -> dict[str, Any]:
         short = "cfg" if prefix == "config" else prefix
         for key, value in _flat_items(record[prefix]):
             row[f"{short}_{key}"] = value
+    for name in [k for k, v in row.items() if isinstance(v, dict)]:  # a group's details: profile_by_step, ...
+        row.update({f"{name}_{key}": value for key, value in _flat_items(row.pop(name))})
     return row
 
 
@@ -239,9 +241,13 @@ def _read_jsonl(path: Path, notes: list[str]) -> list[dict[str, Any]]:
     """Rows of a results file, each line that is not a well-formed record left out with a note (`lines`);
     a case recorded twice (failed, then re-run by ``--resume``) keeps its last record."""
     rows: dict[Any, dict[str, Any]] = {}
+    flat = 0
     for number, data in read_lines(path, notes):
+        flat += "schema" not in data
         row = flatten(data)
         rows[row["case_id"] or f"#{number}"] = row
+    if flat:
+        notes.append(f"{path}: {flat} records in the flat format of earlier versions, read as schema {SCHEMA}")
     return list(rows.values())
 
 

@@ -1,6 +1,6 @@
 """The roofline of a profiled step and its tables: per kind of op, and the top layers by time.
 
-Everything reads the profile as a record stores it (``extra["profile"][step]``, `Profile.to_dict`), so the
+Everything reads the profile as a record stores it (``profile.profile_by_step[step]``, `Profile.to_dict`), so the
 command that measured it and the report of a results folder draw the same thing. In the figure each
 layer with counted FLOPs is a point at its arithmetic intensity (FLOPs per compulsory byte) and achieved
 FLOP/s, its area proportional to its share of the step; the ceilings are the measured copy bandwidth
@@ -50,8 +50,8 @@ def roof_fraction(row: dict, profile: dict) -> float | None:
 
 def profile_from_row(row: pd.Series, step: str) -> dict | None:
     """The profile of ``step`` (infer | train) of a loaded results row (`results.load` flattens the record's
-    ``extra["profile"]`` into ``extra_profile_<step>_<key>`` columns), or None if it has none."""
-    prefix = f"extra_profile_{step}_"
+    ``profile_by_step`` into ``profile_by_step_<step>_<key>`` columns), or None if it has none."""
+    prefix = f"profile_by_step_{step}_"
     rows = row.get(prefix + "rows")
     if not isinstance(rows, str):
         return None

@@ -85,15 +85,18 @@ def out_of_memory_as_one_line(case: Case, error: Exception) -> None:
 
 
 def emit_json(record: Record) -> None:
-    print(json.dumps(record.to_dict(), default=str))
+    """``--json``: the record's flat columns (`Record.columns`: the keys of `analysis.load`'s table, config,
+    env and extra as objects), so a script reads ``latency_ms_median`` at the top."""
+    print(json.dumps(record.columns(), default=str))
 
 
 def shape_line(record: Record) -> str:
+    row = record.columns()
     cfg = record.config
     dims = cfg.get("spatial_dims", 2)
-    sides_in = record.input_shape or [record.input_size] * dims
-    sides_out = record.output_shape or [record.output_size] * dims
+    sides_in = row['input_shape'] or [row['input_size']] * dims
+    sides_out = row['output_shape'] or [row['output_size']] * dims
     return (
-        f"{record.variant}: {'x'.join(str(n) for n in [record.batch, cfg['in_channels'], *sides_in])} -> "
-        f"{'x'.join(str(n) for n in [record.batch, cfg['num_classes'], *sides_out])}"
+        f"{row['variant']}: {'x'.join(str(n) for n in [row['batch'], cfg['in_channels'], *sides_in])} -> "
+        f"{'x'.join(str(n) for n in [row['batch'], cfg['num_classes'], *sides_out])}"
     )

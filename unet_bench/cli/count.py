@@ -21,26 +21,27 @@ from unet_bench.suite.checks import as_argument, integer
 
 
 def print_counts(record: Record) -> None:
+    row = record.columns()
     extra = record.extra
-    per_pixel = record.macs_per_output_pixel or 0.0
+    per_pixel = row['macs_per_output_pixel'] or 0.0
     print(shape_line(record) + "   (counts are per image; x batch for a batch)")
     if record.config.get("library"):  # another library's network: where it came from
         cfg = record.config
         print(f"network         {cfg['class']} from {cfg['library']} {cfg['library_version']} "
               "(our design factors: n/a)")
-    print(f"parameters      {record.params:,} (trainable {record.params_trainable:,})")
-    print(f"forward MACs    {record.macs:,}  ({per_pixel:,.0f} per output pixel)")
-    print(f"forward FLOPs   {record.flops:,}  (2 per MAC)")
-    print(f"  covers: {record.flops_scope}")
+    print(f"parameters      {row['params']:,} (trainable {row['params_trainable']:,})")
+    print(f"forward MACs    {row['macs']:,}  ({per_pixel:,.0f} per output pixel)")
+    print(f"forward FLOPs   {row['flops']:,}  (2 per MAC)")
+    print(f"  covers: {row['flops_scope']}")
     other = ", ".join(f"{op} {n:,}" for op, n in extra["other_ops"].items()) or "none in this network"
     print(f"other ops       {other}  (fvcore units: interpolation and norms, not in the FLOPs above)")
-    print(f"training FLOPs  {record.train_flops:,}  ({record.train_flops / record.flops:.3f} x forward)")
+    print(f"training FLOPs  {row['train_flops']:,}  ({row['train_flops'] / row['flops']:.3f} x forward)")
     print(f"  covers: {extra['train_flops_scope']}")
     print(f"cross-check     {extra['crosscheck_text']}")
     print(f"{'stage':<12} {'parameters':>14} {'forward MACs':>20} {'MACs %':>7}")
     for stage, params in extra["params_per_stage"].items():
         macs = extra["macs_per_stage"].get(stage, 0)
-        print(f"{stage:<12} {params:>14,} {macs:>20,} {100 * macs / record.macs:>6.1f}%")
+        print(f"{stage:<12} {params:>14,} {macs:>20,} {100 * macs / row['macs']:>6.1f}%")
 
 
 def print_counters(model, case) -> None:

@@ -52,10 +52,11 @@ def check_plot_path(path: str | None) -> Path | None:
 
 
 def print_profile(record: Record, mode: str, top: int) -> None:
+    row = record.columns()
     from unet_bench.analysis.roofline import format_frame, kind_frame, top_frame
 
-    profile = record.extra["profile"][mode]
-    print(f"{shape_line(record)}   {mode} on {record.env['device_name']} ({record.device}), {record.threads} threads")
+    profile = record.profile.profile_by_step[mode]
+    print(f"{shape_line(record)}   {mode} on {record.env['device_name']} ({row['device']}), {row['threads']} threads")
     print(f"step            {1e3 * profile['step_s']:,.2f} ms unprofiled (median of timed blocks); "
           f"{1e3 * profile['profiled_step_s']:,.2f} ms per step under the profiler ({profile['steps']} steps), "
           f"of which ops {1e3 * profile['ops_s']:,.2f} ms")
@@ -68,14 +69,14 @@ def print_profile(record: Record, mode: str, top: int) -> None:
     print(format_frame(kind_frame(profile)).to_string(index=False))
     print(f"\ntop {top} layers by time")
     print(format_frame(top_frame(profile, top)).to_string(index=False))
-    energy = record.extra["energy"].get(mode)
+    energy = record.energy.energy_by_step.get(mode)
     if energy is not None:
         if energy["available"]:
             what = "per image" if mode == "infer" else "per training step (batch)"
-            value = record.energy_j_per_image if mode == "infer" else record.energy_j_per_train_step
+            value = row['energy_j_per_image'] if mode == "infer" else row['energy_j_per_train_step']
             print(f"\nenergy          {value:,.4g} J {what} ({energy['method']})")
             if mode == "infer":
-                print(f"                {record.energy_j_per_output_mpix:,.4g} J per output megapixel")
+                print(f"                {row['energy_j_per_output_mpix']:,.4g} J per output megapixel")
         else:
             print(f"\nenergy          {energy['method']}")
 
@@ -98,8 +99,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if plot is not None:
         from unet_bench.analysis.roofline import write_roofline
 
-        write_roofline(record.extra["profile"][args.mode], f"{record.variant} {args.mode} {case.size_text} px",
-                       plot)
+        title = f"{record.case.variant} {args.mode} {case.size_text} px"
+        write_roofline(record.profile.profile_by_step[args.mode], title, plot)
     if args.json:
         emit_json(record)
     else:

@@ -28,38 +28,39 @@ def human_bytes(n: int | None) -> str:
 
 
 def print_timing(record: Record) -> None:
+    row = record.columns()
     extra = record.extra
-    opts = [record.dtype]
-    opts += ["channels_last"] if record.channels_last else []
-    opts += ["compile"] if record.compile else []
-    if record.device == "cuda":
-        opts += ["tf32" if record.tf32 else "ieee-fp32"]
-        opts += ["cudnn.benchmark"] if record.cudnn_benchmark else []
-    print(f"{shape_line(record)}   {record.mode} on {record.env['device_name']} ({record.device}), "
-          f"{'/'.join(opts)}, {record.threads} threads")
-    print(f"latency         {record.latency_ms_median:,.2f} ms median per batch  "
-          f"(IQR {record.latency_ms_iqr:,.2f} ms: p25 {record.latency_ms_p25:,.2f}, "
-          f"p75 {record.latency_ms_p75:,.2f}; n={record.latency_n} blocks of {extra['calls_per_block']}; "
-          f"warm-up {record.warmup_s:.2f} s excluded)")
-    if record.compile_s is not None:
-        print(f"compile         {record.compile_s:.2f} s (first call beyond a steady call), excluded")
-    print(f"throughput      {record.images_per_s:,.3f} images/s, "
-          f"{record.output_mpix_per_s:,.4f} output Mpix/s ({extra['throughput_scope']})")
-    print(f"compute         {record.achieved_flops_per_s / GIGA:,.1f} GFLOP/s achieved "
+    opts = [row['dtype']]
+    opts += ["channels_last"] if row['channels_last'] else []
+    opts += ["compile"] if row['compile'] else []
+    if row['device'] == "cuda":
+        opts += ["tf32" if row['tf32'] else "ieee-fp32"]
+        opts += ["cudnn.benchmark"] if row['cudnn_benchmark'] else []
+    print(f"{shape_line(record)}   {row['mode']} on {record.env['device_name']} ({row['device']}), "
+          f"{'/'.join(opts)}, {row['threads']} threads")
+    print(f"latency         {row['latency_ms_median']:,.2f} ms median per batch  "
+          f"(IQR {row['latency_ms_iqr']:,.2f} ms: p25 {row['latency_ms_p25']:,.2f}, "
+          f"p75 {row['latency_ms_p75']:,.2f}; n={row['latency_n']} blocks of {extra['calls_per_block']}; "
+          f"warm-up {row['warmup_s']:.2f} s excluded)")
+    if row['compile_s'] is not None:
+        print(f"compile         {row['compile_s']:.2f} s (first call beyond a steady call), excluded")
+    print(f"throughput      {row['images_per_s']:,.3f} images/s, "
+          f"{row['output_mpix_per_s']:,.4f} output Mpix/s ({extra['throughput_scope']})")
+    print(f"compute         {row['achieved_flops_per_s'] / GIGA:,.1f} GFLOP/s achieved "
           f"({extra['achieved_flops_scope']})")
-    if record.peak_fraction is not None:
-        print(f"                = {100 * record.peak_fraction:.1f}% of "
-              f"{record.peak_flops_per_s / GIGA:,.1f} GFLOP/s ({extra['peak_source']})")
+    if row['peak_fraction'] is not None:
+        print(f"                = {100 * row['peak_fraction']:.1f}% of "
+              f"{row['peak_flops_per_s'] / GIGA:,.1f} GFLOP/s ({extra['peak_source']})")
     if extra.get("peak_nominal_flops_per_s"):
         print(f"                nominal peak {extra['peak_nominal_flops_per_s'] / GIGA:,.1f} GFLOP/s "
               f"({extra['peak_nominal_source']})")
-    print(f"memory          peak {human_bytes(record.peak_mem_bytes)}  [{record.peak_mem_method}]")
-    if record.mode == "train":
-        print(f"                saved for backward {human_bytes(record.saved_activation_bytes)}, "
-              f"parameters {human_bytes(record.param_bytes)}, gradients {human_bytes(record.grad_bytes)}, "
-              f"optimizer state {human_bytes(record.optimizer_bytes)} (SGD momentum)")
-        ratio = f"{record.peak_mem_ratio:.2f}" if record.peak_mem_ratio is not None else "n/a"
-        print(f"                predicted peak {human_bytes(record.predicted_peak_bytes)}; "
+    print(f"memory          peak {human_bytes(row['peak_mem_bytes'])}  [{row['peak_mem_method']}]")
+    if row['mode'] == "train":
+        print(f"                saved for backward {human_bytes(row['saved_activation_bytes'])}, "
+              f"parameters {human_bytes(row['param_bytes'])}, gradients {human_bytes(row['grad_bytes'])}, "
+              f"optimizer state {human_bytes(row['optimizer_bytes'])} (SGD momentum)")
+        ratio = f"{row['peak_mem_ratio']:.2f}" if row['peak_mem_ratio'] is not None else "n/a"
+        print(f"                predicted peak {human_bytes(row['predicted_peak_bytes'])}; "
               f"measured/predicted {ratio}")
 
 

@@ -20,7 +20,7 @@ from unet_bench.measure import env
 from unet_bench.measure.control import control_step, describe
 from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.ddp import measure_ddp
-from unet_bench.measure.fields import control_values, counts_values, paired_values, timing_values, update
+from unet_bench.measure.fields import control_values, counts_values, paired_values, timing_values
 from unet_bench.measure.memory import memory_values
 from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
@@ -149,7 +149,7 @@ def measure_module(
         if counts is None:
             counts = count(model, input_shape(case, channels, spatial_dims_of(model), batch=1), device=case.device)
         record = Record.for_case(case, **counts_values(counts))
-        record.threads = threads
+        record.threads_used = threads
         if hasattr(getattr(model, "cfg", None), "to_dict"):
             record.config = model.cfg.to_dict()
         if case.mode in ("infer", "train"):
@@ -159,15 +159,15 @@ def measure_module(
                 warmup = warmup_calls(case.device, case.compile)
                 timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device,
                                    control=control_step(case.device), reference=reference)
-            update(record, control_values(timing, describe(case.device, threads)))
+            record.set(**control_values(timing, describe(case.device, threads)))
             if case.reference is not None:
-                update(record, paired_values(timing, case.reference))
+                record.set(**paired_values(timing, case.reference))
             del reference  # the memory pass sees the case's network alone
             if case.memory:
-                update(record, memory_values(step, case))
+                record.set(**memory_values(step, case))
             # the ceiling last: its kernels are not part of the case
             ceiling = ceiling or measure_ceiling(*ceiling_key(case))
-            update(record, timing_values(timing, counts, case, ceiling))
+            record.set(**timing_values(timing, counts, case, ceiling))
         return finish(record, started, case.device)
     finally:
         torch.set_num_threads(saved_threads)

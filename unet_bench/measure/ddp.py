@@ -76,17 +76,16 @@ def measure_ddp(case: Case, counts: Counts | None = None, ceiling: Ceiling | Non
     record = Record.for_case(case, **counts_values(counts))
     record.config = cfg.to_dict()
     step_ms = [t * 1e3 for t in top["step_times_s"]]
-    record.latency_ms_median = top["step_s_median"] * 1e3
-    record.latency_ms_p25, record.latency_ms_p75 = (float(v) for v in np.percentile(step_ms, [25, 75]))
-    record.latency_ms_iqr = record.latency_ms_p75 - record.latency_ms_p25
-    record.latency_n = len(step_ms)
-    record.images_per_s = top["images_per_s"]
-    record.threads = top["threads_per_rank"]
-    record.world_size = max(world_sizes)
-    record.scaling_efficiency = top["scaling_efficiency"]
-    record.comm_grad_bytes = top["comm_grad_bytes"]
+    p25, p75 = (float(v) for v in np.percentile(step_ms, [25, 75]))
+    record.set(
+        latency_ms_median=top["step_s_median"] * 1e3, latency_ms_p25=p25, latency_ms_p75=p75,
+        latency_ms_iqr=p75 - p25, latency_n=len(step_ms), images_per_s=top["images_per_s"],
+        threads_used=top["threads_per_rank"], world_size=max(world_sizes),
+        scaling_efficiency=top["scaling_efficiency"], comm_grad_bytes=top["comm_grad_bytes"],
+        ddp_by_world_size={str(size): run for size, run in runs.items()},
+    )
     record.extra.update(
-        ddp={str(size): run for size, run in runs.items()}, ddp_backend=_backend(case.device),
+        ddp_backend=_backend(case.device),
         ddp_efficiency_against=base, ddp_global_batch={str(s): s * case.batch for s in world_sizes},
         ddp_method=("DistributedDataParallel training steps, batch images per rank; per world size: warm-up "
                     "apart, then timed blocks of back-to-back steps with a barrier at block ends; median step "

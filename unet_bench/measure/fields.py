@@ -1,4 +1,4 @@
-"""The record fields each measurement fills: counts, timing and throughput, set on a `Record` by name."""
+"""The record fields each measurement fills: counts, timing and throughput, set on a `Record` by name (`Record.set`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from unet_bench.measure.counts import TRAIN_SCOPE, Counts
 from unet_bench.measure.peaks import Ceiling
 from unet_bench.measure.steps import COMPILE_OPTIONS
 from unet_bench.measure.timing import Timing
-from unet_bench.record import Case, Record, unknown_fields
+from unet_bench.record import Case
 
 
 def counts_values(counts: Counts) -> dict:
@@ -115,14 +115,3 @@ def paired_values(timing: Timing, reference: Case) -> dict:
                   "paired_ref_block_times_s": timing.reference.times_s},
     }
 
-
-def update(record: Record, values: dict) -> None:
-    """Set record fields from ``values``, merging its ``extra`` dict rather than replacing it.
-
-    A key that is not a record field is refused (a typo would otherwise add a stray attribute).
-    """
-    values = dict(values)
-    record.extra.update(values.pop("extra", {}))
-    unknown_fields(Record, values)
-    for key, value in values.items():
-        setattr(record, key, value)

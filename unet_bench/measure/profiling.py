@@ -3,7 +3,8 @@ forward and of the training step, with the counts and both ceilings.
 
 Each step is first timed without the profiler (`timing.time_call`, the step time the profile is checked
 against), then profiled (`profile.profile_step`), then run for its energy (`energy.step_energy`). The record
-keeps both in ``extra["profile"][step]`` and ``extra["energy"][step]``; energy per image and per output
+keeps both in its ``profile`` and ``energy`` groups (``profile_by_step``, ``energy_by_step``); energy
+per image and per output
 megapixel (inference) and per training step are record fields when the hardware has a counter.
 """
 
@@ -74,14 +75,11 @@ def measure_profile(case: Case, counts: Counts | None = None, ceiling: Ceiling |
                 if energy:
                     energies[mode] = step_energy(step.run, case.device)
         record = Record.for_case(case, **counts_values(counts))
-        record.threads = threads
-        record.config = model.cfg.to_dict()
-        record.peak_flops_per_s = ceiling.flops_per_s
-        record.extra.update(profile={m: p.to_dict() for m, p in profiles.items()},
-                            energy={m: e.to_dict() for m, e in energies.items()},
-                            bandwidth=bandwidth.to_dict(), peak_source=ceiling.source)
-        for key, value in energy_values(energies, case.batch, counts.output_pixels).items():
-            setattr(record, key, value)
+        record.set(threads_used=threads, config=model.cfg.to_dict(), peak_flops_per_s=ceiling.flops_per_s,
+                   profile_by_step={m: p.to_dict() for m, p in profiles.items()},
+                   energy_by_step={m: e.to_dict() for m, e in energies.items()},
+                   bandwidth=bandwidth.to_dict(), extra={"peak_source": ceiling.source},
+                   **energy_values(energies, case.batch, counts.output_pixels))
         return finish(record, started, case.device)
     finally:
         torch.set_num_threads(saved_threads)

@@ -31,5 +31,4 @@ def measure_quality(case: Case, counts: Counts | None = None) -> Record:
     extra = {**values.pop("extra"), **result.pop("extra")}
     record = Record.for_case(case, **values, **result, extra=extra)
     record.config = cfg.to_dict()
-    record.weight_map = case.weight_map
     return record

@@ -13,6 +13,7 @@ sides round by round (``extra.ab_round``, ``extra.ab_run``). Records go to ``OUT
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -111,12 +112,14 @@ def run_alternated(spec: Spec, old: Environment, new: Environment, out_dir: str 
         for index, case in enumerate(timed_cases(spec)):
             for side in SIDES if index % 2 == 0 else SIDES[::-1]:
                 record = run_one(envs[side], case, timeout_s)
-                record.suite, record.repeat = spec.name, case.repeat
-                record.requested_size, record.size_rule = case.requested_size, case.size_rule
+                record.suite = spec.name
+                record.case = dataclasses.replace(record.case, repeat=case.repeat,
+                                                  requested_size=case.requested_size, size_rule=case.size_rule)
+                record.case_id = record.case.case_id
                 record.extra.update(ab_run=run_id, ab_round=case.repeat, ab_env=side,
                                     ab_python=envs[side].python, ab_path=envs[side].path)
                 writers[side].append(record.to_dict())
-                shown = f"{record.latency_ms_median:,.1f} ms" if record.status == "ok" else record.message
+                shown = f"{record.get('latency_ms_median'):,.1f} ms" if record.status == "ok" else record.message
                 log(f"{side:<4} {record.status:<6} {case.label}  {shown}")
     finally:
         for writer in writers.values():

@@ -49,16 +49,17 @@ class Summary:
 
 def case_line(case: Case, record: Record) -> str:
     """One log line per finished case: status, case, headline figure or message."""
+    row = record.columns()
     if record.status != "ok":
         return f"{record.status:<7} {case.label}: {record.message}"
-    if record.latency_ms_median is not None:
-        figure = f"{record.latency_ms_median:.1f} ms"
-    elif record.dice_mean is not None:
-        figure = f"Dice {record.dice_mean:.3f}"
-        if record.dice_threshold is not None:
-            figure += f" (tuned threshold {record.dice_threshold:.3f}, all foreground {record.dice_all_foreground:.3f})"
+    if row['latency_ms_median'] is not None:
+        figure = f"{row['latency_ms_median']:.1f} ms"
+    elif row['dice_mean'] is not None:
+        figure = f"Dice {row['dice_mean']:.3f}"
+        if row['dice_threshold'] is not None:
+            figure += f" (tuned threshold {row['dice_threshold']:.3f}, all foreground {row['dice_all_foreground']:.3f})"
     else:
-        figure = f"{record.macs / 1e9:.2f} GMACs" if record.macs else ""
+        figure = f"{row['macs'] / 1e9:.2f} GMACs" if row['macs'] else ""
     return f"{'ok':<7} {case.label}  {figure}  ({record.duration_s or 0:.1f} s)"
 
 
