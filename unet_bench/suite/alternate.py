@@ -57,6 +57,11 @@ class Environment:
     def command(self, case: Case) -> list[str]:
         return [self.python, "-m", "unet_bench", "time", *time_arguments(case)]
 
+    def cwd(self) -> str:
+        """Where the process starts: ``python -m`` puts its working folder first on ``sys.path``, so a
+        process started in another checkout would import that checkout's package instead of this one's."""
+        return self.path or os.path.dirname(os.path.abspath(self.python))
+
     def environ(self) -> dict[str, str]:
         environ = dict(os.environ)
         if self.path:
@@ -89,7 +94,7 @@ def run_one(environment: Environment, case: Case, timeout_s: float | None) -> Re
     """One process of ``environment`` timing ``case``; a failure is a record that says why."""
     try:
         done = subprocess.run(environment.command(case), capture_output=True, text=True, timeout=timeout_s,
-                              env=environment.environ(), check=False)
+                              env=environment.environ(), cwd=environment.cwd(), check=False)
     except subprocess.TimeoutExpired:
         return failed(case, "error", f"timed out after {timeout_s:g} s")
     if done.returncode != 0:
