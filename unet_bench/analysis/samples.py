@@ -22,13 +22,14 @@ from unet_bench.analysis.pairing import missing
 TIMED = ("latency_ms_median", "latency_ms_per_output_mpix")  # the timings verdicts are taken on
 
 
-def _by_repeat(group: pd.DataFrame, column: str) -> dict[int, float]:
+def _by_repeat(group: pd.DataFrame, column: str, positive: bool = True) -> dict[int, float]:
+    """A column's values by repeat index; ``positive``: only values above zero (a time, not a round)."""
     if column not in group:
         return {}
     repeats = group["repeat"] if "repeat" in group else pd.Series(range(len(group)), index=group.index)
     return {int(r) if not missing(r) else k: float(v) for k, (r, v) in enumerate(zip(repeats, group[column],
                                                                                     strict=True))
-            if not missing(v) and float(v) > 0}
+            if not missing(v) and (float(v) > 0 or not positive)}
 
 
 def _single(group: pd.DataFrame, column: str) -> Any:
@@ -45,7 +46,8 @@ def row_samples(group: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
                            "_control_kind": _single(group, "extra_control_method"),
                            "_paired": _by_repeat(group, "paired_ratio"),
                            "_paired_ref": _single(group, "paired_reference"),
-                           "_ab_run": _single(group, "extra_ab_run"), "_ab": _by_repeat(group, "extra_ab_round")}
+                           "_ab_run": _single(group, "extra_ab_run"),
+                           "_ab": _by_repeat(group, "extra_ab_round", positive=False)}
     latency = group["latency_ms_median"] if "latency_ms_median" in group else None
     for metric in metrics:
         if metric in TIMED and metric in group:
