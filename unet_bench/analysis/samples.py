@@ -69,15 +69,23 @@ def judge_timing(new: pd.Series, ref: pd.Series, metric: str, by_source: bool) -
             return stats.paired([math.log(r) + shift for r in new["_paired"].values()], "in process")
         return _by_round(values, base, "by round")
     if new["_ab_run"] is not None and new["_ab_run"] == ref["_ab_run"]:
-        rounds_new = {new["_ab"][r]: v for r, v in values.items() if r in new["_ab"]}
-        rounds_ref = {ref["_ab"][r]: v for r, v in base.items() if r in ref["_ab"]}
-        return _by_round(rounds_new, rounds_ref, "alternated, by round")
+        # Each process's own control cancels the share of the machine that process got (a neighbour that
+        # loads one round's old process and not its new one), which pairing by round cannot.
+        over_control = new["_control_kind"] is not None and new["_control_kind"] == ref["_control_kind"]
+        rounds_new, rounds_ref = (_rounds(row, samples, over_control) for row, samples in ((new, values), (ref, base)))
+        return _by_round(rounds_new, rounds_ref, "alternated, by round" + ", over the control" * over_control)
     if new["_control_kind"] is None or new["_control_kind"] != ref["_control_kind"]:
         return None
     mine = [r for r in values if r in new["_control"]]
     theirs = [r for r in base if r in ref["_control"]]
     return stats.across_runs([base[r] for r in theirs], [values[r] for r in mine],
                              [ref["_control"][r] for r in theirs], [new["_control"][r] for r in mine])
+
+
+def _rounds(row: pd.Series, values: dict[int, float], over_control: bool) -> dict[int, float]:
+    """An ab row's values keyed by its round, each divided by its process's control time if asked."""
+    return {row["_ab"][r]: v / row["_control"][r] if over_control else v for r, v in values.items()
+            if r in row["_ab"] and (not over_control or r in row["_control"])}
 
 
 def _by_round(new: dict[int, float], ref: dict[int, float], method: str) -> stats.Effect | stats.Verdict | None:
