@@ -86,8 +86,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     case = case_from_args(args, "profile")
     if case.device != "cuda" and args.no_tf32:
         raise BenchError("--no-tf32 applies to CUDA only; add --device cuda or drop it")
-    from unet_bench.measure.case import check_case
-    from unet_bench.measure.profiling import measure_profile
+    from unet_bench.measure.network import check_case
+    from unet_bench.measure.profile_case import measure_profile
 
     check_case(case)
     refuse_what_cannot_fit(case)

@@ -70,7 +70,7 @@ def cmd_time(args: argparse.Namespace) -> int:
         flag = "--no-tf32" if args.no_tf32 else "--cudnn-benchmark"
         raise BenchError(f"{flag} applies to CUDA only; add --device cuda or drop it")
     from unet_bench.measure import measure
-    from unet_bench.measure.case import check_case
+    from unet_bench.measure.network import check_case
 
     check_case(case)  # a missing GPU is named before the memory check asks it for its size
     refuse_what_cannot_fit(case)

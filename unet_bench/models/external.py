@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.models.config import UNetConfig
+from unet_bench.models.geometry import Trace, check_input_size
 
 if TYPE_CHECKING:
     from torch import nn
@@ -289,8 +290,6 @@ class ExternalConfig:
 
     def trace(self, size: int) -> Any:
         """The geometry's `Trace` of one dimension (output = input), or None for an invalid size."""
-        from unet_bench.models.geometry import Trace
-
         first, period = self.progression()
         if size < first or size % period:
             return None
@@ -299,8 +298,6 @@ class ExternalConfig:
     def largest_feature_map(self, size: int | tuple[int, int]) -> int:
         """Values in the largest map any module returns (one image), from a forward on the meta device;
         ``size`` is the side of a square input or (height, width)."""
-        from unet_bench.models.geometry import check_input_size
-
         shape = (size, size) if isinstance(size, int) else tuple(size)
         check_input_size(self, *shape)
         return _largest_map(self, shape)

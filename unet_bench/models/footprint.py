@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from unet_bench.errors import BenchError
 from unet_bench.models.config import UNetConfig
 from unet_bench.models.geometry import largest_feature_map
+from unet_bench.models.registry import build_network, get_config
 
 if TYPE_CHECKING:
     from unet_bench.record import Case
@@ -25,8 +26,6 @@ GIB = 2**30
 @functools.lru_cache(maxsize=256)
 def parameter_count(cfg: UNetConfig) -> int:
     import torch
-
-    from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
         return sum(p.numel() for p in build_network(cfg).parameters())
@@ -73,8 +72,6 @@ def why_it_cannot_fit(cfg: UNetConfig, size: int | tuple[int, ...], batch: int, 
 def why_case_cannot_fit(case: Case, cpu_limit_gb: float | None = None) -> str | None:
     """`why_it_cannot_fit` for a case (``cpu_limit_gb`` counts on CPU only); None for a case that is not
     valid either (whatever measures it meets that error and reports it)."""
-    from unet_bench.models.registry import get_config
-
     try:
         cfg = get_config(case.variant, **case.overrides_dict())
         return why_it_cannot_fit(cfg, case.size, case.batch, case.dtype, case.device,

@@ -39,10 +39,10 @@ from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
 from unet_bench.models.footprint import why_case_cannot_fit
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.grid import Planned
+from unet_bench.suite.progress import BatchSearch, Summary, case_line
 from unet_bench.suite.resume import done_cases, oom_limits, refuse_unless_resuming, resuming_line
 from unet_bench.suite.spec import Spec
 from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, WriteError, locked, prepare_dir
-from unet_bench.suite.summary import BatchSearch, Summary, case_line
 
 POLL_S = 0.05  # how often the parent reads a CPU case's resident memory when a limit is set
 OVER_LIMIT = "the case's process went over the CPU memory limit: peak resident memory {:.2f} GiB > {:g} GiB ({})"
