@@ -115,3 +115,12 @@ def test_the_root_package_imports_the_package_only_when_a_name_is_asked_for():
              and any(name.startswith(ROOT) for name in
                      ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]))]
     assert not eager, f"unet_bench/__init__.py imports at its top level: {eager}"
+
+
+def test_readme_layout_names_every_module():
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout"):readme.index("\n## ", readme.index("## Layout") + 1)]
+    missing = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+               if path.name not in ("__init__.py", "__main__.py") and path.parent.name != "cli"
+               and path.name not in layout]
+    assert not missing, f"README's Layout section does not name: {missing}"
