@@ -13,10 +13,14 @@ skip, so any size works for them (an smp model that sets ``requires_divisible_in
 its encoder's output stride). The smallest valid size is the first multiple whose forward runs
 and returns the input's size (a norm needs more than one pixel at the bottleneck), found on the ``meta``
 device at no compute cost.
+
+Torch (and each library) is imported inside the functions that build or run a network: naming, listing and
+checking a network needs neither, so the command line answers without them.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import functools
@@ -355,8 +359,6 @@ def _largest_map(cfg: ExternalConfig, shape: tuple[int, ...]) -> int:
 
 def parse_value(text: str) -> Any:
     """A command-line ``--set`` value for a library's argument: a Python literal, else the text itself."""
-    import ast
-
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

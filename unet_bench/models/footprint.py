@@ -3,6 +3,7 @@
 A floor, not a prediction (a real forward holds the skips, a training step far more): a case over it
 cannot fit, so it is refused (or recorded ``oom``) with this figure before anything is allocated, rather
 than failing inside torch. The parameters are counted on the meta device: no memory, milliseconds.
+Torch is imported inside the functions that need it: the command line checks a case before it loads torch.
 """
 
 from __future__ import annotations

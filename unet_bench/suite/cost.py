@@ -13,6 +13,8 @@ import os
 
 from unet_bench.models.config import UNetConfig
 from unet_bench.models.geometry import input_shape
+from unet_bench.models.registry import build_network, get_config
+from unet_bench.quality.settings import DEFAULT_STEPS
 from unet_bench.record import Case
 
 # Rates of fp32 UNet convolutions through oneDNN on one AVX-512 core (2.6 GHz Xeon, fitted to the default
@@ -34,7 +36,6 @@ def forward_flops(cfg: UNetConfig, input_size: int | tuple[int, ...]) -> int:
     import torch
 
     from unet_bench.measure.counts import flop_counter_counts
-    from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
         model = build_network(cfg).to("meta")  # a library may create a tensor on the CPU explicitly
@@ -61,8 +62,6 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality", "train-ddp") else 1)
     cost = (0.0 if timed_only else CASE_OVERHEAD_S) + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
-        from unet_bench.quality.settings import DEFAULT_STEPS
-
         cost += case.seeds * (case.steps or DEFAULT_STEPS) * step_s
     elif case.mode in ("infer", "train"):
         paired = timed_only or case.reference is not None
@@ -89,7 +88,6 @@ def run_once_costs(cases: list[Case]) -> list[float]:
     size (one real forward, in the runner) and the ceiling of its device, precision and threads, each
     charged to the first case that needs it."""
     from unet_bench.measure.peaks import ceiling_key
-    from unet_bench.models import get_config
 
     seen: set[tuple] = set()
     costs = []

@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from unet_bench.errors import BenchError
@@ -53,8 +54,6 @@ def unavailable(case: Case) -> str | None:
     if case.mode not in MODES:
         return f"mode {case.mode!r} is not available in this version of unet-bench"
     if case.device == "cuda":
-        import torch
-
         if not torch.cuda.is_available():  # asks the driver; creates no CUDA context in this process
             return "device 'cuda' is not available on this machine"
     return None
