@@ -1,9 +1,11 @@
-"""Every FLOP counter that is installed, run beside our exact count, and each difference explained.
+"""Every FLOP counter that is installed, run beside our exact count per op type.
 
 The counters disagree in three ways: MACs versus FLOPs, where a transposed convolution is counted (on its
 input grid, where each input value meets the kernel once, or on its output grid, as if it were a
 convolution: x stride² too many), and which ops they count at all. So each counter's figure is broken down
-by op type, set against ours, and the cause is named in words.
+by op type here, to be set against ours and each cause named in words by the analysis
+(`unet_bench.analysis.causes`, `unet_bench.analysis.reconciliation`); what it reads is the plain data of
+`unet_bench.counter_figures`.
 
 Our count (`reference`) walks the forward on the ``meta`` device at the level of torch's operators and
 counts FLOPs by the textbook formula, per image:
