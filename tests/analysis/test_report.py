@@ -19,9 +19,9 @@ from tests.analysis.tiny import records, repeated, row, write
 from unet_bench.analysis import stats
 from unet_bench.analysis.axes import number, plain_numbers
 from unet_bench.analysis.compare import compare
+from unet_bench.analysis.findings import summarize
 from unet_bench.analysis.plots import make_figures
 from unet_bench.analysis.results import load
-from unet_bench.analysis.summary import summarize
 from unet_bench.analysis.tables import sections
 from unet_bench.cli import main
 

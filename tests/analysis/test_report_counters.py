@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 import shutil
 
-from unet_bench.analysis import counters, report
 from unet_bench.cli import main
+from unet_bench.measure import counter_runs
 
 
 def test_report_adds_the_counter_tables_when_asked(tiny_results, tmp_path, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(tiny_results, run)
-    small = functools.partial(counters.report_reconciliations, size=188, base_width=2)  # 572 takes a minute
-    monkeypatch.setattr(report, "report_reconciliations", small)
+    small = functools.partial(counter_runs.report_reconciliations, size=188, base_width=2)  # 572 takes a minute
+    monkeypatch.setattr(counter_runs, "report_reconciliations", small)
     assert main(["report", str(run), "--counters"]) == 0
     markdown = (run / "report" / "report.md").read_text()
     assert "## FLOP counters" in markdown

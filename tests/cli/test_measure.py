@@ -38,6 +38,25 @@ def test_count_json_is_one_record():
     assert record["extra"]["crosscheck"]["agree"]
 
 
+def counter_total(text: str, name: str) -> tuple[str, int]:
+    """A counter's unit and total in the first table of `count --counters` (its rows hold no colon)."""
+    row = next(line for line in text.splitlines() if line.startswith(f"{name} ") and ":" not in line)
+    *_, unit, total, _ratio = row.split()
+    return unit, int(total.replace(",", ""))
+
+
+def test_count_counters_of_a_3d_network_count_the_shape_it_runs_at():
+    shape = ["count", "3d", "--set", "base_width=2", "--size", "92x92x100"]
+    proc = run(*shape, "--counters")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("3d: 1x3x92x92x100 -> ")
+    record = json.loads(run(*shape, "--json").stdout)
+    assert counter_total(proc.stdout, "torch FlopCounterMode") == ("FLOPs", record["flops"])
+    other = sum(record["extra"]["other_ops"].values())  # fvcore counts the norms too
+    assert counter_total(proc.stdout, "fvcore") == ("MACs", record["macs"] + other)
+    assert counter_total(proc.stdout, "ours (exact)")[1] > record["flops"]  # and norms, pooling, element-wise
+
+
 def test_count_text_says_what_is_counted():
     proc = run("count", "bilinear", *TINY, "--layers", "1")
     assert proc.returncode == 0, proc.stderr

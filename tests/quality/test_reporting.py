@@ -7,9 +7,9 @@ import pytest
 from scipy import stats as sstats
 
 from unet_bench.analysis.compare import compare
+from unet_bench.analysis.findings import summarize
 from unet_bench.analysis.results import load
 from unet_bench.analysis.stats import minimal_detectable
-from unet_bench.analysis.summary import summarize
 from unet_bench.analysis.tables import caption
 from unet_bench.record import Case, Record
 

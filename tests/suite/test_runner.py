@@ -21,11 +21,11 @@ from unet_bench import BenchError, create_model
 from unet_bench.measure import measure
 from unet_bench.record import Case, Record
 from unet_bench.suite import runner
+from unet_bench.suite.progress import describe
 from unet_bench.suite.resume import done_in_folder
 from unet_bench.suite.runner import run_isolated, run_suite
 from unet_bench.suite.spec import load_spec
 from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, locked, read_records
-from unet_bench.suite.summary import describe
 
 TINY = """
 name = "tiny"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from unet_bench.measure.counters import (
+from unet_bench.counter_figures import (
     CATEGORIES,
     CONV,
     ELEMENTWISE,

@@ -124,7 +124,7 @@ def _number(value: float) -> str:
 
 def plot_history(result: History, path: str | Path, formats: Sequence[str] = ("png", "svg", "pdf")) -> Path:
     """Draw the history (a line per series, error bars for the intervals) into ``path``."""
-    import matplotlib
+    import matplotlib  # here, not at the top: the backend is chosen before pyplot loads
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

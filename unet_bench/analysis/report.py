@@ -3,7 +3,7 @@
 It says where the numbers come from before it shows them: the environment of every results directory,
 what the counts cover and how timing and memory were measured (read from the records' own method
 strings, so the text cannot drift from the code that measured), how rows are paired and judged, then a
-summary of each variant's real effects with their intervals (`summary`), the tables (split per kind of
+summary of each variant's real effects with their intervals (`findings`), the tables (split per kind of
 metric where one would not fit a 1280 px window), and the figures.
 """
 
@@ -21,19 +21,13 @@ import pandas as pd
 import unet_bench
 from unet_bench.analysis import stats
 from unet_bench.analysis.compare import Comparison, compare
-from unet_bench.analysis.counters import (
-    COUNTERS_INTRO,
-    Reconciliation,
-    breakdown_table,
-    markdown,
-    report_reconciliations,
-    totals_table,
-)
+from unet_bench.analysis.findings import summarize
 from unet_bench.analysis.plots import FigureFile, make_figures
-from unet_bench.analysis.profiles import profile_section
+from unet_bench.analysis.profile_section import profile_section
+from unet_bench.analysis.reconciliation import breakdown_table, counters_intro, markdown, totals_table
 from unet_bench.analysis.results import load, ok
-from unet_bench.analysis.summary import summarize
 from unet_bench.analysis.tables import caption, noise_line, sections
+from unet_bench.counter_figures import Reconciliation
 from unet_bench.errors import BenchError
 from unet_bench.suite.store import prepare_dir
 
@@ -63,19 +57,19 @@ class Report:
 
 def write_report(sources: Sequence[str | Path], out_dir: str | Path | None = None,
                  baseline: str | None = None, per_image: bool = False,
-                 counters: bool = False) -> tuple[Path, Path, list[str]]:
+                 counters: Sequence[tuple[str, Reconciliation]] = ()) -> tuple[Path, Path, list[str]]:
     """Load ``sources``, draw the figures and write ``report.html`` and ``report.md`` into ``out_dir``
     (default: ``report/`` inside the first results directory). Returns the two paths and the notes worth
-    a line on stderr (lines of the results left out, pairing, load). ``counters``: add the FLOP counters
-    reconciled with our count for the paper, bilinear and additive networks at 572 (about a minute on CPU:
-    the counters that trace run real forwards)."""
+    a line on stderr (lines of the results left out, pairing, load). ``counters``: the FLOP counters
+    reconciled with our count, titled (`unet_bench.measure.counter_runs.report_reconciliations`), as a
+    section of their own."""
     frame = load(sources)
     out = Path(out_dir) if out_dir is not None else _default_out(sources[0])
     html_path, md_path = out / "report.html", out / "report.md"
     prepare_out(out, [html_path, md_path])
     try:
         report = build(frame, out / "figures", baseline, per_image)
-        report.counters = report_reconciliations() if counters else []
+        report.counters = list(counters)
         html_path.write_text(to_html(report), encoding="utf-8")
         md_path.write_text(to_markdown(report, figures_relative_to=out), encoding="utf-8")
     except OSError as error:  # the disk filled up, or permissions changed, while writing
@@ -332,7 +326,7 @@ def to_html(report: Report) -> str:
                      f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{data}">'
                      f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
     if report.counters:
-        parts.append(f"<h2>FLOP counters</h2><p>{esc(COUNTERS_INTRO)}</p>")
+        parts.append(f"<h2>FLOP counters</h2><p>{esc(counters_intro(report.counters))}</p>")
     for title, result in report.counters:
         parts.append(f"<h3>{esc(title)}</h3>")
         parts += [table_html(totals_table(result)), table_html(breakdown_table(result))]
@@ -362,7 +356,7 @@ def to_markdown(report: Report, figures_relative_to: Path) -> str:
         lines += [f"### {figure.title}", "", f"![{figure.title}]({png.relative_to(figures_relative_to).as_posix()})",
                   "", figure.caption, ""]
     if report.counters:
-        lines += ["", "## FLOP counters", "", COUNTERS_INTRO, ""]
+        lines += ["", "## FLOP counters", "", counters_intro(report.counters), ""]
     for title, result in report.counters:
         lines += [markdown(result, title), ""]
     if report.notes:

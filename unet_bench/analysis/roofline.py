@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -94,8 +95,6 @@ def format_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def roofline_figure(profile: dict, heading: str) -> Figure:
     """The roofline of ``profile`` (module docstring); ``heading`` names the network and the step."""
-    import matplotlib
-
     with matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(7.5, 5.0))
         ax = figure.add_subplot()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from unet_bench.cli.execution import Execution
 from unet_bench.errors import BenchError
-from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, Case, Record, size_fields
+from unet_bench.record import Case, Record, size_fields
 from unet_bench.suite.checks import BATCH, as_argument, size_or_shape
 
 
@@ -51,19 +52,16 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the record as one JSON object")
 
 
-def case_from_args(args: argparse.Namespace, mode: str) -> Case:
-    """The case a `count` or `time` command line asks for."""
+def case_from_args(args: argparse.Namespace, mode: str, execution: Execution | None = None) -> Case:
+    """The case of mode ``mode`` a `count`, `time` or `profile` command line asks for (``execution``: its
+    execution flags, `Execution.from_args`; a command without them measures at the defaults)."""
     from unet_bench.models.geometry import spatial_shape
 
     cfg = variant_config(args)  # refuses unknown variants, keys and values first
-    return Case(
-        variant=args.name, overrides=tuple(sorted(parsed_overrides(args).items())), mode=mode,
-        device=getattr(args, "device", "cpu"), batch=args.batch, **size_fields(spatial_shape(cfg, args.size)),
-        dtype=getattr(args, "dtype", "fp32"), channels_last=getattr(args, "channels_last", False),
-        compile=getattr(args, "compile", False), tf32=not getattr(args, "no_tf32", False),
-        cudnn_benchmark=getattr(args, "cudnn_benchmark", False), threads=getattr(args, "threads", None),
-        min_run_time_s=getattr(args, "min_run_time", DEFAULT_MIN_RUN_TIME_S),
-    )
+    execution = execution or Execution()
+    execution.check()
+    return Case(variant=args.name, overrides=tuple(sorted(parsed_overrides(args).items())), mode=mode,
+                batch=args.batch, **size_fields(spatial_shape(cfg, args.size)), **execution.case_fields())
 
 
 def refuse_what_cannot_fit(case: Case) -> None:

@@ -16,6 +16,7 @@ from unet_bench.cli.common import (
     refuse_what_cannot_fit,
     shape_line,
 )
+from unet_bench.counter_figures import COUNTERS_SCOPE, Reconciliation
 from unet_bench.record import Record
 from unet_bench.suite.checks import as_argument, integer
 
@@ -44,12 +45,10 @@ def print_counts(record: Record) -> None:
         print(f"{stage:<12} {params:>14,} {macs:>20,} {100 * macs / row['macs']:>6.1f}%")
 
 
-def print_counters(model, case) -> None:
+def print_counters(result: Reconciliation) -> None:
     """Every installed FLOP counter beside our exact count, by op type, with the cause of each difference."""
-    from unet_bench.analysis.counters import breakdown_table, text, totals_table
-    from unet_bench.measure.counters import COUNTERS_SCOPE, run_counters
+    from unet_bench.analysis.reconciliation import breakdown_table, text, totals_table
 
-    result = run_counters(model, (1, model.cfg.in_channels, case.input_size, case.input_size))
     print(f"\nFLOP counters, inference forward, per image ({COUNTERS_SCOPE}):")
     print(text(totals_table(result), long_column="why it differs"))
     print("\nby op type, each in its own unit ('?': the counter reports a total only):")
@@ -59,13 +58,15 @@ def print_counters(model, case) -> None:
 def cmd_count(args: argparse.Namespace) -> int:
     case = case_from_args(args, "counts")
     from unet_bench.measure import build_model, measure_module
+    from unet_bench.measure.counter_runs import run_counters
     from unet_bench.measure.counts import count, layer_table
-    from unet_bench.measure.steps import input_shape
+    from unet_bench.measure.network import network_input_shape
 
     refuse_what_cannot_fit(case)
     try:
         model = build_model(case)
-        counts = count(model, input_shape(case, model.cfg.in_channels, model.cfg.spatial_dims, batch=1))
+        shape = network_input_shape(model, case.size)
+        counts = count(model, shape)
         record = measure_module(model, case, counts=counts)
     except (MemoryError, RuntimeError) as error:
         out_of_memory_as_one_line(case, error)
@@ -75,7 +76,7 @@ def cmd_count(args: argparse.Namespace) -> int:
         return 0
     print_counts(record)
     if args.counters:
-        print_counters(model, case)
+        print_counters(run_counters(model, shape))
     if args.layers:
         print("\nper layer (fvcore; its '#flops' column counts MACs):")
         print(layer_table(counts.analysis, args.layers))

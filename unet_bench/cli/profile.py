@@ -18,9 +18,9 @@ from unet_bench.cli.common import (
     refuse_what_cannot_fit,
     shape_line,
 )
+from unet_bench.cli.execution import PROFILED, Execution, add_execution_arguments
 from unet_bench.errors import BenchError
-from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, DEVICES, DTYPES, Record
-from unet_bench.suite.checks import MIN_RUN_TIME_S, as_argument, threads
+from unet_bench.record import Record
 
 MAX_PROFILED_STEPS = 100
 PLOT_SUFFIXES = (".png", ".svg")
@@ -83,28 +83,27 @@ def print_profile(record: Record, mode: str, top: int) -> None:
 
 def cmd_profile(args: argparse.Namespace) -> int:
     plot = check_plot_path(args.plot)
-    case = case_from_args(args, "profile")
-    if case.device != "cuda" and args.no_tf32:
-        raise BenchError("--no-tf32 applies to CUDA only; add --device cuda or drop it")
-    from unet_bench.measure.case import check_case
-    from unet_bench.measure.profiling import measure_profile
+    execution = Execution.from_args(args)
+    case = case_from_args(args, "profile", execution)
+    from unet_bench.measure.network import check_case
+    from unet_bench.measure.profile_case import measure_profile
 
     check_case(case)
     refuse_what_cannot_fit(case)
     try:
-        record = measure_profile(case, steps=(args.mode,), profiled_steps=args.steps, energy=not args.no_energy)
+        record = measure_profile(case, steps=(execution.mode,), profiled_steps=args.steps, energy=not args.no_energy)
     except (MemoryError, RuntimeError) as error:
         out_of_memory_as_one_line(case, error)
         raise
     if plot is not None:
         from unet_bench.analysis.roofline import write_roofline
 
-        title = f"{record.case.variant} {args.mode} {case.size_text} px"
-        write_roofline(record.profile.profile_by_step[args.mode], title, plot)
+        title = f"{record.case.variant} {execution.mode} {case.size_text} px"
+        write_roofline(record.profile.profile_by_step[execution.mode], title, plot)
     if args.json:
         emit_json(record)
     else:
-        print_profile(record, args.mode, args.top)
+        print_profile(record, execution.mode, args.top)
         if plot is not None:
             print(f"\nroofline        {plot}")
     return 0
@@ -115,17 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "profile", help="per-layer and per-op-kind time, FLOPs, bytes and roofline of a step; energy"
     )
     add_case_arguments(parser)
+    add_execution_arguments(parser, PROFILED)  # a profile runs the eager network: no --compile
     add = parser.add_argument
-    add("--mode", choices=("infer", "train"), default="infer",
-        help="infer: forward under inference_mode; train: forward, loss, backward, SGD step")
-    add("--device", choices=DEVICES, default="cpu")
-    add("--dtype", choices=DTYPES, default="fp32", help="bf16 / fp16 run under autocast")
-    add("--channels-last", action="store_true", help="channels_last memory format")
-    add("--no-tf32", action="store_true", help="CUDA: IEEE fp32 instead of TF32")
-    add("--threads", type=as_argument(threads), default=None, metavar="T",
-        help="intra-op threads (default: every core this process may use)")
-    add("--min-run-time", type=as_argument(MIN_RUN_TIME_S, float), default=DEFAULT_MIN_RUN_TIME_S, metavar="S",
-        help=f"seconds of timed calls for the unprofiled step time (default {DEFAULT_MIN_RUN_TIME_S:g})")
     add("--steps", type=profiled_steps, default=3, metavar="N", help="warm steps under the profiler (default 3)")
     add("--top", type=profiled_steps, default=10, metavar="N", help="layers in the top table (default 10)")
     add("--plot", default=None, metavar="PATH", help="draw the roofline into PATH (.png or .svg)")

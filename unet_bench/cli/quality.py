@@ -6,6 +6,7 @@ import argparse
 import json
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
+from unet_bench.cli.execution import TRAINED, Execution, add_execution_arguments
 from unet_bench.models.config import MAX_SIZE
 from unet_bench.quality.settings import (
     DEFAULT_BATCH,
@@ -16,8 +17,8 @@ from unet_bench.quality.settings import (
     INITS,
     OPTIMIZERS,
 )
-from unet_bench.record import DEFAULT_SEEDS, DEVICES
-from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, as_argument, integer, threads
+from unet_bench.record import DEFAULT_SEEDS
+from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, as_argument, integer
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
@@ -25,12 +26,13 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from unet_bench.quality.folder import load_split
 
     cfg = variant_config(args)
+    execution = Execution.from_args(args)
     data = load_split(args.data, volumes=cfg.spatial_dims == 3) if args.data else None
     result = evaluate_quality(
         cfg, seeds=args.seeds, steps=args.steps, batch=args.batch, tile_out=args.tile_out,
         tile_in=args.tile_in, halo=args.halo, optimizer=args.optimizer, lr=args.lr,
-        weight_map=not args.no_weight_map, init=args.init, data=data, device=args.device,
-        threads=args.threads,
+        weight_map=not args.no_weight_map, init=args.init, data=data, device=execution.device,
+        threads=execution.threads,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -88,8 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", metavar="DIR", default=None,
                         help="a folder of image/mask pairs (images/ + masks/, or train/ + val/) instead of "
                         "the synthetic task")
-    parser.add_argument("--device", default="cpu", choices=DEVICES, help="default cpu")
-    parser.add_argument("--threads", type=as_argument(threads), default=None, metavar="N",
-                        help="torch intra-op threads (default: torch's, i.e. every core)")
+    add_execution_arguments(parser, TRAINED)
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(func=cmd_quality)

@@ -10,7 +10,12 @@ from unet_bench.cli.compare import BASELINE_HELP, PER_IMAGE_HELP, RESULTS_HELP, 
 def cmd_report(args: argparse.Namespace) -> int:
     from unet_bench.analysis.report import write_report
 
-    html_path, md_path, notes = write_report(args.results, args.out, args.baseline, args.per_image, args.counters)
+    counters = []
+    if args.counters:  # measured here, then written by the report as data
+        from unet_bench.measure.counter_runs import report_reconciliations
+
+        counters = report_reconciliations()
+    html_path, md_path, notes = write_report(args.results, args.out, args.baseline, args.per_image, counters)
     print_notes(notes)
     print(f"wrote {html_path}")
     print(f"wrote {md_path}")

@@ -78,9 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if sharded:
         spec = shard.shard_spec(spec, *sharded)
     from unet_bench.suite import runner  # torch and the measurement code, once the file is known good
+    from unet_bench.suite.progress import describe
     from unet_bench.suite.resume import done_in_folder
     from unet_bench.suite.store import prepare_dir
-    from unet_bench.suite.summary import describe
 
     out_dir = runner.results_dir(spec, args.out)
     options = job_options(args)

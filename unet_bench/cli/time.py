@@ -16,9 +16,8 @@ from unet_bench.cli.common import (
     refuse_what_cannot_fit,
     shape_line,
 )
-from unet_bench.errors import BenchError
-from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, DEVICES, DTYPES, Record
-from unet_bench.suite.checks import MIN_RUN_TIME_S, as_argument, threads
+from unet_bench.cli.execution import TIMED, Execution, add_execution_arguments
+from unet_bench.record import Record
 
 GIGA = 1e9
 
@@ -65,12 +64,10 @@ def print_timing(record: Record) -> None:
 
 
 def cmd_time(args: argparse.Namespace) -> int:
-    case = case_from_args(args, args.mode)
-    if case.device != "cuda" and (args.no_tf32 or args.cudnn_benchmark):
-        flag = "--no-tf32" if args.no_tf32 else "--cudnn-benchmark"
-        raise BenchError(f"{flag} applies to CUDA only; add --device cuda or drop it")
+    execution = Execution.from_args(args)
+    case = case_from_args(args, execution.mode, execution)
     from unet_bench.measure import measure
-    from unet_bench.measure.case import check_case
+    from unet_bench.measure.network import check_case
 
     check_case(case)  # a missing GPU is named before the memory check asks it for its size
     refuse_what_cannot_fit(case)
@@ -91,17 +88,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "time", help="latency, throughput, %% of peak and memory of inference or a training step"
     )
     add_case_arguments(time_parser)
-    add = time_parser.add_argument
-    add("--device", choices=DEVICES, default="cpu")
-    add("--mode", choices=("infer", "train"), default="infer",
-        help="infer: forward under inference_mode; train: forward, loss, backward, SGD step")
-    add("--dtype", choices=DTYPES, default="fp32", help="bf16 / fp16 run under autocast")
-    add("--channels-last", action="store_true", help="channels_last memory format")
-    add("--compile", action="store_true", help="torch.compile (compile time reported apart)")
-    add("--no-tf32", action="store_true", help="CUDA: IEEE fp32 instead of TF32")
-    add("--cudnn-benchmark", action="store_true", help="CUDA: cudnn.benchmark autotuning")
-    add("--threads", type=as_argument(threads), default=None, metavar="T",
-        help="intra-op threads (default: every core this process may use)")
-    add("--min-run-time", type=as_argument(MIN_RUN_TIME_S, float), default=DEFAULT_MIN_RUN_TIME_S, metavar="S",
-        help=f"seconds of timed calls, at least 3 calls (default {DEFAULT_MIN_RUN_TIME_S:g})")
+    add_execution_arguments(time_parser, TIMED)
     time_parser.set_defaults(func=cmd_time)

@@ -4,7 +4,8 @@
 measures any ``nn.Module`` by the same rules.
 """
 
-from unet_bench.measure.case import build_model, count_case, measure, measure_module
+from unet_bench.measure.case import count_case, measure, measure_module
+from unet_bench.measure.network import build_model
 from unet_bench.measure.outcome import classify_failure
 
 __all__ = ["build_model", "classify_failure", "count_case", "measure", "measure_module"]

@@ -1,8 +1,8 @@
 """`measure(case) -> Record`: the one way a case is measured, whatever its mode.
 
 ``counts``, ``infer`` and ``train`` build the case's network and measure it here (counts, then timing
-and memory); ``quality`` trains and scores it (`unet_bench.quality.case`); ``profile`` profiles its
-inference forward and training step per layer (`unet_bench.measure.profiling`). Every record is finished by
+and memory); ``quality`` trains and scores it (`unet_bench.measure.quality_case`); ``profile`` profiles its
+inference forward and training step per layer (`unet_bench.measure.profile_case`). Every record is finished by
 `outcome.finish` (environment, timestamp, duration). Failures raise (a `BenchError` for a case that
 cannot be valid, an out-of-memory error, ...): the suite files them with `outcome.classify_failure`.
 """
@@ -15,50 +15,22 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from unet_bench.errors import BenchError, choices
+from unet_bench.errors import BenchError
 from unet_bench.measure import env
 from unet_bench.measure.control import control_step, describe
 from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.ddp import measure_ddp
 from unet_bench.measure.fields import control_values, counts_values, paired_values, timing_values
 from unet_bench.measure.memory import memory_values
+from unet_bench.measure.network import build_model, check_case, in_channels_of, network_input_shape, spatial_dims_of
 from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
-from unet_bench.measure.steps import backend_flags, build_step, input_shape, spatial_dims_of
+from unet_bench.measure.profile_case import measure_profile
+from unet_bench.measure.quality_case import measure_quality
+from unet_bench.measure.steps import backend_flags, build_step
 from unet_bench.measure.timing import time_call, warmup_calls
-from unet_bench.models.external import is_external
-from unet_bench.models.geometry import check_input_size, spatial_shape
-from unet_bench.models.registry import build_network, get_config
-from unet_bench.quality.case import measure_quality
-from unet_bench.record import DEVICES, DTYPES, MODES, Case, Record
-
-
-def check_case(case: Case) -> None:
-    """Refuse a case that cannot be measured here, with the valid choices."""
-    for name, value, allowed in (("mode", case.mode, MODES), ("device", case.device, DEVICES),
-                                 ("dtype", case.dtype, DTYPES)):
-        if value not in allowed:
-            raise BenchError(f"{name}={value!r} is not valid; choose one of {choices(allowed)}")
-    if case.device == "cuda" and not torch.cuda.is_available():
-        raise BenchError(
-            f"device 'cuda' is not available here (torch {torch.__version__}, "
-            f"{'built without CUDA' if torch.version.cuda is None else 'no GPU visible'}); use device 'cpu'"
-        )
-    if case.batch < 1:
-        raise BenchError(f"batch={case.batch} is not valid; it must be a positive integer")
-    if case.threads is not None and case.threads < 1:
-        raise BenchError(f"threads={case.threads} is not valid; it must be a positive integer")
-    if case.mode == "quality" and is_external(case.variant):
-        raise BenchError(f"mode 'quality' trains our own variants; {case.variant} is measured in modes "
-                         f"{choices(m for m in MODES if m != 'quality')}")
-
-
-def build_model(case: Case) -> nn.Module:
-    """The case's variant with its overrides, after checking the case and its input size."""
-    check_case(case)
-    cfg = get_config(case.variant, **case.overrides_dict())
-    check_input_size(cfg, *spatial_shape(cfg, case.size))
-    return build_network(cfg)
+from unet_bench.models.geometry import input_shape
+from unet_bench.record import Case, Record
 
 
 def count_case(case: Case) -> Counts:
@@ -68,7 +40,7 @@ def count_case(case: Case) -> Counts:
     result to every case and repeat that needs it, so that no forward pass is run twice for counting.
     """
     model = build_model(case)
-    counts = count(model, input_shape(case, model.cfg.in_channels, model.cfg.spatial_dims, batch=1))
+    counts = count(model, network_input_shape(model, case.size))
     return dataclasses.replace(counts, analysis=None)
 
 
@@ -91,19 +63,13 @@ def _measure_quality(case: Case, counts: Counts | None, ceiling: Ceiling | None)
     return finish(measure_quality(case, counts), started, case.device)
 
 
-def _measure_profile(case: Case, counts: Counts | None, ceiling: Ceiling | None) -> Record:
-    from unet_bench.measure.profiling import measure_profile
-
-    return measure_profile(case, counts, ceiling)
-
-
 # Which function measures which mode: every mode of `MODES` has exactly one entry.
 MEASURES: dict[str, Callable[[Case, Counts | None, Ceiling | None], Record]] = {
     "counts": _measure_network,
     "infer": _measure_network,
     "train": _measure_network,
     "quality": _measure_quality,
-    "profile": _measure_profile,
+    "profile": measure_profile,
     "train-ddp": measure_ddp,
 }
 
@@ -114,17 +80,6 @@ def _reference_step(case: Case) -> Callable[[], object] | None:
         return None
     model = build_model(case.reference)
     return build_step(model, case.reference, in_channels_of(model)).run
-
-
-def in_channels_of(model: nn.Module) -> int:
-    """Input channels of a network: its config's, else those of its first convolution."""
-    cfg = getattr(model, "cfg", None)
-    if cfg is not None and hasattr(cfg, "in_channels"):
-        return cfg.in_channels
-    for module in model.modules():
-        if isinstance(module, nn.modules.conv._ConvNd):
-            return module.in_channels
-    raise BenchError(f"cannot tell the input channels of {type(model).__name__}; pass in_channels")
 
 
 def measure_module(
@@ -147,7 +102,7 @@ def measure_module(
         model = model.to(case.device)
         channels = in_channels or in_channels_of(model)
         if counts is None:
-            counts = count(model, input_shape(case, channels, spatial_dims_of(model), batch=1), device=case.device)
+            counts = count(model, input_shape(case.size, channels, spatial_dims_of(model)), device=case.device)
         record = Record.for_case(case, **counts_values(counts))
         record.threads_used = threads
         if hasattr(getattr(model, "cfg", None), "to_dict"):

@@ -47,7 +47,7 @@ from unet_bench.measure.peaks import Ceiling
 from unet_bench.measure.steps import LEARNING_RATE, MOMENTUM, autocast, make_input
 from unet_bench.measure.timing import MAX_BLOCKS, MIN_BLOCKS, _run_blocks, calls_per_block, warmup_calls
 from unet_bench.models.footprint import world_sizes_problem
-from unet_bench.models.geometry import check_input_size, output_size
+from unet_bench.models.geometry import check_input_size, input_shape, output_size
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
 from unet_bench.record import DEFAULT_WORLD_SIZES, Case, Record
@@ -66,7 +66,7 @@ def measure_ddp(case: Case, counts: Counts | None = None, ceiling: Ceiling | Non
     cfg = get_config(case.variant, **case.overrides_dict())
     check_input_size(cfg, case.input_size, case.input_size)
     if counts is None:
-        counts = count(UNet(cfg), (1, cfg.in_channels, case.input_size, case.input_size))
+        counts = count(UNet(cfg), input_shape(case.size, cfg.in_channels, cfg.spatial_dims))
     runs = {size: _run_world(case, size) for size in world_sizes}
     base = min(world_sizes)
     per_rank = {size: run["images_per_s"] / size for size, run in runs.items()}

@@ -20,6 +20,7 @@ import torch
 from scipy import stats as sstats
 
 from unet_bench.measure import env
+from unet_bench.measure.case import measure
 from unet_bench.measure.control import control_step, describe
 from unet_bench.record import MODES, Case
 
@@ -118,8 +119,6 @@ def smoke_cases(device: str) -> list[Case]:
 
 def smoke(devices: list[str]) -> list[dict[str, Any]]:
     """Each smoke case measured here: ``ok`` with its wall time, or the error's last line."""
-    from unet_bench.measure.case import measure
-
     results = []
     for device in devices:
         for case in smoke_cases(device):

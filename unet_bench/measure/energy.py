@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 POWERCAP = Path("/sys/class/powercap")
 IDLE_S = 1.0  # idle power sampled over this long before the run
 IDLE_SAMPLES = 10
@@ -69,8 +71,6 @@ def nvml_energy(fn: Callable[[], object], device_index: int = 0, run_s: float = 
     except pynvml.NVMLError as error:
         return unavailable(f"NVML did not start ({error})")
     try:
-        import torch
-
         handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
         try:
             pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
@@ -147,7 +147,5 @@ def rapl_energy(fn: Callable[[], object], run_s: float = RUN_S, root: Path = POW
 def step_energy(fn: Callable[[], object], device: str) -> Energy:
     """Energy per call of ``fn`` on ``device`` by the method that device offers (module docstring)."""
     if device == "cuda":
-        import torch
-
         return nvml_energy(fn, torch.cuda.current_device())
     return rapl_energy(fn)

@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from unet_bench.kinds import NETWORK, OPTIMIZER, STEP
 from unet_bench.measure.counts import meta_copy
+from unet_bench.measure.steps import LEARNING_RATE, MOMENTUM
 
 SCOPE_PREFIX = "layer::"
 MODULE_KINDS: tuple[tuple[type, str], ...] = (
@@ -189,8 +190,6 @@ class _ByteCounter(TorchDispatchMode):
 def count_layers(model: nn.Module, input_shape: tuple[int, ...], train: bool) -> LayerCounts:
     """FLOPs and bytes per (layer, kind) of one inference forward or training step (forward, cross-entropy,
     backward, SGD with momentum), on a ``meta`` copy of ``model`` (shapes only: no compute)."""
-    from unet_bench.measure.steps import LEARNING_RATE, MOMENTUM
-
     meta = meta_copy(model)
     counts = LayerCounts(kinds=leaf_kinds(meta))
     params = {id(p) for p in meta.parameters()}

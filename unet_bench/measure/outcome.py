@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from unet_bench.measure import env
+from unet_bench.models.registry import get_config
 from unet_bench.record import Case, Record
 
 OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory", "bad_alloc")
@@ -65,8 +66,6 @@ def failed(case: Case, status: str, message: str, started: Started | None = None
     process's, without device details (a skipped or crashed case may name a device this process never
     touched).
     """
-    from unet_bench.models import get_config
-
     if environment is None:
         environment = {k: v for k, v in env.fingerprint("cpu").items() if k not in ("device", "device_name")}
     record = Record.for_case(case, status=status, message=message,

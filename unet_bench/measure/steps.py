@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from unet_bench.measure.counts import meta_copy
-from unet_bench.models.geometry import sides
+from unet_bench.measure.network import spatial_dims_of
+from unet_bench.models.geometry import input_shape
 from unet_bench.record import Case
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -90,29 +91,13 @@ def compile_model(model: nn.Module, mode: str) -> Callable[[torch.Tensor], torch
     return call
 
 
-def spatial_dims_of(model: nn.Module) -> int:
-    """Spatial axes a network takes: its config's, else its first convolution's (2 for images, 3 for volumes)."""
-    dims = getattr(getattr(model, "cfg", None), "spatial_dims", None)
-    if dims is not None:
-        return dims
-    for module in model.modules():
-        if isinstance(module, nn.modules.conv._ConvNd):
-            return len(module.kernel_size)
-    return 2
-
-
-def input_shape(case: Case, in_channels: int, dims: int, batch: int | None = None) -> tuple[int, ...]:
-    """``(batch, C, *sides)`` of the case's input (``batch`` defaults to the case's)."""
-    return (case.batch if batch is None else batch, in_channels, *sides(case.size, dims))
-
-
 def memory_format(dims: int) -> torch.memory_format:
     """The channels-last layout of a ``dims``-D network's tensors (torch names the 3-D one apart)."""
     return torch.channels_last_3d if dims == 3 else torch.channels_last
 
 
 def make_input(case: Case, in_channels: int, dims: int = 2) -> torch.Tensor:
-    x = torch.randn(input_shape(case, in_channels, dims), device=case.device)
+    x = torch.randn(input_shape(case.size, in_channels, dims, case.batch), device=case.device)
     return x.contiguous(memory_format=memory_format(dims)) if case.channels_last else x
 
 

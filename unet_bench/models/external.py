@@ -13,10 +13,14 @@ skip, so any size works for them (an smp model that sets ``requires_divisible_in
 its encoder's output stride). The smallest valid size is the first multiple whose forward runs
 and returns the input's size (a norm needs more than one pixel at the bottleneck), found on the ``meta``
 device at no compute cost.
+
+Torch (and each library) is imported inside the functions that build or run a network: naming, listing and
+checking a network needs neither, so the command line answers without them.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import functools
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.models.config import UNetConfig
+from unet_bench.models.geometry import Trace, check_input_size
 
 if TYPE_CHECKING:
     from torch import nn
@@ -289,8 +294,6 @@ class ExternalConfig:
 
     def trace(self, size: int) -> Any:
         """The geometry's `Trace` of one dimension (output = input), or None for an invalid size."""
-        from unet_bench.models.geometry import Trace
-
         first, period = self.progression()
         if size < first or size % period:
             return None
@@ -299,8 +302,6 @@ class ExternalConfig:
     def largest_feature_map(self, size: int | tuple[int, int]) -> int:
         """Values in the largest map any module returns (one image), from a forward on the meta device;
         ``size`` is the side of a square input or (height, width)."""
-        from unet_bench.models.geometry import check_input_size
-
         shape = (size, size) if isinstance(size, int) else tuple(size)
         check_input_size(self, *shape)
         return _largest_map(self, shape)
@@ -358,8 +359,6 @@ def _largest_map(cfg: ExternalConfig, shape: tuple[int, ...]) -> int:
 
 def parse_value(text: str) -> Any:
     """A command-line ``--set`` value for a library's argument: a Python literal, else the text itself."""
-    import ast
-
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

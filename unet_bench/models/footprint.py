@@ -3,6 +3,7 @@
 A floor, not a prediction (a real forward holds the skips, a training step far more): a case over it
 cannot fit, so it is refused (or recorded ``oom``) with this figure before anything is allocated, rather
 than failing inside torch. The parameters are counted on the meta device: no memory, milliseconds.
+Torch is imported inside the functions that need it: the command line checks a case before it loads torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from unet_bench.errors import BenchError
 from unet_bench.models.config import UNetConfig
 from unet_bench.models.geometry import largest_feature_map
+from unet_bench.models.registry import build_network, get_config
 
 if TYPE_CHECKING:
     from unet_bench.record import Case
@@ -25,8 +27,6 @@ GIB = 2**30
 @functools.lru_cache(maxsize=256)
 def parameter_count(cfg: UNetConfig) -> int:
     import torch
-
-    from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
         return sum(p.numel() for p in build_network(cfg).parameters())
@@ -73,8 +73,6 @@ def why_it_cannot_fit(cfg: UNetConfig, size: int | tuple[int, ...], batch: int, 
 def why_case_cannot_fit(case: Case, cpu_limit_gb: float | None = None) -> str | None:
     """`why_it_cannot_fit` for a case (``cpu_limit_gb`` counts on CPU only); None for a case that is not
     valid either (whatever measures it meets that error and reports it)."""
-    from unet_bench.models.registry import get_config
-
     try:
         cfg = get_config(case.variant, **case.overrides_dict())
         return why_it_cannot_fit(cfg, case.size, case.batch, case.dtype, case.device,

@@ -119,6 +119,13 @@ def sides(size: int | tuple[int, ...] | list[int], dims: int) -> tuple[int, ...]
     return (int(size),) * dims
 
 
+def input_shape(size: int | tuple[int, ...] | list[int], in_channels: int, dims: int,
+                batch: int = 1) -> tuple[int, ...]:
+    """``(batch, C, *sides)`` of a ``dims``-D network's input: the one place an input's shape is built, so
+    that a 3-D network or a size per axis is counted, timed and profiled at the shape it runs at."""
+    return (batch, in_channels, *sides(size, dims))
+
+
 def output_size(cfg: UNetConfig, size: int | tuple[int, ...]) -> int | tuple[int, ...]:
     """Output size for an input size (an int, or one size per axis, each checked independently)."""
     if isinstance(size, tuple):

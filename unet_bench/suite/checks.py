@@ -8,6 +8,7 @@ flag and the file key it mirrors accept exactly the same values). Numbers must b
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Callable
 from typing import Any
@@ -130,8 +131,6 @@ def size_or_shape(value: Any) -> int | tuple[int, ...]:
 def as_argument(check: Checker, kind: type = int) -> Callable[[str], Any]:
     """An argparse ``type``: parse the text as ``kind``, then apply the same checker the file keys use."""
     def parse(text: str) -> Any:
-        import argparse
-
         try:
             value = kind(text)
         except ValueError:

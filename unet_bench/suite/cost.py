@@ -1,7 +1,8 @@
 """Predicted wall time of a case, for ``--dry-run`` and the progress bar's ETA.
 
 A model of what `unet_bench.measure.measure` does, priced from the case's forward FLOPs (counted on the
-meta device, no compute) and a few constants of this kind of machine.
+meta device, no compute) and a few constants of this kind of machine. Torch and the measure modules are
+imported inside the functions that use them: a dry run checks and prices a suite before any of them loads.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import math
 import os
 
 from unet_bench.models.config import UNetConfig
-from unet_bench.models.geometry import spatial_shape
+from unet_bench.models.geometry import input_shape
+from unet_bench.models.registry import build_network, get_config
+from unet_bench.quality.settings import DEFAULT_STEPS
 from unet_bench.record import Case
 
 # Rates of fp32 UNet convolutions through oneDNN on one AVX-512 core (2.6 GHz Xeon, fitted to the default
@@ -33,11 +36,10 @@ def forward_flops(cfg: UNetConfig, input_size: int | tuple[int, ...]) -> int:
     import torch
 
     from unet_bench.measure.counts import flop_counter_counts
-    from unet_bench.models.registry import build_network
 
     with torch.device("meta"):
         model = build_network(cfg).to("meta")  # a library may create a tensor on the CPU explicitly
-    shape = (1, cfg.in_channels, *spatial_shape(cfg, input_size))
+    shape = input_shape(input_size, cfg.in_channels, cfg.spatial_dims)
     return sum(flop_counter_counts(model, shape, train=False).values())
 
 
@@ -60,8 +62,6 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality", "train-ddp") else 1)
     cost = (0.0 if timed_only else CASE_OVERHEAD_S) + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
-        from unet_bench.quality.settings import DEFAULT_STEPS
-
         cost += case.seeds * (case.steps or DEFAULT_STEPS) * step_s
     elif case.mode in ("infer", "train"):
         paired = timed_only or case.reference is not None
@@ -70,7 +70,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
         cost += (warmup_calls(case.device, case.compile) + case.memory) * step_s + timed_s
     elif case.mode == "profile":  # infer then train: warm-up, timed budget, profiled steps, energy run
         from unet_bench.measure.energy import IDLE_S, RUN_S
-        from unet_bench.measure.profile import PROFILED_STEPS
+        from unet_bench.measure.step_profile import PROFILED_STEPS
 
         for steps_s in (forward_s * case.batch, 3 * forward_s * case.batch):
             timed_s = max(MIN_BLOCKS * steps_s, case.min_run_time_s)
@@ -88,7 +88,6 @@ def run_once_costs(cases: list[Case]) -> list[float]:
     size (one real forward, in the runner) and the ceiling of its device, precision and threads, each
     charged to the first case that needs it."""
     from unet_bench.measure.peaks import ceiling_key
-    from unet_bench.models import get_config
 
     seen: set[tuple] = set()
     costs = []

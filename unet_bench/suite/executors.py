@@ -26,11 +26,11 @@ from typing import Any
 from unet_bench.errors import BenchError
 from unet_bench.measure.outcome import failed
 from unet_bench.record import Case, Record
+from unet_bench.suite.progress import Summary, case_line
 from unet_bench.suite.resume import done_cases, refuse_unless_resuming, resuming_line
 from unet_bench.suite.runner import run_suite
 from unet_bench.suite.spec import Spec
 from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, locked, prepare_dir, read_records
-from unet_bench.suite.summary import Summary, case_line
 
 JOBS_FOLDER = ".jobs"
 DEFAULT_TIME_LIMIT_MIN = 60

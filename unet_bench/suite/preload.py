@@ -19,7 +19,7 @@ def _warm_up() -> None:
     with torch.device("meta"):
         model = UNet(cfg)
     size = geometry.smallest_valid_size(cfg)
-    flop_counter_counts(model, (1, 1, size, size), train=True)
+    flop_counter_counts(model, geometry.input_shape(size, cfg.in_channels, cfg.spatial_dims), train=True)
     env.git_commit()
     env.cpu_model()
 

@@ -29,6 +29,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from unet_bench.errors import BenchError
@@ -39,10 +40,10 @@ from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
 from unet_bench.models.footprint import why_case_cannot_fit
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.grid import Planned
+from unet_bench.suite.progress import BatchSearch, Summary, case_line
 from unet_bench.suite.resume import done_cases, oom_limits, refuse_unless_resuming, resuming_line
 from unet_bench.suite.spec import Spec
 from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, WriteError, locked, prepare_dir
-from unet_bench.suite.summary import BatchSearch, Summary, case_line
 
 POLL_S = 0.05  # how often the parent reads a CPU case's resident memory when a limit is set
 OVER_LIMIT = "the case's process went over the CPU memory limit: peak resident memory {:.2f} GiB > {:g} GiB ({})"
@@ -53,8 +54,6 @@ def unavailable(case: Case) -> str | None:
     if case.mode not in MODES:
         return f"mode {case.mode!r} is not available in this version of unet-bench"
     if case.device == "cuda":
-        import torch
-
         if not torch.cuda.is_available():  # asks the driver; creates no CUDA context in this process
             return "device 'cuda' is not available on this machine"
     return None

@@ -1,31 +1,23 @@
 """The counter reconciliation as tables: each counter's total and ratio to ours with the causes, and the
-breakdown by op type, for the terminal (`unet-bench count --counters`) and the report (Markdown)."""
+breakdown by op type, for the terminal (`unet-bench count --counters`) and the report (Markdown).
+
+It reads what `unet_bench.measure.counter_runs` measured (`unet_bench.counter_figures`): no network is
+built and no counter runs here."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from unet_bench.analysis.causes import explain
-from unet_bench.measure.counters import CATEGORIES, COUNTERS_SCOPE, Reconciliation
-
-REPORT_NETWORKS = ("paper", "bilinear", "additive")
-REPORT_SIZE = 572  # the paper's tile
-COUNTERS_INTRO = (f"Every installed FLOP counter beside our exact count, inference forward at {REPORT_SIZE}x"
-                  f"{REPORT_SIZE}, per image ({COUNTERS_SCOPE}). 'x ours' is the counter's total over ours as "
-                  "each reports it: a MAC counter that agrees reads 0.500.")
+from unet_bench.counter_figures import CATEGORIES, COUNTERS_SCOPE, Reconciliation
 
 
-def report_reconciliations(networks: tuple[str, ...] = REPORT_NETWORKS, size: int = REPORT_SIZE,
-                           **overrides: object) -> list[tuple[str, Reconciliation]]:
-    """The reconciliation of each network at ``size`` (config ``overrides`` on top), titled, for the report."""
-    from unet_bench.measure.counters import run_counters
-    from unet_bench.models import create_model
-
-    out = []
-    for name in networks:
-        model = create_model(name, **overrides)
-        out.append((f"{name} at {size}x{size}", run_counters(model, (1, model.cfg.in_channels, size, size))))
-    return out
+def counters_intro(results: list[tuple[str, Reconciliation]]) -> str:
+    """The report section's opening sentence, at the input the reconciliations counted."""
+    sides = results[0][1].sides_text if results else ""
+    return (f"Every installed FLOP counter beside our exact count, inference forward at {sides}, per image "
+            f"({COUNTERS_SCOPE}). 'x ours' is the counter's total over ours as each reports it: a MAC counter "
+            "that agrees reads 0.500.")
 
 
 def totals_table(result: Reconciliation) -> pd.DataFrame:

@@ -5,11 +5,11 @@ import pytest
 
 from unet_bench.kinds import STEP, by_kind
 from unet_bench.measure.bandwidth import Bandwidth
-from unet_bench.measure.case import build_model
 from unet_bench.measure.counts import count
 from unet_bench.measure.layers import count_layers
+from unet_bench.measure.network import build_model
 from unet_bench.measure.peaks import Ceiling
-from unet_bench.measure.profile import BETWEEN_OPS, profile_step
+from unet_bench.measure.step_profile import BETWEEN_OPS, profile_step
 from unet_bench.measure.steps import build_step
 from unet_bench.measure.timing import time_call
 from unet_bench.record import Case

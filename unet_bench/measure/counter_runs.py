@@ -1,9 +1,11 @@
-"""Every FLOP counter that is installed, run beside our exact count, and each difference explained.
+"""Every FLOP counter that is installed, run beside our exact count per op type.
 
 The counters disagree in three ways: MACs versus FLOPs, where a transposed convolution is counted (on its
 input grid, where each input value meets the kernel once, or on its output grid, as if it were a
 convolution: x stride² too many), and which ops they count at all. So each counter's figure is broken down
-by op type, set against ours, and the cause is named in words.
+by op type here, to be set against ours and each cause named in words by the analysis
+(`unet_bench.analysis.causes`, `unet_bench.analysis.reconciliation`); what it reads is the plain data of
+`unet_bench.counter_figures`.
 
 Our count (`reference`) walks the forward on the ``meta`` device at the level of torch's operators and
 counts FLOPs by the textbook formula, per image:
@@ -20,46 +22,45 @@ counts FLOPs by the textbook formula, per image:
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import importlib.metadata
+import io
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
-from unet_bench.measure.counts import eval_mode, meta_copy
+from unet_bench.counter_figures import (
+    CATEGORIES,
+    CONV,
+    ELEMENTWISE,
+    INTERP,
+    NORM,
+    NOT_INSTALLED,
+    OTHER,
+    POOL,
+    TRANSPOSED,
+    Counter,
+    Reconciliation,
+    Reference,
+)
+from unet_bench.measure.counts import eval_mode, fvcore_analysis, meta_copy
+from unet_bench.measure.network import network_input_shape
+from unet_bench.models.external import _torchvision_without_kernels, unchanged_environment
+from unet_bench.models.registry import create_model
 
-CONV, TRANSPOSED, INTERP, NORM, POOL, ELEMENTWISE, OTHER = (
-    "convolution", "transposed convolution", "interpolation", "normalisation", "pooling", "element-wise", "other")
-CATEGORIES = (CONV, TRANSPOSED, INTERP, NORM, POOL, ELEMENTWISE, OTHER)
-COUNTERS_SCOPE = ("ours: 2 FLOPs per multiply-accumulate, transposed convolutions on their input grid, "
-                  "interpolation, norms, pooling and element-wise ops by their arithmetic; see "
-                  "unet_bench.measure.counters")
-NOT_INSTALLED = "not installed"
+REPORT_NETWORKS = ("paper", "bilinear", "additive")
+REPORT_SIZE = 572  # the paper's tile
 
 _ARITHMETIC_OPS = {"add", "sub", "mul", "div", "rsub", "neg", "where"}
 _ACTIVATION_OPS = {"relu", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "elu", "hardtanh", "threshold", "clamp",
                    "clamp_min", "exp", "prelu"}
 _MATMUL_OPS = {"mm", "addmm", "bmm", "baddbmm"}
-
-
-@dataclass
-class Reference:
-    """Our exact count: FLOPs per op type, the values each type produced, and the alternatives that other
-    conventions give (for naming a difference)."""
-
-    flops: dict[str, int]
-    values: dict[str, int]  # output values of the ops of each type (what "per value" conventions multiply)
-    bias_adds: dict[str, int]  # inside element-wise: one per output value of a (transposed) conv with a bias
-    activations: int  # inside element-wise: one per output value of an activation
-    arithmetic: int  # inside element-wise: additions and products of maps (a skip added to the decoder's map)
-    transposed_output_grid: int  # FLOPs of the transposed convolutions if counted on their output grid
-
-    @property
-    def total(self) -> int:
-        return sum(self.flops.values())
 
 
 class _Tally(TorchDispatchMode):
@@ -157,41 +158,12 @@ def by_layer(model: nn.Module, per_layer: dict[str, float], total: float) -> dic
     return out
 
 
-@dataclass
-class Counter:
-    """One counter's figure: its unit, total and (where it reports per layer or op) its breakdown."""
-
-    name: str
-    unit: str  # "MACs" or "FLOPs", as the counter's own documentation calls its figure
-    total: int | None = None
-    by_type: dict[str, int] | None = None
-    status: str = "ok"  # ok | not installed | failed: ...
-    version: str | None = None
-
-    @property
-    def per_flop(self) -> int:
-        """How many of its units one of our FLOPs is worth: MAC counters count half."""
-        return 1 if self.unit == "FLOPs" else 2
-
-
-@dataclass
-class Reconciliation:
-    """Our count beside every counter, with each difference's cause."""
-
-    reference: Reference
-    counters: list[Counter] = field(default_factory=list)
-
-    def ratio(self, counter: Counter) -> float | None:
-        """The counter's total over ours (both as it reports them: a MAC counter agreeing reads 0.5)."""
-        return None if counter.total is None else counter.total / self.reference.total
-
-
 # --- the counters ----------------------------------------------------------------------------------------
+# Each other library is imported inside its runner: they are optional (the ``counters`` extra), and one that
+# is missing is listed as not installed rather than stopping the others.
 
 
 def _fvcore(model: nn.Module, x: torch.Tensor) -> Counter:
-    from unet_bench.measure.counts import fvcore_analysis
-
     analysis = fvcore_analysis(model, x)
     by_module = analysis.by_module_and_operator()
     modules = dict(model.named_modules())
@@ -213,8 +185,6 @@ def _fvcore(model: nn.Module, x: torch.Tensor) -> Counter:
 
 
 def _flop_counter_mode(model: nn.Module, x: torch.Tensor) -> Counter:
-    from torch.utils.flop_counter import FlopCounterMode
-
     meta = meta_copy(model)
     counter = FlopCounterMode(display=False)
     with eval_mode(meta), torch.no_grad(), counter:
@@ -229,8 +199,6 @@ def _flop_counter_mode(model: nn.Module, x: torch.Tensor) -> Counter:
 
 def _ptflops(model: nn.Module, x: torch.Tensor) -> Counter:
     """ptflops' own pipeline (its `get_model_complexity_info`, step by step), reading each layer's count."""
-    import io
-
     from ptflops import pytorch_engine as engine
 
     counted = engine.add_flops_counting_methods(model)
@@ -309,16 +277,9 @@ def run_counters(model: nn.Module, input_shape: tuple[int, ...]) -> Reconciliati
     A counter that is not installed (or cannot import: calflops needs transformers) is listed as such; one
     that fails on this network is listed with its one-line error; neither stops the others.
     """
-    import contextlib
-    import copy
-    import importlib.metadata
-    import io
-
-    from unet_bench.models.external import _torchvision_without_kernels, unchanged_environment
-
     with unchanged_environment():
         _torchvision_without_kernels()  # ptflops, calflops and thop's imports reach torchvision
-    result = Reconciliation(reference(model, input_shape))
+    result = Reconciliation(reference(model, input_shape), input_shape=tuple(input_shape))
     x = torch.zeros(input_shape)
     for name, package, run in COUNTERS:
         try:
@@ -339,3 +300,14 @@ def run_counters(model: nn.Module, input_shape: tuple[int, ...]) -> Reconciliati
         counter.version = version
         result.counters.append(counter)
     return result
+
+
+def report_reconciliations(networks: tuple[str, ...] = REPORT_NETWORKS, size: int | tuple[int, ...] = REPORT_SIZE,
+                           **overrides: object) -> list[tuple[str, Reconciliation]]:
+    """The reconciliation of each network at ``size`` (config ``overrides`` on top), titled, for the report."""
+    out = []
+    for name in networks:
+        model = create_model(name, **overrides)
+        result = run_counters(model, network_input_shape(model, size))
+        out.append((f"{name} at {result.sides_text}", result))
+    return out

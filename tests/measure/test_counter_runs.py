@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from unet_bench.analysis.causes import explain
-from unet_bench.measure import counters
-from unet_bench.measure.counters import reference, run_counters
+from unet_bench.measure import counter_runs
+from unet_bench.measure.counter_runs import reference, run_counters
 
 
 def tiny() -> nn.Module:
@@ -77,7 +77,7 @@ def test_each_counter_reconciles_with_the_hand_count():
 
 
 def test_a_counter_not_installed_is_listed_never_an_error(monkeypatch):
-    monkeypatch.setattr(counters, "COUNTERS", (("nocounter", "no-such-counter-package", None),))
+    monkeypatch.setattr(counter_runs, "COUNTERS", (("nocounter", "no-such-counter-package", None),))
     result = run_counters(tiny(), (1, 1, 6, 6))
     assert [(c.name, c.status, c.total) for c in result.counters] == [("nocounter", "not installed", None)]
     assert causes(result, result.counters[0]) == ["not installed"]

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 from unet_bench.kinds import BETWEEN_OPS, NETWORK, OPTIMIZER, STEP, by_kind
 from unet_bench.measure.bandwidth import Bandwidth
@@ -175,8 +176,6 @@ def profile_step(step: Step, mode: str, device: str, step_s: float, ceiling: Cei
 
     ``step_s``: the step's median time without the profiler, timed by the caller.
     """
-    from torch.profiler import ProfilerActivity, profile
-
     model, batch = step.model, step.x.shape[0]
     counts: LayerCounts = count_layers(model, tuple(step.x.shape), train=mode == "train")
     if mode == "infer":

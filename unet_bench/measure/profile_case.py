@@ -2,7 +2,7 @@
 forward and of the training step, with the counts and both ceilings.
 
 Each step is first timed without the profiler (`timing.time_call`, the step time the profile is checked
-against), then profiled (`profile.profile_step`), then run for its energy (`energy.step_energy`). The record
+against), then profiled (`step_profile.profile_step`), then run for its energy (`energy.step_energy`). The record
 keeps both in its ``profile`` and ``energy`` groups (``profile_by_step``, ``energy_by_step``); energy
 per image and per output
 megapixel (inference) and per training step are record fields when the hardware has a counter.
@@ -20,10 +20,11 @@ from unet_bench.measure.bandwidth import measure_bandwidth
 from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.energy import Energy, step_energy
 from unet_bench.measure.fields import counts_values
+from unet_bench.measure.network import build_model, network_input_shape
 from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
-from unet_bench.measure.profile import PROFILED_STEPS, Profile, profile_step
-from unet_bench.measure.steps import backend_flags, build_step, input_shape, spatial_dims_of
+from unet_bench.measure.step_profile import PROFILED_STEPS, Profile, profile_step
+from unet_bench.measure.steps import backend_flags, build_step
 from unet_bench.measure.timing import time_call, warmup_calls
 from unet_bench.record import Case, Record
 
@@ -46,8 +47,6 @@ def measure_profile(case: Case, counts: Counts | None = None, ceiling: Ceiling |
                     steps: tuple[str, ...] = PROFILE_STEPS, profiled_steps: int = PROFILED_STEPS,
                     energy: bool = True) -> Record:
     """Profile ``case``'s network for each of ``steps`` (infer, train); see the module docstring."""
-    from unet_bench.measure.case import build_model
-
     if case.compile:
         raise BenchError("a profile runs the eager network (its layers are what it reports); drop compile")
     started = begin()
@@ -59,7 +58,7 @@ def measure_profile(case: Case, counts: Counts | None = None, ceiling: Ceiling |
         model = model.to(case.device)
         channels = model.cfg.in_channels
         if counts is None:
-            counts = count(model, input_shape(case, channels, spatial_dims_of(model), batch=1), device=case.device)
+            counts = count(model, network_input_shape(model, case.size), device=case.device)
         ceiling = ceiling or measure_ceiling(*ceiling_key(case))
         bandwidth = measure_bandwidth(case.device, threads)
         profiles: dict[str, Profile] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.fields import counts_values
-from unet_bench.models.geometry import spatial_shape
+from unet_bench.models.geometry import input_shape
 from unet_bench.models.registry import get_config
 from unet_bench.models.unet import UNet
 from unet_bench.quality.evaluate import evaluate_quality
@@ -22,7 +22,7 @@ def measure_quality(case: Case, counts: Counts | None = None) -> Record:
     """
     cfg = get_config(case.variant, **case.overrides_dict())
     if counts is None:
-        counts = count(UNet(cfg), (1, cfg.in_channels, *spatial_shape(cfg, case.size)))
+        counts = count(UNet(cfg), input_shape(case.size, cfg.in_channels, cfg.spatial_dims))
     settings = {"steps": case.steps, "lr": case.lr, "optimizer": case.optimizer}
     result = evaluate_quality(cfg, seeds=case.seeds, batch=case.batch, tile_in=case.input_size,
                               device=case.device, threads=case.threads, weight_map=case.weight_map,
