@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from unet_bench.cli.compare import BASELINE_HELP, PER_IMAGE_HELP, RESULTS_HELP, print_notes
+from unet_bench.cli.paths import default_in_current_folder, output_folder, probe_folder
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    out = None
+    if args.out is not None:
+        out = output_folder(args.out, "--out")
+        existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+        if existing.is_dir():  # the folder, or the one it will be created in, takes a new file
+            probe_folder(existing, "--out")  # before anything is loaded or drawn
+    else:
+        first = Path(args.results[0])
+        default = (first if first.is_dir() else first.parent) / "report"
+        default_in_current_folder(default, "the report (report.html, report.md, figures/)")
     from unet_bench.analysis.report import write_report
 
-    html_path, md_path, notes = write_report(args.results, args.out, args.baseline, args.per_image, args.counters)
+    html_path, md_path, notes = write_report(args.results, out, args.baseline, args.per_image, args.counters)
     print_notes(notes)
     print(f"wrote {html_path}")
     print(f"wrote {md_path}")
