@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from unet_bench.cli import ab, compare, count, doctor, history, models, quality, report, run, sizes, time
 from unet_bench.cli import profile as profile_command
+from unet_bench.cli.paths import one_line
 from unet_bench.errors import BenchError
 
 COMMANDS = [models, sizes, count, time, run, compare, report, quality, profile_command, history, ab, doctor]
@@ -25,7 +26,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
         sys.exit(2)
 
 
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.showwarning = _one_line_warning
             return args.func(args)
     except BenchError as error:
-        sys.stderr.write(f"unet-bench {args.command}: error: {error}\n")
+        sys.stderr.write(f"unet-bench {args.command}: error: {one_line(error)}\n")
         return 2
     except BrokenPipeError:  # output piped into `head` and the like: the reader has all it wants
         sys.stderr.close()

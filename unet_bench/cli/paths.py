@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +34,13 @@ def shorten(text: object, most: int = MAX_SHOWN) -> str:
         return text
     keep = (most - 20) // 2
     return f"{text[:keep]}...({len(text) - 2 * keep:,} characters)...{text[-keep:]}"
+
+
+def one_line(message: object) -> str:
+    """A message as the command prints it: on one line, each very long word (a 20,000-character name, a
+    pasted path) shortened by `shorten`."""
+    text = " ".join(str(message).split("\n")).strip()
+    return re.sub(rf"\S{{{MAX_SHOWN + 1},}}", lambda match: shorten(match[0]), text)
 
 
 def note(message: str) -> None:

@@ -114,7 +114,7 @@ def size_or_shape(value: Any) -> int | tuple[int, ...]:
     written ``"132x132x116"`` or ``[132, 132, 116]``; the network then checks how many axes it takes."""
     if isinstance(value, str):
         parts = value.strip().lower().split("x")
-        if not all(p.strip().isdigit() for p in parts):
+        if not all(p.strip().isascii() and p.strip().isdigit() for p in parts):  # "５７２" is no size
             raise Invalid(f"{value!r} is not allowed; it must be an integer in [1, {MAX_SIZE}], "
                           "or one per axis as \"132x132x116\"")
         value = [int(p) for p in parts]
@@ -132,6 +132,9 @@ def as_argument(check: Checker, kind: type = int) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         import argparse
 
+        if not text.isascii():  # int() and float() read other scripts' digits ("５７２"); a user means ASCII
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise argparse.ArgumentTypeError(f"{shown!r} is not allowed; write numbers in ASCII digits 0-9")
         try:
             value = kind(text)
         except ValueError:
