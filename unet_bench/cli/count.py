@@ -67,7 +67,7 @@ def cmd_count(args: argparse.Namespace) -> int:
         model = build_model(case)
         counts = count(model, input_shape(case, model.cfg.in_channels, model.cfg.spatial_dims, batch=1))
         record = measure_module(model, case, counts=counts)
-    except (MemoryError, RuntimeError) as error:
+    except (MemoryError, RuntimeError, ValueError) as error:
         out_of_memory_as_one_line(case, error)
         raise
     if args.json:

@@ -105,7 +105,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         probe_folder(plot.parent, "--plot")  # last, right before measuring: the folder takes a new file
     try:
         record = measure_profile(case, steps=(args.mode,), profiled_steps=args.steps, energy=not args.no_energy)
-    except (MemoryError, RuntimeError) as error:
+    except (MemoryError, RuntimeError, ValueError) as error:
         out_of_memory_as_one_line(case, error)
         raise
     if args.json:  # what was measured is out before the figure is written, so a failed write loses nothing

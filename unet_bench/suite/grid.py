@@ -16,7 +16,7 @@ from typing import Any
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
-from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external
+from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external, not_trained_here
 from unet_bench.models.footprint import world_sizes_problem
 from unet_bench.models.registry import select_models
 from unet_bench.quality.settings import OPTIMIZERS
@@ -252,7 +252,7 @@ class Grid:
         self.check_world_sizes(devices)
         external = [v for v in self.variants() if is_external(v)]
         if "quality" in self["modes"] and external:
-            self.fail("modes", f"'quality' trains our own variants, not {external[0]}; give the other "
+            self.fail("modes", f"{not_trained_here(external[0])}; give the other "
                       "libraries' networks a grid of their own without it")
         if search and "cpu" in devices and limit is None:
             self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
