@@ -4,7 +4,6 @@ file refused in one line; a write that fails after a measurement keeps the measu
 
 import errno
 import os
-from pathlib import Path
 
 import pytest
 
@@ -106,9 +105,21 @@ def test_history_and_report_refuse_their_output_before_loading(tmp_path, capsys)
     assert "is a file, not a folder" in one_line(capsys.readouterr().err)
 
 
-def test_history_names_its_default_figure_before_any_work(tmp_path, monkeypatch, capsys):
+def test_history_names_its_default_figure_before_writing_it(tmp_path, monkeypatch, capsys):
+    import unet_bench.analysis.history as module
+
     monkeypatch.chdir(tmp_path)
-    assert main(["history", "no-results"]) == 2  # the results do not exist: refused after the note
-    lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == f"note: the figure goes to {Path(tmp_path) / 'history.png'} (no --out given)"
-    assert len(lines) == 2 and lines[1].startswith("unet-bench history: error:")
+    assert main(["history", "no-results"]) == 2  # the results do not exist: refused in one line
+    assert one_line(capsys.readouterr().err).startswith("unet-bench history: error:")
+
+    def draw(result, path):
+        assert capsys.readouterr().err.endswith(f"note: the figure goes to {tmp_path / 'history.png'} "
+                                                "(no --out given)\n")
+        return path
+
+    monkeypatch.setattr("unet_bench.analysis.results.load", lambda sources: module.pd.DataFrame())
+    monkeypatch.setattr(module, "history", lambda *args: module.History("latency_ms_median", "commit", [],
+                                                                           module.pd.DataFrame(), []))
+    monkeypatch.setattr(module, "history_text", lambda result: "")
+    monkeypatch.setattr(module, "plot_history", draw)
+    assert main(["history", "no-results"]) == 0

@@ -17,13 +17,13 @@ DEFAULT_OUT = "history.png"
 
 def cmd_history(args: argparse.Namespace) -> int:
     out = output_file(args.out or DEFAULT_OUT, "--out", FIGURE_SUFFIXES, DEFAULT_OUT)
-    if args.out is None:
-        default_in_current_folder(out, "the figure")
     from unet_bench.analysis.history import history, history_text, plot_history
     from unet_bench.analysis.results import load
 
     frame = load(args.results)
     result = history(frame, args.metric, args.order, args.repo)
+    if args.out is None:  # named before anything is written (after the inputs are known good: a refusal is one line)
+        default_in_current_folder(out, "the figure")
     print_notes([*frame.attrs.get("notes", []), *result.notes])
     print(history_text(result), end="")
     if out.is_symlink():  # made a link while the history was computed

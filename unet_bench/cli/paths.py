@@ -82,6 +82,14 @@ def probe_folder(folder: Path, flag: str) -> None:
 
 
 def output_file(text: str, flag: str, suffixes: Sequence[str], default_name: str, probe: bool = True) -> Path:
+    """`_output_file`, with what the file system says of the name (too long, a loop of links) as one line."""
+    try:
+        return _output_file(text, flag, suffixes, default_name, probe)
+    except OSError as error:
+        raise BenchError(f"{flag} {shorten(text)}: {error.strerror or error}") from None
+
+
+def _output_file(text: str, flag: str, suffixes: Sequence[str], default_name: str, probe: bool) -> Path:
     """The file a command will write for ``flag`` (e.g. ``--plot``), checked by the rules above before any
     work: a known suffix, an existing writable folder, never a link or a non-file. ``default_name`` is the
     file's name when ``text`` names a folder. Returns the path to write (the folder's link followed)."""
@@ -112,6 +120,14 @@ def _alternatives(values: Sequence[str]) -> str:
 
 
 def output_folder(text: str, flag: str) -> Path:
+    """`_output_folder`, with what the file system says of the name as one line."""
+    try:
+        return _output_folder(text, flag)
+    except OSError as error:
+        raise BenchError(f"{flag} {shorten(text)}: {error.strerror or error}") from None
+
+
+def _output_folder(text: str, flag: str) -> Path:
     """A folder a command writes into (created if missing, with its parents): a link is followed and said
     so; a file there is refused. The folder's own checks (writable, its files) are the writer's."""
     if not text or not text.strip():
