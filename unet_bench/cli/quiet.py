@@ -50,50 +50,71 @@ def install() -> None:
         warnings.filterwarnings(action, message=message, category=category, module=module)
 
 
+_END = b"\x00unet-bench: end of this command's stderr\x00\n"  # one write, atomic in a pipe
+
+
 @contextlib.contextmanager
 def native_stderr_filtered() -> Iterator[None]:
     """File descriptor 2 through a pipe that drops `NATIVE_NOISE` lines and passes everything else on at once
     (the progress bar's partial lines too). Child processes inherit it, so the suite's case processes are
-    filtered alike. Where descriptor 2 cannot be redirected, nothing changes."""
+    filtered alike. Where descriptor 2 cannot be redirected, nothing changes.
+
+    On the way out, descriptor 2 is put back and a marker written into the pipe: once the reader has passed
+    on everything before the marker, the command goes on. A child that outlives the command (a process
+    pool's server) still holds the pipe; the reader keeps passing its lines on until it lets go."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, 2)
-        os.close(write_end)
+        read_end, own = os.pipe()
+        os.dup2(own, 2)
     except (OSError, ValueError):
         yield
         return
-    reader = threading.Thread(target=_forward, args=(read_end, saved), daemon=True, name="stderr-filter")
+    done = threading.Event()
+    reader = threading.Thread(target=_forward, args=(read_end, saved, done), daemon=True, name="stderr-filter")
     reader.start()
     try:
         yield
     finally:
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
-        os.dup2(saved, 2)  # our write end closes: the reader sees the end once children let go of theirs
-        reader.join(timeout=2.0)
-        if not reader.is_alive():  # else a child still holds the pipe: the reader keeps writing to it
-            os.close(saved)
+        os.dup2(saved, 2)
+        with contextlib.suppress(OSError):
+            os.write(own, _END)
+        os.close(own)
+        done.wait(timeout=10.0)
 
 
-def _forward(read_end: int, out: int) -> None:
+def _forward(read_end: int, out: int, done: threading.Event) -> None:
     pending = b""
     try:
         while chunk := os.read(read_end, 65536):
             pending += chunk
-            *lines, pending = pending.split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if not NATIVE_NOISE.match(line))
-            if pending and not any(prefix.startswith(pending[: len(prefix)]) for prefix in _PREFIXES):
-                kept, pending = kept + pending, b""  # a partial line (a progress bar): at once
-            if kept:
-                _write_all(out, kept)
+            if _END in pending:  # everything the command wrote is here: let it go on
+                before, _, pending = pending.partition(_END)
+                _pass_on(out, before, final=True)
+                done.set()
+            pending = _pass_on(out, pending)
         if pending and not NATIVE_NOISE.match(pending):
             _write_all(out, pending)
     except OSError:
         pass
     finally:
+        done.set()
         os.close(read_end)
+        os.close(out)  # the copy of descriptor 2 made for this reader: nobody else writes to it
+
+
+def _pass_on(out: int, data: bytes, final: bool = False) -> bytes:
+    """Write the complete lines of ``data`` but the noise, and a partial line unless it may still become
+    noise; return what is held back."""
+    *lines, pending = data.split(b"\n")
+    kept = b"".join(line + b"\n" for line in lines if not NATIVE_NOISE.match(line))
+    if pending and (final or not any(prefix.startswith(pending[: len(prefix)]) for prefix in _PREFIXES)):
+        kept, pending = kept + pending, b""  # a partial line (a progress bar): at once
+    if kept:
+        _write_all(out, kept)
+    return pending
 
 
 def _write_all(fd: int, data: bytes) -> None:
