@@ -76,6 +76,6 @@ def test_the_command_prints_points_writes_the_figure_and_notes_unknown_commits(t
     assert lines[4].startswith("paper: run 1: 1.103 [") and "run 3: 1.303 [" in lines[4]
     assert out.read_text().startswith("<?xml") and lines[-1] == f"wrote {out}"
     assert main(["history", *dirs, "--out", str(tmp_path / "h.txt")]) == 2
-    assert "give a file ending in" in capsys.readouterr().err
+    assert "name a .png, .svg or .pdf file" in capsys.readouterr().err
     assert main(["history", *dirs, "--metric", "nope"]) == 2
     assert "unknown metric 'nope'" in capsys.readouterr().err

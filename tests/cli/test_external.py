@@ -27,7 +27,7 @@ def test_models_external_lists_each_network_with_its_library():
         assert (f"{adapter.package} {version}" if version else "not installed") in line
     if installed("smp:Unet"):
         smp = next(line for line in lines if line.startswith("smp:Unet "))
-        assert "24,430,242" in smp and "1, 2, ... (any size" in smp  # resnet34 encoder, 1 channel in, 2 classes
+        assert "24,430,242" in smp and "33, 34, ... (any size" in smp  # resnet34 encoder, 1 channel in, 2 classes
 
 
 @pytest.mark.skipif(not installed("nnunet:PlainConvUNet"), reason='needs pip install -e ".[external]"')
@@ -52,3 +52,38 @@ def test_count_with_counters_on_an_external_network():
     for name in ("ptflops", "thop", "torchinfo", "calflops"):
         assert name in table  # with its figures, or "not installed"
     assert "normalisation" in table  # instance norm: a type the conv-only counters leave out
+
+
+@pytest.mark.skipif(not installed("smp:Unet"), reason='needs pip install -e ".[external]"')
+@pytest.mark.parametrize("args, message", [
+    (["--size", "1"], "input height 1 is not valid for this UNet (valid sizes are 33, 34, 35, ... every 1); the "
+                      "nearest valid size is 33"),
+    (["--size", "7"], "the nearest valid size is 33"),  # a 1-px bottleneck: batch norm cannot train on it
+    (["--size", "64", "--set", "classes=0"], "smp:Unet: classes=0 is not valid; it must be a whole number >= 1"),
+    (["--size", "64", "--set", "in_channels=-1"], "in_channels=-1 is not valid"),
+    (["--size", "64", "--set", "decoder_channels=(0,0,0,0,0)"], "smp:Unet takes no input size up to 4096 px with "
+                                                               "these arguments (at 4096 px the library says: "),
+    (["--size", "64", "--set", "encoder_depth=9"], "smp:Unet refused its arguments: ResNetEncoder depth"),
+])
+def test_what_the_library_refuses_is_one_line_up_front(capsys, args, message):
+    from unet_bench.cli import main
+
+    assert main(["count", "smp:Unet", *args, "--counters"]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1 and not captured.out
+
+
+@pytest.mark.parametrize("name", ["smp:Unet", "monai:BasicUNet"])
+def test_quality_refuses_another_librarys_network_as_the_suite_does(capsys, tmp_path, name):
+    from unet_bench.cli import main
+    from unet_bench.errors import BenchError
+    from unet_bench.suite.spec import load_spec
+
+    assert main(["quality", name]) == 2
+    err = capsys.readouterr().err
+    assert err == f"unet-bench quality: error: 'quality' trains our own variants, not {name}; name a registered " \
+                  "variant (see 'unet-bench models')\n"
+    path = tmp_path / "x.toml"
+    path.write_text(f'name = "x"\ndescription = "d"\nvariants = ["{name}"]\nmodes = ["quality"]\nsizes = [64]\n')
+    with pytest.raises(BenchError, match=f"'quality' trains our own variants, not {name}; give the other"):
+        load_spec(path)

@@ -291,3 +291,54 @@ def test_any_command_line_answers_in_one_line_or_runs(argv):
         precious = prepare(root, "link-lock", "fz")
         check(argv, root, precious)
 
+
+
+# --- the newer commands' options -------------------------------------------------------------------------
+
+NEWER_CHECKS = settings(CHECKS, max_examples=60)
+SHIFTED_DIGITS = ["５７２", "١/٢", "٥", "1/٢"]
+plot_paths = st.sampled_from(["r.png", "r.svg", "out/", "out/r.png", "r.txt", "/proc/r.png", "missing/r.png",
+                              "missing/", "link.png", "precious.txt", "", "x" * 5000 + ".png"])
+# each profile line carries one mistake after its other flags (argparse takes a repeated flag's last value)
+profile_mistakes = st.sampled_from([
+    "--steps 0", "--steps 101", "--size abc", "--size ５７２", "--set depht=3", "--set depth=64", "--no-tf32",
+    "--mode bogus", "--plot r.txt", "--plot /proc/r.png", "--plot missing/r.png", "--plot link.png",
+    "--plot precious.txt", "--plot missing/"]).map(str.split)
+profile_lines = st.tuples(variant, overrides, flags(["--batch", "--threads", "--min-run-time", "--top"]),
+                          st.one_of(st.just([]), plot_paths.map(lambda p: ["--plot", p])), profile_mistakes).map(
+    lambda t: ["profile", t[0], "--size", "44", *t[1], *t[2], *t[3], *t[4]])
+history_lines = st.tuples(
+    st.lists(st.sampled_from(["out", "nope", "x.toml", "out/results.jsonl", "y" * 5000]), min_size=1, max_size=2),
+    st.one_of(st.just([]), plot_paths.map(lambda p: ["--out", p])),
+    st.sampled_from([[], ["--metric", "latency_ms_median"], ["--metric", "nope"], ["--metric", ""]]),
+    st.sampled_from([[], ["--order", "time"], ["--order", "bogus"], ["--repo", "nope"]]),
+).map(lambda t: ["history", *t[0], *t[1], *t[2], *t[3]])
+external_mistakes = st.tuples(
+    st.sampled_from(["smp:Unet", "monai:BasicUNet"]),
+    st.sampled_from([["--size", "1"], ["--size", "7"], ["--size", "64", "--set", "classes=0"],
+                     ["--size", "64", "--set", "out_channels=0"], ["--size", "64", "--set", "bogus=1"],
+                     ["--size", "٦٤"]]),
+).map(lambda t: ["count", t[0], *t[1], "--counters"])
+quality_external = st.tuples(st.sampled_from(["smp:Unet", "monai:BasicUNet", "nnunet:PlainConvUNet"]),
+                             flags(["--seeds", "--steps", "--tile-out"])).map(lambda t: ["quality", t[0], *t[1]])
+shard_texts = st.one_of(st.sampled_from(["1/2", "2/2", "3/8", "8/8", "0/2", "2/1", "1/0", "a/b", "", " 1 / 2 ",
+                                         "1/100001", "-1/2", *SHIFTED_DIGITS]), st.text(max_size=5))
+shard_lines = st.tuples(shard_texts, st.sampled_from([[], ["--cpu-memory-limit", "1e-12"],
+                                                      ["--cpu-memory-limit", "0.3"], ["--resume"]])).map(
+    lambda t: ["run", "x.toml", "--dry-run", "--out", "out", f"--shard={t[0]}", *t[1]])
+newer_command_lines = st.one_of(profile_lines, history_lines, mistaken("count", ["--size", "--batch"]).map(
+    lambda argv: [*argv, "--counters"]), external_mistakes, quality_external, shard_lines)
+
+
+@NEWER_CHECKS
+@given(argv=newer_command_lines)
+def test_the_newer_commands_answer_in_one_line_or_run(argv):
+    with tempfile.TemporaryDirectory() as name:
+        root = Path(name)
+        precious = prepare(root, "link-lock", "fz")
+        (root / "link.png").symlink_to(precious)
+        (root / "x.toml").write_text('name = "fz"\ndescription = "d"\nvariants = ["paper", "padded"]\n'
+                                     'size_rule = "nearest-input"\nsizes = [44]\n')
+        status, err = check(argv, root, precious)
+        if argv[0] in ("profile", "quality") or argv[0] == "count" and argv[1] in ("smp:Unet", "monai:BasicUNet"):
+            assert status == 2, (argv, err)  # each carries a mistake: refused before anything is measured

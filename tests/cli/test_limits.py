@@ -65,3 +65,44 @@ def test_time_and_run_refuse_the_same_timing_budgets(tmp_path, capsys):
         file_error = capsys.readouterr().err
         assert "it must be a number in (0, 3600] seconds" in flag_error
         assert "it must be a number in (0, 3600] seconds" in file_error
+
+
+@pytest.mark.parametrize("args, message", [
+    ("count paper --size ５７２", "write numbers in ASCII digits 0-9"),
+    ("count paper --size ５７２x５７２", "'５７２x５７２' is not allowed"),
+    ("sizes paper --near ٥٧٢", "write numbers in ASCII digits 0-9"),
+    ("time paper --size 572 --min-run-time １", "write numbers in ASCII digits 0-9"),
+    ("run experiments/default.toml --shard ١/٢ --dry-run", "give it as I/N in ASCII digits"),
+    ("run experiments/default.toml --dry-run --cpu-memory-limit 1e-12",
+     "--cpu-memory-limit 1e-12 GiB is below what any case needs: a case's process takes about 0.25 GiB"),
+])
+def test_only_ascii_digits_and_no_absurd_limit(capsys, args, message):
+    assert status(args.split()) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_a_limit_under_every_cases_floor_names_the_reason(tmp_path, capsys):
+    path = tmp_path / "x.toml"
+    path.write_text('name = "x"\ndescription = "d"\nvariants = ["paper"]\nsizes = [2044]\n')
+    assert status(["run", str(path), "--dry-run", "--cpu-memory-limit", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--cpu-memory-limit 0.5 GiB is below what any case of x needs" in err
+    assert "it needs at least" in err and "raise the limit" in err
+
+
+def test_an_empty_share_says_how_many_cases_the_file_holds(tmp_path, capsys):
+    path = tmp_path / "x.toml"
+    path.write_text('name = "x"\ndescription = "d"\nvariants = ["paper", "padded"]\nsize_rule = "nearest-input"\n')
+    assert status(["run", str(path), "--dry-run", "--shard", "2/8"]) == 0
+    capsys.readouterr()
+    assert status(["run", str(path), "--dry-run", "--shard", "5/8"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"unet-bench run: error: --shard 5/8: share 5 of 8 has no cases ({path} holds 2 cases; " \
+                  "give N at most 2)\n"
+
+
+def test_a_very_long_name_is_shortened_in_the_message(capsys):
+    assert status(["count", "v" * 20_000, "--size", "572"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 2000 and "(19,823 characters)" in err

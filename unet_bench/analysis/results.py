@@ -27,7 +27,9 @@ verdict comes from: the one place the tables, the figures and the verdicts take 
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +189,12 @@ def resolve(source: str | Path) -> Path:
     A path that does not exist is refused with the results directories found next to it.
     """
     path = Path(source)
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):  # a name too long, a loop of links, no permission
+            shown = str(source) if len(str(source)) <= 200 else f"{str(source)[:90]}...{str(source)[-90:]}"
+            raise BenchError(f"results {shown!r}: {error.strerror}; give a results directory or file") from None
     if path.is_dir():
         if (path / RESULTS_FILE).exists():  # read as it is: a pipe or a folder there is refused in one line
             return path / RESULTS_FILE

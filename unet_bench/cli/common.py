@@ -80,6 +80,14 @@ def out_of_memory_as_one_line(case: Case, error: Exception) -> None:
     status, message = classify_failure(error)
     if status == "oom":
         raise BenchError(f"{case.label} ran out of memory: {message}") from None
+    from unet_bench.models.external import is_external
+
+    if isinstance(error, BenchError):
+        return
+    if is_external(case.variant) and isinstance(error, (RuntimeError, ValueError)):  # the library's own forward
+        text = str(error).strip()
+        raise BenchError(f"{case.variant} failed on a {case.size_text} px input: "
+                         f"{text.splitlines()[0] if text else type(error).__name__}; check --size and --set") from None
 
 
 def emit_json(record: Record) -> None:

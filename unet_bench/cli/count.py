@@ -68,7 +68,7 @@ def cmd_count(args: argparse.Namespace) -> int:
         shape = network_input_shape(model, case.size)
         counts = count(model, shape)
         record = measure_module(model, case, counts=counts)
-    except (MemoryError, RuntimeError) as error:
+    except (MemoryError, RuntimeError, ValueError) as error:
         out_of_memory_as_one_line(case, error)
         raise
     if args.json:

@@ -8,6 +8,7 @@ Prints the per-kind breakdown and the top layers (``--json``: the record, `unet_
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from unet_bench.cli.common import (
@@ -19,7 +20,7 @@ from unet_bench.cli.common import (
     shape_line,
 )
 from unet_bench.cli.execution import PROFILED, Execution, add_execution_arguments
-from unet_bench.errors import BenchError
+from unet_bench.cli.paths import open_output, output_file, probe_folder, write_failed
 from unet_bench.record import Record
 
 MAX_PROFILED_STEPS = 100
@@ -38,17 +39,25 @@ def profiled_steps(text: str) -> int:
 
 
 def check_plot_path(path: str | None) -> Path | None:
-    """Refuse a plot path that cannot be written as a figure, before anything is measured."""
+    """Refuse a plot path that cannot be written as a figure, before anything is measured (the rules of
+    `unet_bench.cli.paths`: ``DIR/`` writes ``DIR/roofline.png``; never through a link)."""
     if path is None:
         return None
-    plot = Path(path)
-    if plot.suffix.lower() not in PLOT_SUFFIXES:
-        raise BenchError(f"--plot {path}: name a .png or .svg file")
-    if not plot.parent.is_dir():
-        raise BenchError(f"--plot {path}: folder {plot.parent} does not exist")
-    if plot.is_dir() or plot.is_symlink():
-        raise BenchError(f"--plot {path}: is a folder or a link; name a new file")
-    return plot
+    return output_file(path, "--plot", PLOT_SUFFIXES, "roofline.png", probe=False)
+
+
+def write_plot(record: Record, mode: str, case, plot: Path) -> None:
+    """Draw the roofline into ``plot`` (never through a link); OSError when the write fails."""
+    import matplotlib.pyplot as plt
+
+    from unet_bench.analysis.roofline import roofline_figure
+
+    figure = roofline_figure(record.profile.profile_by_step[mode], f"{record.case.variant} {mode} {case.size_text} px")
+    try:
+        with open_output(plot) as file:
+            figure.savefig(file, format=plot.suffix.lstrip(".").lower())
+    finally:
+        plt.close(figure)
 
 
 def print_profile(record: Record, mode: str, top: int) -> None:
@@ -90,21 +99,26 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     check_case(case)
     refuse_what_cannot_fit(case)
+    if plot is not None:
+        probe_folder(plot.parent, "--plot")  # last, right before measuring: the folder takes a new file
     try:
         record = measure_profile(case, steps=(execution.mode,), profiled_steps=args.steps, energy=not args.no_energy)
-    except (MemoryError, RuntimeError) as error:
+    except (MemoryError, RuntimeError, ValueError) as error:
         out_of_memory_as_one_line(case, error)
         raise
-    if plot is not None:
-        from unet_bench.analysis.roofline import write_roofline
-
-        title = f"{record.case.variant} {execution.mode} {case.size_text} px"
-        write_roofline(record.profile.profile_by_step[execution.mode], title, plot)
-    if args.json:
+    if args.json:  # what was measured is out before the figure is written, so a failed write loses nothing
         emit_json(record)
     else:
         print_profile(record, execution.mode, args.top)
-        if plot is not None:
+    if plot is not None:
+        try:
+            write_plot(record, execution.mode, case, plot)
+        except OSError as error:
+            sys.stdout.flush()
+            kept = "the profile is printed above" + (" (--json)" if args.json else "")
+            sys.stderr.write(f"unet-bench profile: error: {write_failed(plot, error, kept)}\n")
+            return 1
+        if not args.json:
             print(f"\nroofline        {plot}")
     return 0
 
@@ -118,6 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add("--steps", type=profiled_steps, default=3, metavar="N", help="warm steps under the profiler (default 3)")
     add("--top", type=profiled_steps, default=10, metavar="N", help="layers in the top table (default 10)")
-    add("--plot", default=None, metavar="PATH", help="draw the roofline into PATH (.png or .svg)")
+    add("--plot", default=None, metavar="PATH",
+        help="draw the roofline into PATH (.png or .svg; DIR/ writes DIR/roofline.png)")
     add("--no-energy", action="store_true", help="skip the energy run")
     parser.set_defaults(func=cmd_profile)

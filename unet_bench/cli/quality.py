@@ -7,6 +7,7 @@ import json
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
 from unet_bench.cli.execution import TRAINED, Execution, add_execution_arguments
+from unet_bench.errors import BenchError
 from unet_bench.models.config import MAX_SIZE
 from unet_bench.quality.settings import (
     DEFAULT_BATCH,
@@ -22,6 +23,10 @@ from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, as
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
+    from unet_bench.models.external import is_external, not_trained_here
+
+    if is_external(args.name):  # before torch or the library is imported, or any data made
+        raise BenchError(f"{not_trained_here(args.name)}; name a registered variant (see 'unet-bench models')")
     from unet_bench.quality.evaluate import evaluate_quality
     from unet_bench.quality.folder import load_split
 

@@ -77,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     share = shard.lock_name(*sharded) if sharded else None
     if sharded:
         spec = shard.shard_spec(spec, *sharded)
+    refuse_a_limit_nothing_fits(spec, "--cpu-memory-limit" if args.cpu_memory_limit is not None
+                                else "cpu_memory_limit_gb")
     from unet_bench.suite import runner  # torch and the measurement code, once the file is known good
     from unet_bench.suite.progress import describe
     from unet_bench.suite.resume import done_in_folder
@@ -115,6 +117,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not summary.interrupted:
         print(f"next: unet-bench compare {out_dir}  ·  unet-bench report {out_dir}")
     return summary.exit_code
+
+
+PROCESS_FLOOR_GB = 0.25  # a case's own process with torch imported, before any network (about 220 MiB here)
+
+
+def refuse_a_limit_nothing_fits(spec, flag: str) -> None:
+    """Refuse a CPU memory limit under which no CPU case could run (each would be recorded 'oom' unrun):
+    below a case process's own floor, or below every CPU case's memory floor. Says why and what would do."""
+    limit = spec.cpu_memory_limit_gb
+    cases = [p.case for p in spec.planned if p.case.device == "cpu"]
+    if limit is None or not cases:
+        return
+    if limit < PROCESS_FLOOR_GB:
+        raise BenchError(f"{flag} {limit:g} GiB is below what any case needs: a case's process takes about "
+                         f"{PROCESS_FLOOR_GB:g} GiB with torch imported, before any network; give at least "
+                         f"{PROCESS_FLOOR_GB:g}")
+    from unet_bench.models.footprint import why_case_cannot_fit
+
+    reasons = []
+    for case in cases:
+        why = why_case_cannot_fit(case, limit)
+        if why is None:
+            return
+        reasons.append((case.label, why))
+    label, why = reasons[0]
+    raise BenchError(f"{flag} {limit:g} GiB is below what any case of {spec.name} needs ({label}: {why}); "
+                     "raise the limit")
 
 
 def job_options(args: argparse.Namespace):

@@ -73,7 +73,7 @@ def cmd_time(args: argparse.Namespace) -> int:
     refuse_what_cannot_fit(case)
     try:
         record = measure(case)
-    except (MemoryError, RuntimeError) as error:
+    except (MemoryError, RuntimeError, ValueError) as error:
         out_of_memory_as_one_line(case, error)
         raise
     if args.json:

@@ -109,6 +109,11 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in (
 )}
 
 
+def not_trained_here(name: str) -> str:
+    """Why quality mode refuses another library's network (the suite and `unet-bench quality` alike)."""
+    return f"'quality' trains our own variants, not {name}"
+
+
 def is_external(name: str) -> bool:
     """Names with a library prefix (``monai:``) are other libraries' networks."""
     return ":" in name
@@ -258,6 +263,10 @@ class ExternalConfig:
             if key == "encoder_weights" and value is not None:
                 raise BenchError(f"{self.name}: encoder_weights={value!r} would download weights; "
                                  "only encoder_weights = None (random initialisation) is measured here")
+            if key in self.adapter.channel_args and (isinstance(value, bool) or not isinstance(value, int)
+                                                     or value < 1):
+                # a library builds a 0-channel conv without complaint and fails only in the forward
+                raise BenchError(f"{self.name}: {key}={value!r} is not valid; it must be a whole number >= 1")
             if key == "spatial_dims" and value != 2:
                 raise BenchError(f"{self.name}: spatial_dims={value!r} is not valid; cases are 2-D images "
                                  "(spatial_dims = 2)")
@@ -315,14 +324,28 @@ def _meta_model(cfg: ExternalConfig) -> nn.Module:
 
 
 def _runs(model: nn.Module, channels: int, size: int) -> bool:
+    """Whether an inference forward and a training forward both take ``size`` (batch norm in training needs
+    more than one value per channel at the bottleneck, which inference does not show)."""
+    return _refusal(model, channels, size) is None
+
+
+def _refusal(model: nn.Module, channels: int, size: int) -> str | None:
+    """Why ``model`` does not take a ``size`` input (the library's error, first line), or None."""
     import torch
 
     try:
         with torch.no_grad():
-            out = model(torch.zeros(1, channels, size, size, device="meta"))
-    except (RuntimeError, ValueError, IndexError):
-        return False
-    return tuple(out.shape[-2:]) == (size, size)
+            for training in (False, True):
+                model.train(training)
+                out = model(torch.zeros(1, channels, size, size, device="meta"))
+                if tuple(out.shape[-2:]) != (size, size):
+                    return f"its output is {tuple(out.shape[-2:])}, not {(size, size)}"
+    except (RuntimeError, ValueError, IndexError, ZeroDivisionError) as error:
+        text = str(error).strip()
+        return text.splitlines()[0] if text else type(error).__name__
+    finally:
+        model.eval()
+    return None
 
 
 @functools.lru_cache(maxsize=256)
@@ -335,7 +358,9 @@ def _progression(cfg: ExternalConfig) -> tuple[int, int]:
     while not _runs(model, cfg.in_channels, high * period):
         low, high = high, 2 * high
         if high > MAX_PROBES * period:
-            raise BenchError(f"{cfg.name} takes no input size up to {MAX_PROBES * period} px with these arguments")
+            why = _refusal(model, cfg.in_channels, MAX_PROBES * period)
+            raise BenchError(f"{cfg.name} takes no input size up to {MAX_PROBES * period} px with these arguments "
+                             f"(at {MAX_PROBES * period} px the library says: {why}); check the --set values")
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if _runs(model, cfg.in_channels, middle * period) else (middle, high)

@@ -115,7 +115,7 @@ def size_or_shape(value: Any) -> int | tuple[int, ...]:
     written ``"132x132x116"`` or ``[132, 132, 116]``; the network then checks how many axes it takes."""
     if isinstance(value, str):
         parts = value.strip().lower().split("x")
-        if not all(p.strip().isdigit() for p in parts):
+        if not all(p.strip().isascii() and p.strip().isdigit() for p in parts):  # "５７２" is no size
             raise Invalid(f"{value!r} is not allowed; it must be an integer in [1, {MAX_SIZE}], "
                           "or one per axis as \"132x132x116\"")
         value = [int(p) for p in parts]
@@ -131,6 +131,9 @@ def size_or_shape(value: Any) -> int | tuple[int, ...]:
 def as_argument(check: Checker, kind: type = int) -> Callable[[str], Any]:
     """An argparse ``type``: parse the text as ``kind``, then apply the same checker the file keys use."""
     def parse(text: str) -> Any:
+        if not text.isascii():  # int() and float() read other scripts' digits ("５７２"); a user means ASCII
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise argparse.ArgumentTypeError(f"{shown!r} is not allowed; write numbers in ASCII digits 0-9")
         try:
             value = kind(text)
         except ValueError:

@@ -7,11 +7,14 @@ imported inside the functions that use them: a dry run checks and prices a suite
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+from collections.abc import Iterator
 
 from unet_bench.models.config import UNetConfig
+from unet_bench.models.external import ExternalConfig
 from unet_bench.models.geometry import input_shape
 from unet_bench.models.registry import build_network, get_config
 from unet_bench.quality.settings import DEFAULT_STEPS
@@ -30,17 +33,71 @@ COMPILE_S = 60.0  # torch.compile of one UNet
 CEILING_S = {"cpu": 5.0, "cuda": 10.0}  # the compute kernels behind a ceiling, once per run and key
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.cache  # one entry per network and size of a plan: at most MAX_NETWORKS of them
 def forward_flops(cfg: UNetConfig, input_size: int | tuple[int, ...]) -> int:
-    """Forward FLOPs of one image, counted by torch on the meta device (no compute, milliseconds)."""
+    """Forward FLOPs of one image, counted on the meta device (no compute, milliseconds), once per network
+    and size however many cases share them (a plan's cost grows with its cases, its counting with its
+    networks). Our own networks are counted from their convolutions' shapes, as torch's FlopCounterMode
+    counts them (a test holds the two equal); another library's network by FlopCounterMode itself."""
     import torch
 
-    from unet_bench.measure.counts import flop_counter_counts
-
-    with torch.device("meta"):
-        model = build_network(cfg).to("meta")  # a library may create a tensor on the CPU explicitly
     shape = input_shape(input_size, cfg.in_channels, cfg.spatial_dims)
-    return sum(flop_counter_counts(model, shape, train=False).values())
+    if isinstance(cfg, ExternalConfig):
+        from unet_bench.measure.counts import flop_counter_counts
+
+        with torch.device("meta"):
+            model = build_network(cfg).to("meta")  # a library may create a tensor on the CPU explicitly
+        return sum(flop_counter_counts(model, shape, train=False).values())
+    with torch.device("meta"), _no_initialisation():
+        model = build_network(cfg)
+    return conv_flops(model, shape)
+
+
+INITIALISERS = ("kaiming_uniform_", "kaiming_normal_", "uniform_", "normal_", "ones_", "zeros_", "constant_",
+                "xavier_uniform_", "xavier_normal_", "trunc_normal_")
+
+
+@contextlib.contextmanager
+def _no_initialisation() -> Iterator[None]:
+    """Layers built without drawing their initial weights: on the meta device there are no values, yet each
+    draw still runs torch's decompositions (half of a pricing build). Our own networks only."""
+    from torch.nn import init
+
+    saved = {name: getattr(init, name) for name in INITIALISERS}
+    try:
+        for name in INITIALISERS:
+            setattr(init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(init, name, function)
+
+
+def conv_flops(model, shape: tuple[int, ...]) -> int:
+    """FLOPs of every convolution and transposed convolution of one inference forward (2 per
+    multiply-accumulate), from their weights and the shapes a meta forward gives: a convolution does
+    C_in/groups x kernel MACs per output value, a transposed one C_out/groups x kernel per input value."""
+    import torch
+    from torch import nn
+
+    total = 0
+
+    def add(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        weight = module.weight
+        if isinstance(module, nn.modules.conv._ConvTransposeNd):
+            total += 2 * inputs[0].numel() * weight.shape[1] * math.prod(weight.shape[2:])
+        else:
+            total += 2 * output.numel() * math.prod(weight.shape[1:])
+
+    hooks = [m.register_forward_hook(add) for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(shape, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return total
 
 
 def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, timed_only: bool = False) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
-from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external
+from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external, not_trained_here
 from unet_bench.models.footprint import world_sizes_problem
 from unet_bench.models.registry import select_models
 from unet_bench.quality.settings import OPTIMIZERS
@@ -144,6 +144,12 @@ class Grid:
         lengths.append(1 if self["max_batch_search"] else len(self["batches"]))
         return math.prod(lengths)
 
+    def networks(self) -> int:
+        """How many networks and sizes `expand` would price (each built once on the meta device), at most."""
+        lengths = [len(self.variants()), len(self["sizes"])]
+        lengths += [len(v) if isinstance(v, list) else 1 for v in self["sweep"].values()]
+        return math.prod(lengths)
+
     def config_changes(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]], list[dict[str, Any]]]:
         """``set``, per-variant ``overrides`` and the ``sweep`` combinations, each checked."""
         fields = UNetConfig.__dataclass_fields__
@@ -252,7 +258,7 @@ class Grid:
         self.check_world_sizes(devices)
         external = [v for v in self.variants() if is_external(v)]
         if "quality" in self["modes"] and external:
-            self.fail("modes", f"'quality' trains our own variants, not {external[0]}; give the other "
+            self.fail("modes", f"{not_trained_here(external[0])}; give the other "
                       "libraries' networks a grid of their own without it")
         if search and "cpu" in devices and limit is None:
             self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
@@ -307,14 +313,20 @@ class Grid:
         baseline = self["baseline"]
         if not self["paired"] or search:
             return {}
-        own = [(o, cfg, size, asked) for v, o, cfg, size, asked in shapes if v == baseline]
+        # the baseline's shapes indexed once (by requested size, and by size and overrides), so that pairing
+        # costs one look-up per shape rather than a scan of the baseline's shapes (quadratic in a sweep)
+        by_asked: dict[Any, list[tuple]] = {}
+        by_point: dict[tuple, tuple] = {}
+        for v, o, cfg, size, asked in shapes:
+            if v == baseline:
+                by_asked.setdefault(frozen(asked), []).append((o, cfg, size))
+                by_point.setdefault((frozen(asked), o), (o, cfg, size))
+        only = {asked: found[0] for asked, found in by_asked.items() if len({o for o, _, _ in found}) == 1}
         found = {}
         for variant, overrides, _, _, asked in shapes:
             if variant == baseline:
                 continue
-            same = [(o, cfg, size) for o, cfg, size, a in own if a == asked and o == overrides]
-            sizes = [(o, cfg, size) for o, cfg, size, a in own if a == asked]
-            match = same or (sizes if len({o for o, _, _ in sizes}) == 1 else [])
+            match = by_point.get((frozen(asked), overrides)) or only.get(frozen(asked))
             if match:
-                found[variant, overrides, asked] = match[0]
+                found[variant, overrides, asked] = match
         return found

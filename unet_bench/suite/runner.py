@@ -381,6 +381,8 @@ def _bar(todo: list[Planned], progress: bool | None) -> Iterator[tqdm]:
 def _sigterm_as_interrupt() -> Iterator[None]:
     """Let SIGTERM (a scheduler's or `timeout`'s stop) end a run as gracefully as Ctrl-C does."""
     def interrupt(signum: int, frame: object) -> None:
+        if callable(previous):  # the command line's handler: it notes that SIGTERM (not Ctrl-C) stopped it
+            previous(signum, frame)
         raise KeyboardInterrupt
 
     try:

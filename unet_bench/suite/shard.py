@@ -23,9 +23,10 @@ MAX_SHARDS = 100_000
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` -> ``(2, 4)``; anything else is a one-line error saying what is valid."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)  # ASCII digits only: \d takes "١/٢"
     if not match:
-        raise BenchError(f"--shard {text!r} is not valid; give it as I/N, share I of N (1 <= I <= N), e.g. 1/4")
+        raise BenchError(f"--shard {text!r} is not valid; give it as I/N in ASCII digits, share I of N "
+                         "(1 <= I <= N), e.g. 1/4")
     index, count = int(match[1]), int(match[2])
     if not 1 <= count <= MAX_SHARDS:
         raise BenchError(f"--shard {text!r}: N must be in [1, {MAX_SHARDS}]")
@@ -40,8 +41,14 @@ def share(items: Sequence[T], index: int, count: int) -> list[T]:
 
 
 def shard_spec(spec: Spec, index: int, count: int) -> Spec:
-    """``spec`` with only its share ``index`` of ``count`` of the cases."""
-    return dataclasses.replace(spec, planned=tuple(share(spec.planned, index, count)))
+    """``spec`` with only its share ``index`` of ``count`` of the cases; a share with no case is refused,
+    naming how many the file holds (a job array wider than the suite)."""
+    planned = tuple(share(spec.planned, index, count))
+    if not planned:
+        total = len(spec.planned)
+        raise BenchError(f"--shard {index}/{count}: share {index} of {count} has no cases ({spec.path} holds "
+                         f"{total} case{'s' if total != 1 else ''}; give N at most {total})")
+    return dataclasses.replace(spec, planned=planned)
 
 
 def lock_name(index: int, count: int) -> str:

@@ -53,7 +53,8 @@ paired               true                        time each infer/train case with
 ===================  ==========================  ===================================================
 
 Every number is checked by `unet_bench.suite.checks` (finite, in range), as the command line's flags are;
-``cpu_memory_limit_gb`` is in (0, 65536]. A file whose grids hold more than 10,000 cases is refused
+``cpu_memory_limit_gb`` is in (0, 65536]. A file whose grids hold more than 10,000 cases, or more than 2,000
+networks and sizes (variants x sweep points x sizes: the plan counts each one's FLOPs), is refused
 before they are expanded.
 
 ``size_rule`` is how a fair comparison is asked for, since a valid-convolution UNet returns a smaller map
@@ -104,6 +105,7 @@ from unet_bench.suite.grid import GRID_KEYS, Grid, Planned, Where
 
 TOP_KEYS = ("name", "description", "cpu_memory_limit_gb", "grid")
 MAX_CASES = 10_000  # a suite larger than this is refused before its grid is expanded
+MAX_NETWORKS = 2_000  # networks x sizes a plan prices, each built once on the meta device (about 10 ms each)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,11 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
     if size > MAX_CASES:
         raise BenchError(f"{path}: the grid holds {size:,} cases, over the limit of {MAX_CASES:,}; "
                          "split it into several experiment files")
+    networks = sum(grid.networks() for grid in grids)
+    if networks > MAX_NETWORKS:
+        raise BenchError(f"{path}: the grid holds {networks:,} networks and sizes (variants x sweep points x "
+                         f"sizes), over the limit of {MAX_NETWORKS:,} one plan counts; split it into several "
+                         "experiment files")
     planned = [item for grid in grids for item in grid.expand(device, limit)]
 
     kept: dict[str, Planned] = {}
