@@ -136,3 +136,15 @@ def test_the_paired_detectable_change_follows_the_spread_of_the_ratios():
     assert stats.minimal_detectable_paired(groups) == pytest.approx(
         math.expm1(sstats.t.ppf(0.975, 2) * sd / math.sqrt(3)))
     assert stats.minimal_detectable_paired([np.log([0.9, 0.91])]) is None
+
+
+def test_a_control_change_widens_the_interval_by_itself_not_through_three_repeats_t_quantile():
+    ref, control_ref = [10.0, 10.1, 9.9], [1.0, 1.0, 1.0]
+    new, control_new = [12.0, 12.12, 11.88], [1.2, 1.2, 1.2]  # the same network on a machine 20 % slower
+    found = stats.across_runs(ref, new, control_ref, control_new)
+    low, high = found.interval(0.95)
+    component = stats.CONTROL_RESIDUAL * math.log(1.2)
+    assert found.method == "normalised by the control" and abs(found.estimate) < 1e-9
+    # nearly all of the variance is the stated component: the interval is about +-1.96 of it, where the
+    # t quantile of 4 degrees of freedom (2.78) would have made it 40 % wider
+    assert 1.9 * component < high < 2.1 * component and low == pytest.approx(-high)

@@ -227,7 +227,12 @@ def across_runs(ref: Sequence[float], new: Sequence[float], ref_control: Sequenc
     found = judge(Summary.of(ref, True), Summary.of(new, True), log=True)
     if isinstance(found, Verdict):
         return replace(found, method=method)
-    return replace(found, se=math.sqrt(found.se**2 + residual**2), method=method)
+    # The component is a stated bound, not estimated from these repeats: it has no degrees of freedom of
+    # its own to lose (Welch-Satterthwaite with an infinite df for it), so a large one widens the interval
+    # by itself, not through the t quantile of 3 repeats.
+    total = found.se**2 + residual**2
+    df = total**2 / (found.se**4 / found.df) if found.se > 0 else math.inf
+    return replace(found, se=math.sqrt(total), df=df, method=method)
 
 
 def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALPHA, log: bool = True) -> float | None:
