@@ -102,3 +102,4 @@ def test_two_code_versions_in_alternation_are_told_apart_under_load(tmp_path):
     assert len(rows) == 2 and (rows["config_change"] == "base_width 64 → 48").all()
     assert (rows["latency_ms_median_method"] == "alternated, by round, over the control").all()
     assert (rows["latency_ms_median_verdict"] == stats.REAL).all() and (rows["latency_ms_median_rel"] < 0).all()
+    assert not [line for line in comparison.machine if line.startswith("control ")]  # rounds, not the run rule

@@ -90,8 +90,12 @@ def control_change_notes(frame: pd.DataFrame, baseline: str, sources: list[str])
     if "control_ms_median" not in frame:
         return []
     lines = []
+    runs = frame["extra_ab_run"] if "extra_ab_run" in frame else pd.Series(None, index=frame.index, dtype=object)
     for source in sources:
         if source == baseline:
+            continue
+        shared = set(runs[frame["source"] == source].dropna()) & set(runs[frame["source"] == baseline].dropna())
+        if shared:  # the two sides of one `unet-bench ab` run: their rows are judged round by round instead
             continue
         times = [pd.to_numeric(frame.loc[frame["source"] == s, "control_ms_median"], errors="coerce").dropna()
                  for s in (baseline, source)]
