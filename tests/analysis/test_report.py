@@ -241,9 +241,9 @@ def _out(tmp_path, state: str):
 
 
 @pytest.mark.parametrize("state, message", [
-    ("a file", "out is a file, not a folder; give --out a folder"),
+    ("a file", "out is a file, not a folder; give a folder (it is created if missing)"),
     ("under a file", "out/sub: cannot create the report folder: Not a directory"),
-    ("in /proc", "/proc/unet-bench-report: cannot create the report folder: "),
+    ("in /proc", "--out: cannot write into /proc: No such file or directory; name a folder you can write to"),
     ("figures a link", "out/figures is a symbolic link; the report never writes through a link"),
     ("report.html a link", "out/report.html is a symbolic link; the report never writes through a link"),
     ("a figure a link", "out/figures/cost.png is a symbolic link; the report never writes through a link"),
