@@ -71,7 +71,7 @@ def test_long_names_are_shortened():
     ("roofline.txt", "name a .png or .svg file"),
 ])
 def test_profile_refuses_its_plot_before_measuring(monkeypatch, capsys, plot, message):
-    import unet_bench.measure.profiling as profiling
+    import unet_bench.measure.profile_case as profiling
 
     monkeypatch.setattr(profiling, "measure_profile", lambda *a, **k: pytest.fail("measured"))
     assert main(["profile", "paper", *TINY, "--plot", plot]) == 2
