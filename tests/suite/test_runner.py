@@ -145,6 +145,10 @@ def test_failed_and_crashed_cases_are_recorded_and_the_rest_still_run(tmp_path):
 
 
 def test_ctrl_c_stops_the_case_in_flight_and_keeps_the_finished_ones(tmp_path):
+    # Ctrl-C as a user's shell delivers it: Python's own handler, the signal not blocked (an earlier test
+    # in the same pytest process may have left either changed)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     spec = tiny_spec(tmp_path, text=TINY.replace('"additive"', '"additive", "no-skip"'))
     start = time.monotonic()
     summary = run(spec, tmp_path / "out", measure_fn=functools.partial(interrupting_measure, os.getpid()))
