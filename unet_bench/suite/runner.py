@@ -114,8 +114,9 @@ def _wait(receiver: Connection, process: multiprocessing.process.BaseProcess, li
     peak)`` once its peak resident memory is past ``limit`` (read every `POLL_S`)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        waits = [t for t in (POLL_S if limit else None, deadline and max(deadline - time.monotonic(), 0.0))
-                 if t is not None]
+        # never an unbounded wait: Ctrl-C may land on another thread of this process (torch's, a stderr
+        # filter's), and only a wait that returns lets the main thread act on it
+        waits = [t for t in (POLL_S, deadline and max(deadline - time.monotonic(), 0.0)) if t is not None]
         if wait([receiver, process.sentinel], timeout=min(waits, default=None)):
             return "ready", None
         peak = peak_resident_bytes(process.pid) if limit else None
