@@ -46,6 +46,7 @@ from unet_bench.suite.spec import Spec
 from unet_bench.suite.store import LOCK_FILE, RESULTS_FILE, ResultsWriter, WriteError, locked, prepare_dir
 
 POLL_S = 0.05  # how often the parent reads a CPU case's resident memory when a limit is set
+WAKE_S = 0.5  # otherwise the longest the parent sleeps between looks for Ctrl-C (twice a second, next to nothing)
 OVER_LIMIT = "the case's process went over the CPU memory limit: peak resident memory {:.2f} GiB > {:g} GiB ({})"
 
 
@@ -116,7 +117,8 @@ def _wait(receiver: Connection, process: multiprocessing.process.BaseProcess, li
     while True:
         # never an unbounded wait: Ctrl-C may land on another thread of this process (torch's, a stderr
         # filter's), and only a wait that returns lets the main thread act on it
-        waits = [t for t in (POLL_S, deadline and max(deadline - time.monotonic(), 0.0)) if t is not None]
+        waits = [t for t in (POLL_S if limit else WAKE_S, deadline and max(deadline - time.monotonic(), 0.0))
+                 if t is not None]
         if wait([receiver, process.sentinel], timeout=min(waits, default=None)):
             return "ready", None
         peak = peak_resident_bytes(process.pid) if limit else None
