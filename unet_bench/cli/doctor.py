@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from unet_bench.suite.checks import as_argument, number
+
 
 def _lines(facts: dict) -> list[str]:
     load = "n/a" if facts["loadavg"] is None else f"{facts['loadavg']:.2f}"
@@ -58,6 +60,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     doctor.add_argument("--json", action="store_true", help="one JSON object")
     doctor.add_argument("--smoke", action="store_true",
                         help="also run one tiny case of every mode on every device here (under two minutes)")
-    doctor.add_argument("--seconds", type=float, default=10.0, metavar="S",
+    doctor.add_argument("--seconds", type=as_argument(number(600, "seconds"), float), default=10.0, metavar="S",
                         help="length of the control's A/A (default 10; 0 skips it)")
     doctor.set_defaults(func=cmd_doctor)
