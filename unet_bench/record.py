@@ -23,13 +23,18 @@ from unet_bench.errors import BenchError, choices
 # The vocabulary of cases: every module that checks or offers one of these imports it from here.
 MODES = ("counts", "infer", "train", "quality", "profile", "train-ddp")
 DEVICES = ("cpu", "cuda")
-DTYPES = ("fp32", "bf16", "fp16")
-STATUSES = ("ok", "oom", "error", "skipped")
+DTYPES = ("fp32", "bf16", "fp16", "int8")  # int8: a statically quantized network, on a deployment runtime only
+# Where the network runs: eager PyTorch, or exported to ONNX and run by a deployment runtime.
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+# unsupported: the network does not export to, or load in, the case's runtime (its message says why).
+STATUSES = ("ok", "oom", "error", "skipped", "unsupported")
 # How an experiment file's sizes become a variant's input (documented in unet_bench.suite.spec).
 SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
 DEFAULT_MIN_RUN_TIME_S = 1.0  # time budget for the timed blocks of one measurement
 DEFAULT_SEEDS = 3  # quality mode: training seeds
 QUALITY_DEFAULTS = {"steps": None, "lr": None, "optimizer": None, "weight_map": True}  # Case's training fields
+# Case fields left out of `Case.case_id` at these values: added after ids were first written.
+ID_DEFAULTS = {**QUALITY_DEFAULTS, "runtime": "torch"}
 DEFAULT_WORLD_SIZES = (1, 2)  # train-ddp mode: data-parallel ranks measured in turn
 
 
@@ -76,6 +81,7 @@ class Case:
     weight_map: bool = True  # weight the loss by the paper's border weight map
     # train-ddp: the numbers of data-parallel ranks to train on, each measured in turn (empty otherwise)
     world_sizes: tuple[int, ...] = ()
+    runtime: str = "torch"  # torch | onnxruntime | openvino: where the network runs (infer)
     # infer/train: the baseline's case at the same grid point, timed in the same process in alternation
     # with this one (A B B A): the paired ratio. None: timed alone.
     reference: Case | None = None
@@ -122,7 +128,7 @@ class Case:
         data = self.to_dict()
         if data["input_shape"] is None:
             del data["input_shape"]
-        for name, default in QUALITY_DEFAULTS.items():
+        for name, default in ID_DEFAULTS.items():
             if data[name] == default:
                 del data[name]
         text = json.dumps(data, sort_keys=True, default=str)
@@ -133,7 +139,7 @@ class Case:
         """Short human-readable name for progress bars and logs."""
         extra = ",".join(f"{k}={v}" for k, v in self.overrides)
         name = f"{self.variant}[{extra}]" if extra else self.variant
-        opts = [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        opts = ([] if self.runtime == "torch" else [self.runtime]) + [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
         opts += [] if self.weight_map else ["no-weight-map"]
         opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
         opts += [f"vs {self.reference.variant}"] if self.reference else []
@@ -194,6 +200,28 @@ class PairedGroup:
     paired_ratio: float | None = None  # geometric mean of the block ratios case / reference
     paired_ratios: list[float] | None = None  # per adjacent pair of blocks, per call
     paired_ref_ms_median: float | None = None  # the reference's median latency in this process
+    paired_reference_runtime: str | None = None  # the reference's runtime (torch eager, for an exported case)
+
+
+@dataclass
+class ExportGroup:
+    """The network as a deployment runtime runs it (``runtime`` other than torch): how it was exported and
+    loaded, what the exported graph holds, and how far its output is from eager torch's on the same input."""
+
+    runtime_version: str | None = None
+    exporter: str = ""  # which ONNX exporter, its version and options
+    opset: int | None = None  # the ONNX opset of the exported graph
+    provider: str | None = None  # onnxruntime's execution provider, or openvino's device
+    provider_options: dict[str, Any] = field(default_factory=dict)  # graph optimisation level, threads, ...
+    export_s: float | None = None  # wall time of the export (quantization included for int8)
+    model_file: str | None = None  # the exported model, relative to the results folder (None: not kept)
+    model_bytes: int | None = None  # size of the model file
+    op_census: dict[str, int] = field(default_factory=dict)  # node count per ONNX op type of the graph run
+    max_abs_error: float | None = None  # max |runtime - eager torch| over the output, on a seeded input
+    max_rel_error: float | None = None  # max_abs_error / max |eager torch output|
+    error_tolerance: float | None = None  # the bound on max_rel_error for this precision
+    output_mismatch: bool | None = None  # max_rel_error > error_tolerance: the runtime computes something else
+    quantization: dict[str, Any] | None = None  # int8: method, format, calibration images and their source
 
 
 @dataclass
@@ -266,7 +294,8 @@ class DdpGroup:
 
 
 # The measurement groups of a record, by key: each present (measured) or None.
-GROUPS: dict[str, type] = {"counts": CountsGroup, "timing": TimingGroup, "paired": PairedGroup, "memory": MemoryGroup,
+GROUPS: dict[str, type] = {"counts": CountsGroup, "timing": TimingGroup, "paired": PairedGroup,
+                           "export": ExportGroup, "memory": MemoryGroup,
                            "quality": QualityGroup, "profile": ProfileGroup, "energy": EnergyGroup,
                            "ddp": DdpGroup}
 # Which group holds which field: names are unique across groups, so a flat row keeps bare names.
@@ -280,7 +309,7 @@ class Record:
     """One measured case: the `Case` that produced it, the outcome, measurement groups and environment."""
 
     case: Case
-    status: str = "ok"  # ok | oom | error | skipped
+    status: str = "ok"  # ok | oom | error | skipped | unsupported
     message: str = ""  # why, for anything but ok
     timestamp: str = ""  # ISO 8601, UTC, when the measurement finished
     duration_s: float | None = None  # wall time of the whole measurement
@@ -290,6 +319,7 @@ class Record:
     counts: CountsGroup | None = None
     timing: TimingGroup | None = None
     paired: PairedGroup | None = None
+    export: ExportGroup | None = None
     memory: MemoryGroup | None = None
     quality: QualityGroup | None = None
     profile: ProfileGroup | None = None

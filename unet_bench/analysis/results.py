@@ -44,7 +44,7 @@ from unet_bench.record import SCHEMA, Case, Record
 from unet_bench.suite.store import RESULTS_FILE
 
 # What identifies a measured setting apart from the network: rows that agree on these are comparable.
-FACTORS = ("mode", "device", "dtype", "input_size", "batch", "channels_last", "compile", "tf32",
+FACTORS = ("mode", "runtime", "device", "dtype", "input_size", "batch", "channels_last", "compile", "tf32",
            "cudnn_benchmark", "threads")
 
 
