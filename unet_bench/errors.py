@@ -16,6 +16,11 @@ class InvalidInputSizeError(BenchError):
     """An input size the network cannot take (raised before any convolution runs)."""
 
 
+class UnsupportedError(BenchError):
+    """A network that does not export to, or load in, a deployment runtime: a result (status
+    ``unsupported``), not a crash."""
+
+
 def choices(values) -> str:
     """Format the valid choices for an error message: ``'a', 'b', 'c'``."""
     return ", ".join(repr(v) for v in values)

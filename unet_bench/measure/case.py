@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -27,6 +28,7 @@ from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
 from unet_bench.measure.profile_case import measure_profile
 from unet_bench.measure.quality_case import measure_quality
+from unet_bench.measure.runtime_case import measure_runtime
 from unet_bench.measure.steps import backend_flags, build_step
 from unet_bench.measure.timing import time_call, warmup_calls
 from unet_bench.models.geometry import input_shape
@@ -44,13 +46,18 @@ def count_case(case: Case) -> Counts:
     return dataclasses.replace(counts, analysis=None)
 
 
-def measure(case: Case, counts: Counts | None = None, ceiling: Ceiling | None = None) -> Record:
-    """Measure ``case`` by its mode (see the module docstring).
+def measure(case: Case, counts: Counts | None = None, ceiling: Ceiling | None = None,
+            models_dir: Path | None = None) -> Record:
+    """Measure ``case`` by its mode (see the module docstring); a runtime other than torch by
+    `runtime_case.measure_runtime`.
 
     What a suite measures once per run and hands to every case: ``counts`` (`count_case(case)`) and
     ``ceiling`` (the compute ceiling of the case's `peaks.ceiling_key`). None measures them here.
+    ``models_dir``: where a runtime case keeps its exported network (None: not kept).
     """
     check_case(case)
+    if case.runtime != "torch":
+        return measure_runtime(case, counts, ceiling, models_dir)
     return MEASURES[case.mode](case, counts, ceiling)
 
 

@@ -13,7 +13,10 @@ from unet_bench.errors import BenchError, choices
 from unet_bench.models.external import is_external
 from unet_bench.models.geometry import check_input_size, input_shape, spatial_shape
 from unet_bench.models.registry import build_network, get_config
-from unet_bench.record import DEVICES, DTYPES, MODES, Case
+from unet_bench.measure.runtimes import require
+from unet_bench.record import DEVICES, DTYPES, MODES, RUNTIMES, Case
+
+PRECISIONS = ("fp32", "int8")  # what a case on a deployment runtime runs in
 
 
 def check_case(case: Case) -> None:
@@ -34,6 +37,26 @@ def check_case(case: Case) -> None:
     if case.mode == "quality" and is_external(case.variant):
         raise BenchError(f"mode 'quality' trains our own variants; {case.variant} is measured in modes "
                          f"{choices(m for m in MODES if m != 'quality')}")
+    _check_runtime(case)
+
+
+def _check_runtime(case: Case) -> None:
+    """Refuse a case its runtime cannot take, naming what it can."""
+    if case.runtime not in RUNTIMES:
+        raise BenchError(f"runtime={case.runtime!r} is not valid; choose one of {choices(RUNTIMES)}")
+    if case.runtime == "torch":
+        if case.dtype == "int8":
+            raise BenchError("dtype 'int8' runs on a deployment runtime; add runtime 'onnxruntime' or 'openvino'")
+        return
+    if case.mode != "infer":
+        raise BenchError(f"runtime {case.runtime!r} runs inference; mode {case.mode!r} runs under torch only")
+    if case.dtype not in PRECISIONS:
+        raise BenchError(f"runtime {case.runtime!r} runs dtype {choices(PRECISIONS)}, not {case.dtype!r}")
+    for flag, on in (("channels_last", case.channels_last), ("compile", case.compile)):
+        if on:
+            raise BenchError(f"{flag} is a torch option; runtime {case.runtime!r} chooses its own layout and "
+                             "kernels: drop it")
+    require(case.runtime)
 
 
 def build_model(case: Case) -> nn.Module:

@@ -138,7 +138,8 @@ class Ceiling:
 
 def ceiling_key(case: Case) -> tuple[str, str, int]:
     """(device, math mode, threads): what a ceiling depends on. Cases with one key share one ceiling."""
-    mode = math_mode(case.dtype, case.tf32) if case.device == "cuda" else case.dtype
+    dtype = "fp32" if case.dtype == "int8" else case.dtype  # int8 is read against the fp32 ceiling
+    mode = math_mode(dtype, case.tf32) if case.device == "cuda" else dtype
     return case.device, mode, case.threads or env.cpu_count()
 
 

@@ -1,0 +1,85 @@
+"""A network exported to ONNX once per case: the file, how long the export took, and what the graph holds.
+
+The exporter is torch's own, ``torch.onnx.export(dynamo=True)``: it traces the network with
+``torch.export`` (the graph PyTorch itself maintains and optimises) and is the exporter torch recommends
+and keeps; the TorchScript-based one is deprecated and warns on every call. The graph is exported at
+the case's exact input shape (no dynamic axes: a deployed UNet serves one tile size, and a fixed shape
+lets each runtime plan its memory and kernels once). The export prints progress and library warnings;
+both are kept out of the user's output and the first line of a failure becomes the record's message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from unet_bench.errors import UnsupportedError
+
+OPSET = 18  # the dynamo exporter's own default opset in torch 2.13 (Resize, GroupNormalization, ...)
+EXPORTER = f"torch.onnx.export(dynamo=True, opset_version={OPSET}, static shapes), torch {torch.__version__}"
+# What a reader wants to see first in a UNet's graph; every other op type is counted under its own name.
+CENSUS_FIRST = ("Conv", "ConvTranspose", "Resize", "Concat", "Add", "Relu", "MaxPool", "InstanceNormalization",
+                "BatchNormalization", "GroupNormalization", "Sigmoid", "Mul", "Slice",
+                "QuantizeLinear", "DequantizeLinear")
+
+
+@dataclass
+class Exported:
+    """An ONNX file of a network, and what its export cost."""
+
+    path: Path
+    seconds: float
+    exporter: str = EXPORTER
+    opset: int = OPSET
+    census: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+def first_line(error: BaseException) -> str:
+    """``Type: first line of the message``: what a record's one-line message says of a library's error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Exported:
+    """Export ``model`` (in eval mode) at ``x``'s shape to ``path``; `UnsupportedError` if it cannot be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    start = time.perf_counter()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=OPSET, external_data=False,
+                              input_names=["image"], output_names=["logits"])
+    except Exception as error:  # noqa: BLE001 - any exporter failure is the result "unsupported"
+        raise UnsupportedError(f"ONNX export failed: {first_line(error)}") from error
+    seconds = time.perf_counter() - start
+    return Exported(path, seconds, census=op_census(path))
+
+
+def op_census(path: Path) -> dict[str, int]:
+    """Nodes per op type of an ONNX graph (subgraphs included), the usual UNet ops first."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    counts: Counter[str] = Counter()
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            counts[node.op_type] += 1
+            graphs.extend(attr.g for attr in node.attribute if attr.HasField("g"))
+    first = {op: counts.pop(op) for op in CENSUS_FIRST if op in counts}
+    return {**first, **dict(sorted(counts.items()))}
