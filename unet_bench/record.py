@@ -142,7 +142,9 @@ class Case:
         opts = ([] if self.runtime == "torch" else [self.runtime]) + [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
         opts += [] if self.weight_map else ["no-weight-map"]
         opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
-        opts += [f"vs {self.reference.variant}"] if self.reference else []
+        if self.reference:
+            twin = self.reference.variant == self.variant and self.reference.runtime != self.runtime
+            opts += [f"vs {self.reference.runtime if twin else self.reference.variant}"]
         return f"{name} {self.mode} {self.device} b{self.batch} {self.size_text}px {'/'.join(opts)} #{self.repeat}"
 
 

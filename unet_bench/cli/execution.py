@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unet_bench.errors import BenchError
-from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, DEVICES, DTYPES
+from unet_bench.record import DEFAULT_MIN_RUN_TIME_S, DEVICES, DTYPES, RUNTIMES
 from unet_bench.suite.checks import MIN_RUN_TIME_S, as_argument, threads
 
 STEP_MODES = ("infer", "train")
@@ -24,7 +24,11 @@ DECLARATIONS: dict[str, dict[str, Any]] = {
     "--device": {"choices": DEVICES, "default": "cpu", "help": "where the step runs (default cpu)"},
     "--mode": {"choices": STEP_MODES, "default": "infer",
                "help": "infer: forward under inference_mode; train: forward, loss, backward, SGD step"},
-    "--dtype": {"choices": DTYPES, "default": "fp32", "help": "bf16 / fp16 run under autocast"},
+    "--dtype": {"choices": DTYPES, "default": "fp32",
+                "help": "bf16 / fp16 run under autocast; int8 on a deployment runtime (--runtime)"},
+    "--runtime": {"choices": RUNTIMES, "default": "torch",
+                  "help": "where inference runs: torch (eager) or the network exported to ONNX and run by "
+                          "onnxruntime or openvino (pip install \"unet-bench[runtimes]\")"},
     "--channels-last": {"action": "store_true", "help": "channels_last memory format"},
     "--compile": {"action": "store_true", "help": "torch.compile (compile time reported apart)"},
     "--no-tf32": {"action": "store_true", "help": "CUDA: IEEE fp32 instead of TF32"},
@@ -36,7 +40,7 @@ DECLARATIONS: dict[str, dict[str, Any]] = {
                        f"unprofiled, before it is profiled) (default {DEFAULT_MIN_RUN_TIME_S:g})"},
 }
 TIMED = tuple(DECLARATIONS)  # `time`
-PROFILED = tuple(flag for flag in DECLARATIONS if flag not in ("--compile", "--cudnn-benchmark"))  # eager only
+PROFILED = tuple(flag for flag in DECLARATIONS if flag not in ("--compile", "--cudnn-benchmark", "--runtime"))
 TRAINED = ("--device", "--threads")  # `quality`
 
 
@@ -61,6 +65,7 @@ class Execution:
     mode: str = "infer"
     device: str = "cpu"
     dtype: str = "fp32"
+    runtime: str = "torch"
     channels_last: bool = False
     compile: bool = False
     tf32: bool = True
@@ -71,7 +76,8 @@ class Execution:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Execution:
         """The flags of a parser built with `add_execution_arguments`."""
-        return cls(mode=args.mode, device=args.device, dtype=args.dtype, channels_last=args.channels_last,
+        return cls(mode=args.mode, device=args.device, dtype=args.dtype, runtime=args.runtime,
+                   channels_last=args.channels_last,
                    compile=args.compile, tf32=not args.no_tf32, cudnn_benchmark=args.cudnn_benchmark,
                    threads=args.threads, min_run_time_s=args.min_run_time)
 
@@ -83,6 +89,7 @@ class Execution:
 
     def case_fields(self) -> dict[str, Any]:
         """The fields of a `Case` these flags set (its mode apart: a command names the case's mode)."""
-        return {"device": self.device, "dtype": self.dtype, "channels_last": self.channels_last,
+        return {"device": self.device, "dtype": self.dtype, "runtime": self.runtime,
+                "channels_last": self.channels_last,
                 "compile": self.compile, "tf32": self.tf32, "cudnn_benchmark": self.cudnn_benchmark,
                 "threads": self.threads, "min_run_time_s": self.min_run_time_s}

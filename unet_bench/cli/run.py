@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from unet_bench.errors import BenchError
-from unet_bench.record import DEVICES
+from unet_bench.record import DEVICES, RUNTIMES
 from unet_bench.suite.checks import MEMORY_LIMIT_GB, TIMEOUT_S, as_argument, integer
 
 EXECUTORS = ("process", "local", "slurm")  # process: today's in-process runner; the others through submitit
@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unet_bench.suite.spec import load_spec
 
     sharded = shard.parse_shard(args.shard) if args.shard else None  # before the file: a quick one-line error
-    spec = load_spec(args.file, device=args.device, cpu_memory_limit_gb=args.cpu_memory_limit)
+    spec = load_spec(args.file, device=args.device, cpu_memory_limit_gb=args.cpu_memory_limit, runtime=args.runtime)
     if args.retry_oom and not args.resume:
         raise BenchError("--retry-oom goes with --resume (it runs again the cases a run recorded 'oom')")
     share = shard.lock_name(*sharded) if sharded else None
@@ -179,6 +179,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="list the cases and their predicted cost; run nothing")
     run.add_argument("--device", choices=DEVICES, default=None, help="run every case on this device instead")
+    run.add_argument("--runtime", choices=RUNTIMES, default=None,
+                     help="run every inference case on this runtime instead of the file's runtimes")
     run.add_argument("--cpu-memory-limit", type=as_argument(MEMORY_LIMIT_GB, float), default=None, metavar="GB",
                      help="resident-memory (peak RSS) limit of each CPU case's process, in GiB (going over "
                           "stops the case and records 'oom')")

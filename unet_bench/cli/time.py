@@ -29,7 +29,7 @@ def human_bytes(n: int | None) -> str:
 def print_timing(record: Record) -> None:
     row = record.columns()
     extra = record.extra
-    opts = [row['dtype']]
+    opts = [row['dtype']] + ([row['runtime']] if row['runtime'] != "torch" else [])
     opts += ["channels_last"] if row['channels_last'] else []
     opts += ["compile"] if row['compile'] else []
     if row['device'] == "cuda":
@@ -53,6 +53,8 @@ def print_timing(record: Record) -> None:
     if extra.get("peak_nominal_flops_per_s"):
         print(f"                nominal peak {extra['peak_nominal_flops_per_s'] / GIGA:,.1f} GFLOP/s "
               f"({extra['peak_nominal_source']})")
+    if row['runtime'] != "torch":
+        print_runtime(row)
     print(f"memory          peak {human_bytes(row['peak_mem_bytes'])}  [{row['peak_mem_method']}]")
     if row['mode'] == "train":
         print(f"                saved for backward {human_bytes(row['saved_activation_bytes'])}, "
@@ -61,6 +63,18 @@ def print_timing(record: Record) -> None:
         ratio = f"{row['peak_mem_ratio']:.2f}" if row['peak_mem_ratio'] is not None else "n/a"
         print(f"                predicted peak {human_bytes(row['predicted_peak_bytes'])}; "
               f"measured/predicted {ratio}")
+
+
+def print_runtime(row: dict) -> None:
+    """What the runtime ran: the exported graph, the check against eager torch, the session's options."""
+    census = ", ".join(f"{op} {n}" for op, n in row['op_census'].items())
+    check = "MISMATCH: " if row['output_mismatch'] else ""
+    print(f"runtime         {row['runtime']} {row['runtime_version']} ({row['provider']}; "
+          f"{', '.join(f'{k}={v}' for k, v in row['provider_options'].items())})")
+    print(f"export          {row['export_s']:.2f} s, {human_bytes(row['model_bytes'])}, opset {row['opset']} "
+          f"({row['exporter']}); graph: {census}")
+    print(f"check           {check}max error {row['max_abs_error']:.3g} ({row['max_rel_error']:.3g} of the largest "
+          f"output; tolerance {row['error_tolerance']:g}) against eager torch on a seeded input")
 
 
 def cmd_time(args: argparse.Namespace) -> int:

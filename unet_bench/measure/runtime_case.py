@@ -124,6 +124,9 @@ def _measure(case: Case, counts: Counts | None, ceiling: Ceiling | None, folder:
         record.set(**peak_rss_values(session, xn))
     ceiling = ceiling or measure_ceiling(*ceiling_key(case))
     record.set(**timing_values(timing, counts, case, ceiling))
+    if case.dtype == "int8":  # int8 kernels have other ceilings than the fp32 ones measured
+        record.set(peak_flops_per_s=None, peak_fraction=None,
+                   extra={"peak_source": "none: int8 kernels are not read against fp32 ceilings"})
     record.extra["runtime_scope"] = (f"{case.runtime} {session.version} ({session.provider}); the network "
                                      f"exported once, then run on a NumPy input of shape {list(shape)}")
     return record

@@ -30,6 +30,8 @@ PROFILER_SLOWDOWN = 1.5  # a step under torch.profiler and layer scopes, against
 RANK_START_S = 3.0  # train-ddp: a rank's Python process with torch imported, and the process group
 CASE_OVERHEAD_S = 0.4  # process fork, model build, load samples and environment fingerprint, the record
 COMPILE_S = 60.0  # torch.compile of one UNet
+EXPORT_S = 3.0  # ONNX export of one UNet and its load into a runtime (torch.export tracing dominates)
+QUANTIZE_S = 3.0  # int8: graph preparation and quantization, besides the calibration forwards
 CEILING_S = {"cpu": 5.0, "cuda": 10.0}  # the compute kernels behind a ceiling, once per run and key
 
 
@@ -125,6 +127,12 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
         fewest = 2 * MIN_QUARTETS if paired else MIN_BLOCKS  # blocks of each side
         timed_s = max(fewest * step_s, case.min_run_time_s / (2 if paired else 1)) * (1 + CONTROL_SHARE)
         cost += (warmup_calls(case.device, case.compile) + case.memory) * step_s + timed_s
+        if case.runtime != "torch":  # export (and quantize), then one forward of each side for the check
+            from unet_bench.measure.quantize import CALIBRATION_IMAGES
+            from unet_bench.measure.timing import WARMUP_CALLS
+
+            cost += EXPORT_S + (WARMUP_CALLS - warmup_calls(case.device, case.compile) + 2) * step_s
+            cost += (QUANTIZE_S + CALIBRATION_IMAGES * step_s) if case.dtype == "int8" else 0.0
     elif case.mode == "profile":  # infer then train: warm-up, timed budget, profiled steps, energy run
         from unet_bench.measure.energy import IDLE_S, RUN_S
         from unet_bench.measure.step_profile import PROFILED_STEPS

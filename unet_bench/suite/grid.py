@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from unet_bench.errors import BenchError, choices
+from unet_bench.measure.network import PRECISIONS
+from unet_bench.measure.runtimes import require
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
 from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external, not_trained_here
@@ -27,6 +29,7 @@ from unet_bench.record import (
     DEVICES,
     DTYPES,
     MODES,
+    RUNTIMES,
     SIZE_RULES,
     Case,
     size_fields,
@@ -59,6 +62,8 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
     "batches": (list_of(checks.BATCH), (1,)),
     "devices": (list_of(one_of(DEVICES)), ("cpu",)),
     "dtypes": (list_of(one_of(DTYPES)), ("fp32",)),
+    "precision": (list_of(one_of(DTYPES)), None),  # another name for dtypes
+    "runtimes": (list_of(one_of(RUNTIMES)), ("torch",)),
     "channels_last": (list_of(boolean), (False,)),
     "compile": (list_of(boolean), (False,)),
     "tf32": (list_of(boolean), (True,)),
@@ -83,6 +88,20 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
 PAIRED_MODES = ("infer", "train")  # timed modes whose cases can carry their baseline in the same process
 
 
+def runs_on(mode: str, runtime: str, runtimes: tuple[str, ...], dtype: str, channels_last: bool,
+            compiled: bool) -> bool:
+    """Whether a grid's combination is a case. ``runtimes`` are where inference runs; the other modes run
+    under torch whatever they say. A runtime other than torch runs inference in fp32 or int8 without
+    torch's layout and compile options; int8 runs on such a runtime only."""
+    if mode != "infer":
+        return runtime == "torch" and dtype != "int8"
+    if runtime not in runtimes:
+        return False
+    if runtime == "torch":
+        return dtype != "int8"
+    return dtype in PRECISIONS and not channels_last and not compiled
+
+
 class Where:
     """Formats errors as ``FILE: KEY: what is wrong; what is allowed``."""
 
@@ -105,7 +124,8 @@ class Grid:
     top level's.
     """
 
-    def __init__(self, where: Where, prefix: str, top: dict[str, Any], block: dict[str, Any]) -> None:
+    def __init__(self, where: Where, prefix: str, top: dict[str, Any], block: dict[str, Any],
+                 runtime: str | None = None) -> None:
         self.where, self.prefix, self.block = where, prefix, block
         values = {**top, **block}
         if "variants" not in values:
@@ -120,6 +140,27 @@ class Grid:
                 except Invalid as error:
                     self.fail(key, str(error))
         self.given = set(values)
+        if self["precision"] is not None:
+            if "dtypes" in self.given:
+                self.fail("precision", "is another name for dtypes; give one of them")
+            self.values["dtypes"] = self["precision"]
+        if runtime is not None:  # the command line's --runtime: every inference case on that runtime
+            self.values["runtimes"] = (runtime,)
+        self.check_runtimes()
+
+    def check_runtimes(self) -> None:
+        """Runtimes other than torch run inference in fp32 or int8; int8 needs one of them; each installed."""
+        exported = [r for r in self["runtimes"] if r != "torch"]
+        if "int8" in self["dtypes"] and not exported:
+            self.fail("dtypes", "'int8' runs on a deployment runtime; add runtimes = [\"onnxruntime\"] or "
+                      "[\"openvino\"]")
+        if exported and "infer" not in self["modes"] and "runtimes" in self.given:
+            self.fail("runtimes", f"{exported[0]!r} runs inference; add \"infer\" to modes")
+        for runtime in exported:
+            try:
+                require(runtime)
+            except BenchError as error:
+                self.fail("runtimes", str(error))
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -139,7 +180,7 @@ class Grid:
         """How many cases `expand` would produce, counted without expanding anything."""
         lengths = [len(self.variants()), len(self["sizes"]), self["repeats"], 1 if device else len(self["devices"])]
         lengths += [len(v) if isinstance(v, list) else 1 for v in self["sweep"].values()]
-        lengths += [len(self[key]) for key in ("modes", "dtypes", "channels_last", "compile", "tf32",
+        lengths += [len(self[key]) for key in ("modes", "runtimes", "dtypes", "channels_last", "compile", "tf32",
                                                "cudnn_benchmark", "threads", "weight_map")]
         lengths.append(1 if self["max_batch_search"] else len(self["batches"]))
         return math.prod(lengths)
@@ -269,16 +310,19 @@ class Grid:
                 sizes = self.input_sizes(variant, overrides, cfg)
                 shapes.extend((variant, overrides, cfg, size, asked)
                               for size, asked in zip(sizes, self["sizes"], strict=True))
+        runtimes = tuple(dict.fromkeys(["torch", *self["runtimes"]]))  # torch for the modes other than infer
         options = itertools.product(
-            self["modes"], devices, self["dtypes"], self["channels_last"], self["compile"], self["tf32"],
-            self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"], self["weight_map"],
+            self["modes"], runtimes, [self["runtimes"]], devices, self["dtypes"], self["channels_last"], self["compile"],
+            self["tf32"], self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"],
+            self["weight_map"],
         )
-        options = list(options)
+        options = [o for o in options if runs_on(*o[:3], *o[4:7])]
         references = self.reference_shapes(shapes, search)
         planned = []
         for repeat in range(self["repeats"]):
             for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
-                mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch, weights = opts
+                mode, runtime, _, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch, \
+                    weights = opts
                 quality = mode == "quality"  # training settings only where something is trained
                 case = Case(
                     variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, **size_fields(size),
@@ -292,9 +336,16 @@ class Grid:
                     world_sizes=self["world_sizes"] if mode == "train-ddp" else (),
                     steps=self["steps"] if quality else None, lr=self["lr"] if quality else None,
                     optimizer=self["optimizer"] if quality else None, weight_map=weights or not quality,
+                    runtime=runtime,
                 )
                 reference = references.get((variant, overrides, asked)) if mode in PAIRED_MODES else None
-                if reference is not None:
+                if runtime != "torch":
+                    if self["paired"]:  # the same network under eager torch, side by side in its process
+                        case = dataclasses.replace(case, reference=dataclasses.replace(
+                            case, runtime="torch", dtype="fp32", memory=False))
+                    cost = predict_cost_s(case, cfg) + (predict_cost_s(case.reference, cfg, timed_only=True)
+                                                        if case.reference else 0.0)
+                elif reference is not None:
                     ref_overrides, ref_cfg, ref_size = reference
                     case = dataclasses.replace(case, reference=dataclasses.replace(
                         case, variant=self["baseline"], overrides=ref_overrides, **size_fields(ref_size),

@@ -37,6 +37,7 @@ from unet_bench.measure import count_case, env, measure
 from unet_bench.measure.counts import Counts
 from unet_bench.measure.outcome import Started, classify_failure, failed
 from unet_bench.measure.peaks import Ceiling, ceiling_key, ceiling_record
+from unet_bench.measure.runtime_case import MODELS_DIR
 from unet_bench.models.footprint import why_case_cannot_fit
 from unet_bench.record import MODES, Case, Record
 from unet_bench.suite.grid import Planned
@@ -305,10 +306,12 @@ class _Suite:
 
     def measure_for(self, case: Case) -> Callable[[Case], Record]:
         """What measures ``case`` in its process: the run's own function if one was given, else `measure`
-        with what this run measures once and shares: the network's counts and the ceiling."""
+        with what this run measures once and shares: the network's counts and the ceiling; an exported
+        network is kept in the results folder's ``models/``."""
         if self.measure_fn is not None:
             return self.measure_fn
-        return functools.partial(measure, counts=self.counts_for(case), ceiling=self.ceiling_for(case))
+        return functools.partial(measure, counts=self.counts_for(case), ceiling=self.ceiling_for(case),
+                                 models_dir=self.writer.path.parent / MODELS_DIR)
 
     def counts_for(self, case: Case) -> Counts | None:
         """The counts of ``case``'s network and size, counted once per run (None if counting fails: the

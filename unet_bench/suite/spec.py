@@ -29,7 +29,9 @@ sizes                [572]                       square sizes in pixels (≤ 655
 size_rule            "input"                     how ``sizes`` become each variant's input (below)
 batches              [1]                         batch sizes (≤ 65536)
 devices              ["cpu"]                     cpu | cuda
-dtypes               ["fp32"]                    fp32 | bf16 | fp16 (autocast)
+dtypes               ["fp32"]                    fp32 | bf16 | fp16 (autocast) | int8 (a runtime's, below);
+                                                 ``precision`` is another name for it
+runtimes             ["torch"]                   where inference runs: torch | onnxruntime | openvino (below)
 channels_last        [false]                     memory format
 compile              [false]                     torch.compile
 tf32                 [true]                      CUDA: TF32 convs/matmuls; false = IEEE fp32
@@ -80,6 +82,14 @@ as their ``reference``: each process builds both networks, warms both, and times
 A B B A blocks, so that the verdict against the baseline comes from ratios measured side by side
 (`unet_bench.measure.timing`). The baseline's own cases are timed alone as before. ``paired = false``
 times every case alone.
+
+**Runtimes.** ``runtimes`` are where the inference cases run: ``torch`` (eager, the default), or the
+network exported to ONNX and run by ``onnxruntime`` or ``openvino`` (the ``runtimes`` extra). The other
+modes always run under torch. A runtime other than torch takes dtypes ``fp32`` and ``int8`` (static
+quantization, calibrated on training images of the synthetic task), and not torch's ``channels_last`` or
+``compile`` (those combinations are left out of the grid). Each such case is paired in its process with
+the same network under eager torch (unless ``paired = false``), so its speed against torch is measured
+side by side; `compare --by runtime` puts the runtimes of each variant beside torch.
 """
 
 from __future__ import annotations
@@ -127,11 +137,12 @@ class Spec:
 # --- loading -----------------------------------------------------------------------------------------
 
 
-def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: float | None = None) -> Spec:
+def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: float | None = None,
+              runtime: str | None = None) -> Spec:
     """Read, check and expand an experiment file; any mistake is a one-line `BenchError` naming the key.
 
     ``device`` runs every case on that device instead of the file's; ``cpu_memory_limit_gb`` replaces
-    the file's limit.
+    the file's limit; ``runtime`` runs every inference case on that runtime instead of the file's.
     """
     path = Path(path)
     data = _read_toml(path)
@@ -164,7 +175,7 @@ def load_spec(path: str | Path, device: str | None = None, cpu_memory_limit_gb: 
         for key in block:
             if key not in GRID_KEYS:
                 where.fail(prefix + key, f"unknown key; valid grid keys are {choices(GRID_KEYS)}")
-        grids.append(Grid(where, prefix, top, block))
+        grids.append(Grid(where, prefix, top, block, runtime))
     size = sum(grid.size(device) for grid in grids)
     if size > MAX_CASES:
         raise BenchError(f"{path}: the grid holds {size:,} cases, over the limit of {MAX_CASES:,}; "
