@@ -139,7 +139,8 @@ class Case:
         """Short human-readable name for progress bars and logs."""
         extra = ",".join(f"{k}={v}" for k, v in self.overrides)
         name = f"{self.variant}[{extra}]" if extra else self.variant
-        opts = ([] if self.runtime == "torch" else [self.runtime]) + [self.dtype] + (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
+        opts = ([] if self.runtime == "torch" else [self.runtime]) + [self.dtype]
+        opts += (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
         opts += [] if self.weight_map else ["no-weight-map"]
         opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
         if self.reference:

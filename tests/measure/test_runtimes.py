@@ -42,7 +42,8 @@ def test_an_exported_network_computes_what_eager_torch_computes(runtime: str) ->
     assert record.status == "ok"
     assert record.export.max_rel_error < TOLERANCE["fp32"] and record.export.output_mismatch is False
     assert record.export.op_census["Conv"] == convs  # every convolution of the network, none fused away
-    assert record.export.op_census["ConvTranspose"] == sum(isinstance(m, nn.ConvTranspose2d) for m in build_model(tiny("torch")).modules())
+    ups = sum(isinstance(m, nn.ConvTranspose2d) for m in build_model(tiny("torch")).modules())
+    assert record.export.op_census["ConvTranspose"] == ups
     assert record.export.model_file is None and record.export.model_bytes > 4 * sum(
         p.numel() for p in build_model(tiny("torch")).parameters())  # fp32 weights and the graph
     assert record.export.provider_options and record.threads_used == 1
@@ -109,7 +110,7 @@ def test_a_suite_keeps_each_exported_model_and_pairs_it_with_torch(tmp_path: Pat
                     'sizes = [44]\nruntimes = ["onnxruntime"]\nthreads = 1\nmin_run_time_s = 0.05\n'
                     'set = {base_width = 4, depth = 2}\n')
     spec = load_spec(path)
-    assert [(c.mode, c.runtime) for c in [p.case for p in spec.planned]] == [("infer", "onnxruntime"), ("counts", "torch")]
+    assert [(p.case.mode, p.case.runtime) for p in spec.planned] == [("infer", "onnxruntime"), ("counts", "torch")]
     run_suite(spec, tmp_path / "out", progress=False, log=lambda line: None)
     record = next(r for r in flat_records(tmp_path / "out" / "results.jsonl") if r["runtime"] == "onnxruntime")
     assert record["status"] == "ok" and (tmp_path / "out" / record["model_file"]).is_file()
@@ -128,20 +129,22 @@ def test_the_grid_runs_inference_on_each_runtime_and_the_other_modes_under_torch
     spec = load_spec(write(tmp_path, 'modes = ["infer", "train"]\nruntimes = ["torch", "openvino"]\n'
                                      'dtypes = ["fp32", "int8"]\nchannels_last = [false, true]\n'))
     cases = {(c.variant, c.mode, c.runtime, c.dtype, c.channels_last): c for c in [p.case for p in spec.planned]}
-    assert set(cases) == {(v, m, "torch", "fp32", cl) for v in ("paper", "bilinear") for m in ("infer", "train")
-                          for cl in (False, True)} | {(v, "infer", "openvino", d, False) for v in ("paper", "bilinear")
-                                                     for d in ("fp32", "int8")}
+    variants = ("paper", "bilinear")
+    on_torch = {(v, m, "torch", "fp32", cl) for v in variants for m in ("infer", "train") for cl in (False, True)}
+    on_openvino = {(v, "infer", "openvino", d, False) for v in variants for d in ("fp32", "int8")}
+    assert set(cases) == on_torch | on_openvino
     twin = cases["bilinear", "infer", "openvino", "int8", False].reference
     assert (twin.variant, twin.runtime, twin.dtype, twin.memory) == ("bilinear", "torch", "fp32", False)
     assert cases["bilinear", "infer", "torch", "fp32", False].reference.variant == "paper"
     only_ort = load_spec(write(tmp_path, 'modes = ["infer", "train"]\n'), runtime="onnxruntime")
-    assert {(c.mode, c.runtime) for c in [p.case for p in only_ort.planned]} == {("infer", "onnxruntime"), ("train", "torch")}
+    assert {(p.case.mode, p.case.runtime) for p in only_ort.planned} == {("infer", "onnxruntime"), ("train", "torch")}
 
 
 @pytest.mark.parametrize("body, message", [
     ('modes = ["infer"]\ndtypes = ["int8"]\n', "dtypes: 'int8' runs on a deployment runtime"),
     ('modes = ["counts"]\nruntimes = ["onnxruntime"]\n', "runtimes: 'onnxruntime' runs inference"),
-    ('modes = ["infer"]\nruntimes = ["tensorrt"]\n', "runtimes: 'tensorrt' is not allowed; choose from 'torch', 'onnxruntime', 'openvino'"),
+    ('modes = ["infer"]\nruntimes = ["tensorrt"]\n', "runtimes: 'tensorrt' is not allowed; "
+     "choose from 'torch', 'onnxruntime', 'openvino'"),
     ('modes = ["infer"]\nprecision = ["int8"]\ndtypes = ["fp32"]\n', "precision: is another name for dtypes"),
 ])
 def test_a_runtime_the_grid_cannot_run_is_refused_in_one_line(tmp_path: Path, body: str, message: str) -> None:

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from unet_bench.errors import BenchError, choices
+from unet_bench.measure.runtimes import require
 from unet_bench.models.external import is_external
 from unet_bench.models.geometry import check_input_size, input_shape, spatial_shape
 from unet_bench.models.registry import build_network, get_config
-from unet_bench.measure.runtimes import require
 from unet_bench.record import DEVICES, DTYPES, MODES, RUNTIMES, Case
 
 PRECISIONS = ("fp32", "int8")  # what a case on a deployment runtime runs in

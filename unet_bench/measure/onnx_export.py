@@ -1,4 +1,4 @@
-"""A network exported to ONNX once per case: the file, how long the export took, and what the graph holds.
+"""A network exported to ONNX: the file, how long the export took, and what the graph holds.
 
 The exporter is torch's own, ``torch.onnx.export(dynamo=True)``: it traces the network with
 ``torch.export`` (the graph PyTorch itself maintains and optimises) and is the exporter torch recommends
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,42 +31,31 @@ CENSUS_FIRST = ("Conv", "ConvTranspose", "Resize", "Concat", "Add", "Relu", "Max
                 "QuantizeLinear", "DequantizeLinear")
 
 
-@dataclass
-class Exported:
-    """An ONNX file of a network, and what its export cost."""
-
-    path: Path
-    seconds: float
-    exporter: str = EXPORTER
-    opset: int = OPSET
-    census: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def bytes(self) -> int:
-        return self.path.stat().st_size
-
-
 def first_line(error: BaseException) -> str:
     """``Type: first line of the message``: what a record's one-line message says of a library's error."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
-def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> Exported:
-    """Export ``model`` (in eval mode) at ``x``'s shape to ``path``; `UnsupportedError` if it cannot be."""
+def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> float:
+    """Export ``model`` (in eval mode) at ``x``'s shape to ``path`` (whole or not at all: cases that share
+    a results folder may export the same file); the seconds it took. `UnsupportedError` if it cannot be."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{os.getpid()}.{path.name}")
     model = model.eval()
     start = time.perf_counter()
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
                 warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x,), str(path), dynamo=True, opset_version=OPSET, external_data=False,
+            torch.onnx.export(model, (x,), str(partial), dynamo=True, opset_version=OPSET, external_data=False,
                               input_names=["image"], output_names=["logits"])
     except Exception as error:  # noqa: BLE001 - any exporter failure is the result "unsupported"
+        partial.unlink(missing_ok=True)
         raise UnsupportedError(f"ONNX export failed: {first_line(error)}") from error
     seconds = time.perf_counter() - start
-    return Exported(path, seconds, census=op_census(path))
+    os.replace(partial, path)
+    return seconds
 
 
 def op_census(path: Path) -> dict[str, int]:

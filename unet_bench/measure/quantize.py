@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,11 +46,23 @@ def calibration_batches(shape: tuple[int, ...], images: int = CALIBRATION_IMAGES
     return [stacked[i * batch:(i + 1) * batch] for i in range(images)]
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) -> dict[str, Any]:
-    """Write the int8 QDQ model of ``fp32_path`` to ``out_path``; what was done, for the record."""
+def quantization_method(images: int) -> dict[str, Any]:
+    """What `quantize_int8` does, for the record."""
+    return {"method": "onnxruntime quantize_static, MinMax calibration", "format": "QDQ",
+            "weights": "int8 per channel", "activations": "uint8 per tensor", "calibration_images": images,
+            "calibration_source": f"synthetic cell task seed {CALIBRATION_SEED}, training split"}
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) -> None:
+    """Write the int8 QDQ model of ``fp32_path`` to ``out_path`` (whole or not at all)."""
     try:
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                              quantize_static)
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as error:
         raise BenchError(f"int8 needs onnxruntime's quantization tools ({first_line(error)}); install the "
@@ -62,23 +76,17 @@ def quantize_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) ->
             x = next(self.inputs, None)
             return None if x is None else {"image": x}
 
-    prepared = out_path.with_suffix(".prepared.onnx")
-    try:
-        with _quiet():
-            quant_pre_process(str(fp32_path), str(prepared))
-            quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
-    except Exception as error:  # noqa: BLE001 - a graph the quantizer cannot take is "unsupported" in int8
-        raise UnsupportedError(f"int8 static quantization failed: {first_line(error)}") from error
-    finally:
-        prepared.unlink(missing_ok=True)
-        for leftover in out_path.parent.glob("augmented_model*.onnx"):
-            leftover.unlink(missing_ok=True)
-    return {"method": "onnxruntime quantize_static, MinMax calibration", "format": "QDQ",
-            "weights": "int8 per channel", "activations": "uint8 per tensor",
-            "calibration_images": len(batches) * batches[0].shape[0],
-            "calibration_source": f"synthetic cell task seed {CALIBRATION_SEED}, training split"}
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quantize-") as work:
+        prepared, quantized = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
+        try:
+            with _quiet():
+                quant_pre_process(str(fp32_path), str(prepared))
+                quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
+                                per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                                calibrate_method=CalibrationMethod.MinMax)
+        except Exception as error:  # noqa: BLE001 - a graph the quantizer cannot take is "unsupported" in int8
+            raise UnsupportedError(f"int8 static quantization failed: {first_line(error)}") from error
+        os.replace(quantized, out_path)
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """An inference case on a deployment runtime: export, check against eager torch, time, memory.
 
-1. **Export** the case's network once (`onnx_export`) into the results folder's ``models/`` (a temporary
+1. **Export** the case's network (`onnx_export`) into the results folder's ``models/`` (a temporary
    folder for a single ``unet-bench time``); int8 quantizes it (`quantize`). The export is timed and its
-   graph counted per op type.
+   graph counted per op type. One network at one input shape is exported once per run: the other
+   runtimes and repeats load the same file (their ``export_s`` is null; ``extra.export`` says so).
 2. **Load** it in the runtime (`runtimes`). A network that does not export, quantize or load is the
    result ``unsupported`` with the library's message in one line (`UnsupportedError`).
 3. **Check**: the runtime's output on a seeded input against eager torch's in fp32 on the same input; the
@@ -19,6 +20,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,10 +35,10 @@ from unet_bench.measure.control import control_step, describe
 from unet_bench.measure.counts import Counts, count
 from unet_bench.measure.fields import control_values, counts_values, paired_values, timing_values
 from unet_bench.measure.network import build_model, check_case, network_input_shape
-from unet_bench.measure.onnx_export import export_onnx, op_census
+from unet_bench.measure.onnx_export import EXPORTER, OPSET, export_onnx, op_census
 from unet_bench.measure.outcome import begin, finish
 from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
-from unet_bench.measure.quantize import calibration_batches, quantize_int8
+from unet_bench.measure.quantize import CALIBRATION_IMAGES, calibration_batches, quantization_method, quantize_int8
 from unet_bench.measure.runtimes import Session, load
 from unet_bench.measure.steps import build_step
 from unet_bench.measure.timing import WARMUP_CALLS, time_call
@@ -91,24 +94,19 @@ def _measure(case: Case, counts: Counts | None, ceiling: Ceiling | None, folder:
     record = Record.for_case(case, **counts_values(counts))
     record.threads_used = threads
     record.config = model.cfg.to_dict() if hasattr(getattr(model, "cfg", None), "to_dict") else {}
-    name = f"{case.variant}-{case.case_id}"
-    exported = export_onnx(model, x, folder / f"{name}.onnx")
-    path, seconds, quantization = exported.path, exported.seconds, None
-    if case.dtype == "int8":
-        path = folder / f"{name}.int8.onnx"
-        start = time.perf_counter()
-        quantization = quantize_int8(exported.path, path, calibration_batches(shape))
-        seconds += time.perf_counter() - start
-    census = exported.census if path == exported.path else op_census(path)
+    path, seconds = model_file(model, x, case, folder)
     session = load(case.runtime, path, case.device, threads, case.dtype)
     xn = x.cpu().numpy()
     with torch.inference_mode():
         expected = model(x).float().cpu().numpy()
     record.set(**check_values(session.run(xn), expected, case.dtype))
-    record.set(runtime_version=session.version, exporter=exported.exporter, opset=exported.opset,
+    record.set(runtime_version=session.version, exporter=EXPORTER, opset=OPSET,
                provider=session.provider, provider_options=session.options, export_s=seconds,
                model_file=f"{MODELS_DIR}/{path.name}" if kept else None, model_bytes=path.stat().st_size,
-               op_census=census, quantization=quantization)
+               op_census=op_census(path),
+               quantization=quantization_method(shape[0] * CALIBRATION_IMAGES) if case.dtype == "int8" else None)
+    if seconds is None:
+        record.extra["export"] = "the file an earlier case of this run exported for the same network and input"
     reference = _reference(case)
 
     def run() -> object:
@@ -130,6 +128,28 @@ def _measure(case: Case, counts: Counts | None, ceiling: Ceiling | None, folder:
     record.extra["runtime_scope"] = (f"{case.runtime} {session.version} ({session.provider}); the network "
                                      f"exported once, then run on a NumPy input of shape {list(shape)}")
     return record
+
+
+def network_key(case: Case) -> str:
+    """The exported file's name: one network at one input shape is one graph, whichever runtime loads it
+    and whichever repeat asks, so a run exports (and quantizes) it once."""
+    data = {"variant": case.variant, "overrides": case.overrides_dict(), "size": case.size, "batch": case.batch}
+    return f"{case.variant}-{hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]}"
+
+
+def model_file(model: torch.nn.Module, x: torch.Tensor, case: Case, folder: Path) -> tuple[Path, float | None]:
+    """The ONNX file ``case`` runs (int8: quantized) in ``folder``, exported here unless an earlier case
+    left it there; with the seconds its export (and quantization) took here, None when it was found."""
+    fp32 = folder / f"{network_key(case)}.onnx"
+    seconds = None if fp32.exists() else export_onnx(model, x, fp32)
+    if case.dtype != "int8":
+        return fp32, seconds
+    int8 = fp32.with_suffix(".int8.onnx")
+    if not int8.exists():
+        start = time.perf_counter()
+        quantize_int8(fp32, int8, calibration_batches(tuple(x.shape)))
+        seconds = (seconds or 0.0) + time.perf_counter() - start
+    return int8, seconds
 
 
 def _reference(case: Case) -> Callable[[], object] | None:

@@ -312,9 +312,9 @@ class Grid:
                               for size, asked in zip(sizes, self["sizes"], strict=True))
         runtimes = tuple(dict.fromkeys(["torch", *self["runtimes"]]))  # torch for the modes other than infer
         options = itertools.product(
-            self["modes"], runtimes, [self["runtimes"]], devices, self["dtypes"], self["channels_last"], self["compile"],
-            self["tf32"], self["cudnn_benchmark"], self["threads"], (1,) if search else self["batches"],
-            self["weight_map"],
+            self["modes"], runtimes, [self["runtimes"]], devices, self["dtypes"], self["channels_last"],
+            self["compile"], self["tf32"], self["cudnn_benchmark"], self["threads"],
+            (1,) if search else self["batches"], self["weight_map"],
         )
         options = [o for o in options if runs_on(*o[:3], *o[4:7])]
         references = self.reference_shapes(shapes, search)
