@@ -19,7 +19,9 @@ from unet_bench.measure.network import build_model
 from unet_bench.measure.outcome import classify_failure
 from unet_bench.measure.quantize import calibration_batches
 from unet_bench.measure.runtime_case import TOLERANCE, check_values
+from unet_bench.measure.runtime_quality import CALIBRATION_TILES, calibration_tiles
 from unet_bench.quality.synthetic import synthetic_task
+from unet_bench.quality.tiling import tile_grid
 from unet_bench.record import Case
 from unet_bench.suite.runner import run_suite
 from unet_bench.suite.spec import load_spec
@@ -142,7 +144,8 @@ def test_the_grid_runs_inference_on_each_runtime_and_the_other_modes_under_torch
 
 @pytest.mark.parametrize("body, message", [
     ('modes = ["infer"]\ndtypes = ["int8"]\n', "dtypes: 'int8' runs on a deployment runtime"),
-    ('modes = ["counts"]\nruntimes = ["onnxruntime"]\n', "runtimes: 'onnxruntime' runs inference"),
+    ('modes = ["counts"]\nruntimes = ["onnxruntime"]\n',
+     "runtimes: 'onnxruntime' runs inference; add \"infer\" or \"quality\""),
     ('modes = ["infer"]\nruntimes = ["tensorrt"]\n', "runtimes: 'tensorrt' is not allowed; "
      "choose from 'torch', 'onnxruntime', 'openvino'"),
     ('modes = ["infer"]\nprecision = ["int8"]\ndtypes = ["fp32"]\n', "precision: is another name for dtypes"),
@@ -156,3 +159,26 @@ def test_a_runtime_that_is_not_installed_names_the_extra(monkeypatch: pytest.Mon
     monkeypatch.setitem(runtimes_module.MODULES, "openvino", "openvino_not_installed_here")
     with pytest.raises(BenchError, match=r'openvino.*not installed.*pip install "unet-bench\[runtimes\]"'):
         measure(tiny("openvino"))
+
+
+def test_quality_on_a_runtime_scores_the_same_weights_and_says_what_int8_changes() -> None:
+    case = Case("paper", overrides=TINY, mode="quality", input_size=44, runtime="onnxruntime", threads=1, seeds=1,
+                steps=3, batch=2)
+    same = measure(case)
+    int8 = measure(Case(**{**case.to_dict(), "overrides": TINY, "dtype": "int8"}))
+    torch_dice = same.extra["dice_torch_fp32_per_seed"]
+    assert int8.extra["dice_torch_fp32_per_seed"] == torch_dice  # the same seed trains the same weights
+    assert same.quality.dice_mean == pytest.approx(torch_dice[0], abs=1e-3)  # fp32 on the runtime: same function
+    assert int8.extra["dice_change_per_seed"] == [int8.quality.dice_mean - torch_dice[0]]
+    assert int8.export.quantization["calibration_images"] == CALIBRATION_TILES
+
+
+def test_int8_quality_calibrates_on_training_tiles_only() -> None:
+    task = synthetic_task(0)
+    cfg = build_model(tiny("torch")).cfg
+    tiles = calibration_tiles(task.train, cfg, 44)
+    margin = tile_grid(cfg, 44).margin
+    assert len(tiles) == CALIBRATION_TILES and tiles[0].shape == (1, 1, 44, 44)
+    for tile, image in zip(tiles, task.train.images, strict=False):  # each tile: its training image's corner
+        inner = 44 - margin
+        assert np.array_equal(tile[0, 0, margin:, margin:], image[:inner, :inner])

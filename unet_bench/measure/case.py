@@ -29,6 +29,7 @@ from unet_bench.measure.peaks import Ceiling, ceiling_key, measure_ceiling
 from unet_bench.measure.profile_case import measure_profile
 from unet_bench.measure.quality_case import measure_quality
 from unet_bench.measure.runtime_case import measure_runtime
+from unet_bench.measure.runtime_quality import measure_runtime_quality
 from unet_bench.measure.steps import backend_flags, build_step
 from unet_bench.measure.timing import time_call, warmup_calls
 from unet_bench.models.geometry import input_shape
@@ -56,6 +57,9 @@ def measure(case: Case, counts: Counts | None = None, ceiling: Ceiling | None = 
     ``models_dir``: where a runtime case keeps its exported network (None: not kept).
     """
     check_case(case)
+    if case.runtime != "torch" and case.mode == "quality":
+        started = begin()
+        return finish(measure_runtime_quality(case, counts), started, case.device)
     if case.runtime != "torch":
         return measure_runtime(case, counts, ceiling, models_dir)
     return MEASURES[case.mode](case, counts, ceiling)

@@ -48,8 +48,11 @@ def _check_runtime(case: Case) -> None:
         if case.dtype == "int8":
             raise BenchError("dtype 'int8' runs on a deployment runtime; add runtime 'onnxruntime' or 'openvino'")
         return
-    if case.mode != "infer":
-        raise BenchError(f"runtime {case.runtime!r} runs inference; mode {case.mode!r} runs under torch only")
+    if case.mode not in ("infer", "quality"):
+        raise BenchError(f"runtime {case.runtime!r} runs inference (modes 'infer' and 'quality': a network "
+                         f"trained in torch, scored there); mode {case.mode!r} runs under torch only")
+    if case.mode == "quality" and case.device != "cpu":
+        raise BenchError(f"mode 'quality' on runtime {case.runtime!r} scores on device 'cpu' only")
     if case.dtype not in PRECISIONS:
         raise BenchError(f"runtime {case.runtime!r} runs dtype {choices(PRECISIONS)}, not {case.dtype!r}")
     for flag, on in (("channels_last", case.channels_last), ("compile", case.compile)):

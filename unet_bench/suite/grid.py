@@ -90,10 +90,10 @@ PAIRED_MODES = ("infer", "train")  # timed modes whose cases can carry their bas
 
 def runs_on(mode: str, runtime: str, runtimes: tuple[str, ...], dtype: str, channels_last: bool,
             compiled: bool) -> bool:
-    """Whether a grid's combination is a case. ``runtimes`` are where inference runs; the other modes run
-    under torch whatever they say. A runtime other than torch runs inference in fp32 or int8 without
-    torch's layout and compile options; int8 runs on such a runtime only."""
-    if mode != "infer":
+    """Whether a grid's combination is a case. ``runtimes`` are where inference (modes infer and quality)
+    runs; the other modes run under torch whatever they say. A runtime other than torch runs in fp32 or
+    int8 without torch's layout and compile options; int8 runs on such a runtime only."""
+    if mode not in ("infer", "quality"):
         return runtime == "torch" and dtype != "int8"
     if runtime not in runtimes:
         return False
@@ -154,8 +154,8 @@ class Grid:
         if "int8" in self["dtypes"] and not exported:
             self.fail("dtypes", "'int8' runs on a deployment runtime; add runtimes = [\"onnxruntime\"] or "
                       "[\"openvino\"]")
-        if exported and "infer" not in self["modes"] and "runtimes" in self.given:
-            self.fail("runtimes", f"{exported[0]!r} runs inference; add \"infer\" to modes")
+        if exported and not {"infer", "quality"} & set(self["modes"]) and "runtimes" in self.given:
+            self.fail("runtimes", f"{exported[0]!r} runs inference; add \"infer\" or \"quality\" to modes")
         for runtime in exported:
             try:
                 require(runtime)
@@ -339,7 +339,9 @@ class Grid:
                     runtime=runtime,
                 )
                 reference = references.get((variant, overrides, asked)) if mode in PAIRED_MODES else None
-                if runtime != "torch":
+                if runtime != "torch" and mode == "quality":
+                    cost = 2 * predict_cost_s(case, cfg)  # trained as under torch, and scored twice
+                elif runtime != "torch":
                     if self["paired"]:  # the same network under eager torch, side by side in its process
                         case = dataclasses.replace(case, reference=dataclasses.replace(
                             case, runtime="torch", dtype="fp32", memory=False))
