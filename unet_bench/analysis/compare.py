@@ -4,8 +4,9 @@
 baseline variant (default ``paper``) at the same grid point of the same results directory, or, when the
 baseline names a results directory, the same variant at the same grid point there (before/after a change,
 CPU vs GPU); by runtime (``by="runtime"``), the same variant at the same grid point and setting under the
-baseline runtime (default torch eager), where an exported network's speed is judged against itself. Values are the geometric mean over repeats for timings and memory (so that Δ is exactly the
-ratio the interval is about), the mean over seeds for quality, the value itself for exact counts.
+baseline runtime (default torch eager), where an exported network's speed is judged against itself. Values
+are the geometric mean over repeats for timings and memory (so that Δ is exactly the ratio the interval is
+about), the mean over seeds for quality, the value itself for exact counts.
 
 **Like for like.** When a row and its reference differ in output size (a padded network returns its whole
 input, a valid one a smaller map), the default figures are per output pixel — latency per output megapixel,
@@ -30,6 +31,7 @@ from scipy import stats as sstats
 
 from unet_bench.analysis import stats
 from unet_bench.analysis.conditions import control_change_notes, control_drift_notes, load_warnings
+from unet_bench.analysis.formats import BY
 from unet_bench.analysis.pairing import config_change, grid_points, key, key_one, legacy_sources, missing, pair
 from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
 from unet_bench.analysis.runtimes import RUNTIME_METRICS, export_facts, mismatched
@@ -41,7 +43,6 @@ DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dic
                    "dice_all_foreground", "object_f1_mean", "object_f1_threshold", "map_mean", "rand_error_mean",
                    "energy_j_per_image", "energy_j_per_output_mpix", "energy_j_per_train_step")
 MESSAGE_CHARS = 200  # of a failed case's message quoted in an error line
-BY = ("variant", "runtime")  # what a row is compared across: the baseline names a variant (or results), or a runtime
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
 
 
@@ -357,7 +358,8 @@ def _ordered(table: pd.DataFrame, baseline: str, by: str) -> pd.DataFrame:
         else table["variant"]
     variants = {v: i for i, v in enumerate(dict.fromkeys([baseline, *groups]))}
     sources = {s: i for i, s in enumerate(dict.fromkeys([baseline, *table["source"]]))}
-    runtimes = {r: i for i, r in enumerate(dict.fromkeys([baseline if by == "runtime" else "torch", *table["runtime"]]))}
+    first_runtime = baseline if by == "runtime" else "torch"
+    runtimes = {r: i for i, r in enumerate(dict.fromkeys([first_runtime, *table["runtime"]]))}
 
     def rank(value: Any) -> tuple:
         return (value is None, value if value is not None else 0)
