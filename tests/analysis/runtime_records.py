@@ -17,20 +17,20 @@ OP_CENSUS = {"Conv": 23, "ConvTranspose": 4, "Concat": 4, "Relu": 18, "MaxPool":
 
 
 def case(variant: str, runtime: str = "torch", repeat: int = 0, overrides: tuple = (),
-         reference: Case | None = None) -> Case:
+         reference: Case | None = None, dtype: str = "fp32") -> Case:
     return Case(variant, overrides, mode="infer", input_size=INPUT, requested_size=INPUT, size_rule="input",
-                runtime=runtime, repeat=repeat, threads=1, reference=reference)
+                runtime=runtime, repeat=repeat, threads=1, reference=reference, dtype=dtype)
 
 
 def timed(variant: str, runtime: str, latencies_ms: list[float], ratios: list[float] | None = None,
-          overrides: tuple = (), mismatch: bool = False) -> list[Record]:
+          overrides: tuple = (), mismatch: bool = False, dtype: str = "fp32") -> list[Record]:
     """One record per repeat with these latencies; ``ratios``: the in-process paired ratios against the
     reference a suite gives the case (the torch twin for an exported case, ``paper`` for a torch one)."""
     out = []
     for repeat, latency in enumerate(latencies_ms):
         twin = case(variant, repeat=repeat, overrides=overrides)
         reference = twin if runtime != "torch" else case("paper", repeat=repeat) if ratios else None
-        record = Record.for_case(case(variant, runtime, repeat, overrides, reference), suite="runtimes",
+        record = Record.for_case(case(variant, runtime, repeat, overrides, reference, dtype), suite="runtimes",
                                  output_size=OUTPUT, latency_ms_median=latency, latency_ms_p25=latency * 0.99,
                                  latency_ms_p75=latency * 1.01, latency_n=20, threads_used=1)
         if ratios:
