@@ -314,7 +314,8 @@ def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], bas
 
 def _judge(rows: pd.DataFrame, metric: str, i: Any, j: Any, by_source: bool) -> stats.Effect | stats.Verdict:
     """The effect of row ``i`` against row ``j`` for a measured (not derived) metric: paired or
-    control-aware for a timing where the rows allow it (`samples`), else over the repeats unpaired."""
+    control-aware for a timing where the rows allow it (`samples`), else over the repeats unpaired; none
+    for a timing where either output differs from eager torch's (`runtimes.mismatched`)."""
     found = (mismatched(rows.loc[i], rows.loc[j]) if metric in TIMED else None) \
         or judge_timing(rows.loc[i], rows.loc[j], metric, by_source)
     if found is not None:
