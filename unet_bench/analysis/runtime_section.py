@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 from unet_bench.analysis.axes import BASELINE_COLOR, STYLE, errors, plain_numbers, title
 from unet_bench.analysis.compare import Comparison, compare
 from unet_bench.analysis.pairing import QUANTIZED_FROM
-from unet_bench.analysis.plots import FigureFile, describe
+from unet_bench.analysis.plots import FORMATS, FigureFile, describe
 from unet_bench.analysis.results import FACTORS, METRICS, ok, variant_labels
 from unet_bench.analysis.tables import caption, sections
 
@@ -51,7 +51,7 @@ def runtime_section(frame: pd.DataFrame, figures_dir: Path) -> RuntimeSection | 
     if len(runtimes) < 2:
         return None
     comparison = compare(frame, "torch" if "torch" in runtimes else runtimes[0], by="runtime")
-    tables = [(f"Runtimes, {title_}", table) for _, title_, table in sections(comparison)]
+    tables = [(f"Runtimes, {heading}", table) for _, heading, table in sections(comparison)]
     census = op_census(frame)
     if census is not None:
         tables.append(("Exported graphs: nodes per op type", census))
@@ -62,11 +62,12 @@ def op_census(frame: pd.DataFrame) -> pd.DataFrame | None:
     """One row per exported variant, runtime and precision (its first repeat): the exporter's opset, the
     provider, and node counts per op group, the rest as ``other``."""
     done = ok(frame)
+    done = done.assign(label=variant_labels(done)[0])  # labelled as in the comparison's tables
     columns = [c for c in done.columns if c.startswith(_CENSUS)]
     rows = done[done[columns].notna().any(axis=1)] if columns else done.iloc[0:0]
     if rows.empty:
         return None
-    rows = rows.assign(label=variant_labels(rows)[0]).drop_duplicates(["label", "runtime", "dtype"])
+    rows = rows.drop_duplicates(["label", "runtime", "dtype"])
     counts = rows[columns].fillna(0).rename(columns=lambda c: c.removeprefix(_CENSUS)).astype(int)
     table = pd.DataFrame({"variant": rows["label"], "runtime": rows["runtime"], "dtype": rows["dtype"],
                           "opset": rows["opset"].map(lambda v: "-" if pd.isna(v) else str(int(v))),
@@ -93,17 +94,17 @@ def runtime_bars(comparison: Comparison, figures_dir: Path) -> FigureFile | None
                                                                                       strict=True)])
     setting = [f if f != "dtype" else "like" for f in FACTORS if f != "runtime"]
     rows = max((g for _, g in rows.groupby([*setting, "point", "source"], dropna=False, sort=False)), key=len)
-    variants, runtimes = list(dict.fromkeys(rows["variant"])), list(dict.fromkeys(rows["bar"]))
-    info, width = METRICS[LATENCY], 0.8 / len(runtimes)
+    variants, series = list(dict.fromkeys(rows["variant"])), list(dict.fromkeys(rows["bar"]))
+    info, width = METRICS[LATENCY], 0.8 / len(series)
     palette = iter(matplotlib.colormaps["tab10"].colors)
-    colors = {r: BASELINE_COLOR if r == comparison.baseline else next(palette) for r in runtimes}
+    colors = {s: BASELINE_COLOR if s == comparison.baseline else next(palette) for s in series}
     with matplotlib.rc_context(STYLE):
-        figure = Figure(figsize=(max(4.5, 1.2 * len(variants) * len(runtimes) ** 0.5 + 2), 3.4), layout="constrained")
+        figure = Figure(figsize=(max(4.5, 1.2 * len(variants) * len(series) ** 0.5 + 2), 3.4), layout="constrained")
         ax = figure.subplots()
-        for k, runtime in enumerate(runtimes):
-            bars = rows[rows["bar"] == runtime].set_index("variant").reindex(variants)
-            positions = np.arange(len(variants)) + (k - (len(runtimes) - 1) / 2) * width
-            drawn = ax.bar(positions, bars[LATENCY] * info.scale, width * 0.92, color=colors[runtime], label=runtime,
+        for k, label in enumerate(series):
+            bars = rows[rows["bar"] == label].set_index("variant").reindex(variants)
+            positions = np.arange(len(variants)) + (k - (len(series) - 1) / 2) * width
+            drawn = ax.bar(positions, bars[LATENCY] * info.scale, width * 0.92, color=colors[label], label=label,
                            yerr=errors(bars.reset_index(), LATENCY), error_kw={"ecolor": "#555555", "lw": 0.8})
             for bar, mismatch in zip(drawn, bars["output_mismatch"].eq(True), strict=True):
                 if mismatch:
@@ -119,11 +120,11 @@ def runtime_bars(comparison: Comparison, figures_dir: Path) -> FigureFile | None
         title(ax, "Latency per output pixel by runtime", describe(rows.assign(size=rows["input_size"])))
         plain_numbers(ax)
         name = "runtimes"
-        paths = tuple(figures_dir / f"{name}.{fmt}" for fmt in ("png", "svg"))
+        paths = tuple(figures_dir / f"{name}.{fmt}" for fmt in FORMATS)
         figures_dir.mkdir(parents=True, exist_ok=True)
-        for path in paths:
-            figure.savefig(path, format=path.suffix[1:], metadata={"Date": None} if path.suffix == ".svg" else None)
-    caption_ = ("Latency per output megapixel of each variant under each runtime, at one setting. Whiskers: 95 % "
-                "interval of the mean over repeats. Hatched: the runtime's output differs from eager torch's beyond "
-                "tolerance, so its speed is no speed-up.")
-    return FigureFile(name, "Latency per output pixel by runtime", caption_, paths)
+        for path, fmt in zip(paths, FORMATS, strict=True):
+            figure.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+    text = ("Latency per output megapixel of each variant under each runtime, at one setting. Whiskers: 95 % "
+            "interval of the mean over repeats (one repeat: the p25-p75 of its timed blocks). Hatched: the "
+            "runtime's output differs from eager torch's beyond tolerance, so its speed is no speed-up.")
+    return FigureFile(name, "Latency per output pixel by runtime", text, paths)
