@@ -144,7 +144,8 @@ def sections(comparison: Comparison, split: int | None = None) -> list[tuple[str
             for metric in members:
                 info = METRICS[metric]
                 display[info.heading] = [mark(_number(r[metric] * info.scale), r, metric) for _, r in rows.iterrows()]
-                display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
+                if rows[f"{metric}_ref"].notna().any():  # no Δ where no reference has the figure (torch: no export)
+                    display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
             out.append((str(mode), f"{title} · {kind}" if kind else title, display))
     return out
 
