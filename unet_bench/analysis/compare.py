@@ -3,8 +3,10 @@
 `compare` aggregates the repeats of each case and puts every row beside its reference (`pairing`): the
 baseline variant (default ``paper``) at the same grid point of the same results directory, or, when the
 baseline names a results directory, the same variant at the same grid point there (before/after a change,
-CPU vs GPU). Values are the geometric mean over repeats for timings and memory (so that Δ is exactly the
-ratio the interval is about), the mean over seeds for quality, the value itself for exact counts.
+CPU vs GPU); by runtime (``by="runtime"``), the same variant at the same grid point and setting under the
+baseline runtime (default torch eager), where an exported network's speed is judged against itself. Values
+are the geometric mean over repeats for timings and memory (so that Δ is exactly the ratio the interval is
+about), the mean over seeds for quality, the value itself for exact counts.
 
 **Like for like.** When a row and its reference differ in output size (a padded network returns its whole
 input, a valid one a smaller map), the default figures are per output pixel — latency per output megapixel,
@@ -29,9 +31,11 @@ from scipy import stats as sstats
 
 from unet_bench.analysis import stats
 from unet_bench.analysis.conditions import control_change_notes, control_drift_notes, load_warnings
+from unet_bench.analysis.formats import BY
 from unet_bench.analysis.pairing import config_change, grid_points, key, key_one, legacy_sources, missing, pair
 from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
-from unet_bench.analysis.samples import judge_timing, paired_noise, row_samples
+from unet_bench.analysis.runtimes import RUNTIME_METRICS, export_facts, mismatched
+from unet_bench.analysis.samples import TIMED, judge_timing, noise, paired_noise, row_samples, seed_noise
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
 
@@ -63,12 +67,13 @@ class Comparison:
     spread: a 95 % interval over repeats, else the timed blocks' p25-p75, mean ± std over seeds, or the
     range), ``<m>_ref``, ``<m>_rel`` (relative change, 0.1 = +10 %) and, for measured (not counted)
     metrics, ``<m>_verdict`` (`stats.REAL` ...), ``<m>_rel_low``/``<m>_rel_high`` (the interval of the
-    change), ``<m>_level``, ``<m>_p`` and ``<m>_why`` (why there is no verdict).
+    change), ``<m>_level``, ``<m>_p`` and ``<m>_why`` (why there is no verdict); ``output_mismatch``,
+    ``worst_rel_error`` and ``error_tolerance`` (`runtimes.export_facts`).
     """
 
     table: pd.DataFrame
     baseline: str
-    by_source: bool  # True: the baseline is a results directory; False: a variant
+    by: str  # the column the baseline is a value of: variant, runtime or source (a results directory)
     metrics: list[str]
     common_overrides: str = ""
     failed: list[str] = field(default_factory=list)
@@ -81,6 +86,11 @@ class Comparison:
     # source: (detectable change of its in-process paired rows, processes per row, paired rows)
     paired_noise: dict[str, tuple[float | None, int, int]] = field(default_factory=dict)
     machine: list[str] = field(default_factory=list)  # what the control workload said: caption lines
+
+    @property
+    def by_source(self) -> bool:
+        """Whether the baseline is a results directory (before/after), not a variant or runtime."""
+        return self.by == "source"
 
 
 def available_metrics(frame: pd.DataFrame) -> list[str]:
@@ -103,31 +113,40 @@ def choose_metrics(frame: pd.DataFrame, metrics: Sequence[str] | None,
 
 
 def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[str] | None = None,
-            per_image: bool = False, defaults: Sequence[str] = DEFAULT_METRICS) -> Comparison:
-    """Compare every variant with ``baseline`` (a variant label or a source; see the module docstring).
+            per_image: bool = False, defaults: Sequence[str] | None = None, by: str = "variant") -> Comparison:
+    """Compare every variant with ``baseline`` (a variant label or a source), or with ``by="runtime"`` every
+    runtime with the baseline runtime (default ``torch``); see the module docstring.
 
     ``baseline=None`` means ``paper`` for one source (else its first variant, e.g. ``3d`` for a suite of
-    volumes) and the first source for several. ``metrics``: shown
-    as named; else ``defaults``, turned per output pixel where the compared outputs differ (unless
-    ``per_image``).
+    volumes) and the first source for several. ``metrics``: shown as named; else ``defaults`` (by default
+    `DEFAULT_METRICS`, or `runtimes.RUNTIME_METRICS` by runtime), turned per output pixel where the compared
+    outputs differ (unless ``per_image``).
     """
+    if by not in BY:
+        raise BenchError(f"unknown comparison by {by!r}; valid are {choices(BY)}")
     sources = list(dict.fromkeys(frame["source"]))
     if ok(frame).empty:
         raise BenchError(f"no successful measurement in {', '.join(sources)}: {why_failed(frame)}")
+    defaults = defaults or (RUNTIME_METRICS if by == "runtime" else DEFAULT_METRICS)
     chosen = choose_metrics(ok(frame), metrics, defaults)  # a failed record may carry a count, not a measurement
     labels, common = variant_labels(frame)
     frame = frame.assign(name=frame["variant"], variant=labels)
     notes = []
-    if baseline is None:
+    if baseline is None and by == "runtime":
+        baseline = "torch"
+    elif baseline is None:
         baseline = sources[0] if len(sources) > 1 else "paper" if "paper" in set(labels) else labels.iloc[0]
         if baseline not in ("paper", sources[0]):
             notes.append(f"no paper rows: the baseline is {baseline}, the first variant; choose with --baseline")
-    by_source = baseline in sources
+    column = "source" if by == "variant" and baseline in sources else by
     done = ok(frame)
-    if not by_source and baseline not in set(labels):
+    if column == "runtime" and baseline not in set(frame["runtime"]):
+        raise BenchError(f"unknown baseline runtime {baseline!r}; valid baselines by runtime are the runtimes of "
+                         f"these results: {choices(dict.fromkeys(frame['runtime']))}")
+    if column == "variant" and baseline not in set(labels):
         raise BenchError(f"unknown baseline {baseline!r}; valid baselines are the variants "
                          f"{choices(dict.fromkeys(labels))} or the results {choices(sources)}")
-    column = "source" if by_source else "variant"
+    by_source = column == "source"
     if baseline not in set(done[column]):
         others = dict.fromkeys(done[column])
         raise BenchError(f"no successful measurement of the baseline {baseline!r}: "
@@ -141,22 +160,23 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
     wanted = [*chosen, *(PER_PIXEL[m] for m in chosen if m in PER_PIXEL)]
     wanted += [METRICS[m].timing for m in wanted if METRICS[m].timing]
     rows = _aggregate(done, [m for m in dict.fromkeys(wanted) if m in present])
-    pairs = pair(rows, baseline, by_source)
+    pairs = pair(rows, baseline, column)
     differ = any(_differs(rows.at[i, "output_size"], rows.at[j, "output_size"]) for i, j in pairs.items())
     per_pixel = differ and not per_image and metrics is None
     if per_pixel:
         chosen = [PER_PIXEL[m] if m in PER_PIXEL and PER_PIXEL[m] in present else m for m in chosen]
-    table, families = _relative(rows, pairs, chosen, baseline, by_source)
+    table, families = _relative(rows, pairs, chosen, baseline, column)
     if by_source:
         notes += load_warnings(done, baseline, sources)
     machine = (control_change_notes(done, baseline, sources) if by_source else []) + control_drift_notes(done)
     failed = [
-        f"{r.variant} {r.mode} {r.input_size}px b{r.batch} ({r.source}): {r.status}"
+        f"{r.variant}{'' if r.runtime == 'torch' else f' on {r.runtime}'} {r.mode} {r.input_size}px b{r.batch} "
+        f"({r.source}): {r.status}"
         + (f" - {r.message}" if r.message else "")
         for r in frame[frame["status"] != "ok"].itertuples()
     ]
-    return Comparison(_ordered(table, baseline, by_source), baseline, by_source, chosen, common, failed,
-                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows), paired_noise(rows), machine)
+    return Comparison(_ordered(table, baseline, column), baseline, column, chosen, common, failed,
+                      per_pixel, differ, notes, families, noise(rows), seed_noise(rows), paired_noise(rows), machine)
 
 
 def why_failed(failed: pd.DataFrame) -> str:
@@ -192,7 +212,7 @@ def _aggregate(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
                    _config={c.removeprefix("cfg_"): first[c] for c in config})
         for metric in metrics:
             row.update(_summarise(group, metric))
-        row.update(row_samples(group, metrics))
+        row.update(row_samples(group, metrics), **export_facts(group))
         out.append(row)
     return pd.DataFrame(out)
 
@@ -245,44 +265,18 @@ def _seed_values(group: pd.DataFrame, column: str | None) -> list[float]:
     return seeds
 
 
-def _noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
-    """Per source: the smallest latency change this run could call real, and the typical repeats."""
-    column = "_samples_latency_ms_median"
-    if column not in rows:
-        return {}
-    out = {}
-    for source, group in rows.groupby("source", sort=False):
-        samples = [s for s in group[column] if len(s)]
-        if samples:
-            out[source] = (stats.minimal_detectable(samples), int(np.median([len(s) for s in samples])))
-    return out
-
-
-def _seed_noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
-    """Per source: the smallest Dice difference the seeds' spread lets a comparison call real, and the
-    typical number of seeds."""
-    column = "_samples_dice_mean"
-    if column not in rows:
-        return {}
-    out = {}
-    for source, group in rows.groupby("source", sort=False):
-        samples = [s for s in group[column] if isinstance(s, list) and len(s)]
-        if samples:
-            out[source] = (stats.minimal_detectable(samples, log=False), int(np.median([len(s) for s in samples])))
-    return out
-
-
 # --- each row against its reference ----------------------------------------------------------------------
 
 
 def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], baseline: str,
-              by_source: bool) -> tuple[pd.DataFrame, dict[str, Family]]:
-    """Add each row's reference values, relative changes and verdicts."""
+              by: str) -> tuple[pd.DataFrame, dict[str, Family]]:
+    """Add each row's reference values, relative changes and verdicts (``by``: the baseline's column)."""
+    by_source = by == "source"
     table = rows.copy()
     refs = pd.Series(pairs, dtype=object).reindex(rows.index)
     for column in ("input_size", "output_size", "variant"):
         table[f"ref_{column}"] = [rows.at[j, column] if not missing(j) else np.nan for j in refs]
-    table["is_reference"] = (rows["source"] == baseline) if by_source else (rows["variant"] == baseline)
+    table["is_reference"] = rows[by] == baseline
     table["config_change"] = [
         ", ".join(config_change(rows.at[j, "_config"], rows.at[i, "_config"])) if by_source and not missing(j)
         else "" for i, j in refs.items()]
@@ -320,8 +314,10 @@ def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], bas
 
 def _judge(rows: pd.DataFrame, metric: str, i: Any, j: Any, by_source: bool) -> stats.Effect | stats.Verdict:
     """The effect of row ``i`` against row ``j`` for a measured (not derived) metric: paired or
-    control-aware for a timing where the rows allow it (`samples`), else over the repeats unpaired."""
-    found = judge_timing(rows.loc[i], rows.loc[j], metric, by_source)
+    control-aware for a timing where the rows allow it (`samples`), else over the repeats unpaired; none
+    for a timing where either output differs from eager torch's (`runtimes.mismatched`)."""
+    found = (mismatched(rows.loc[i], rows.loc[j]) if metric in TIMED else None) \
+        or judge_timing(rows.loc[i], rows.loc[j], metric, by_source)
     if found is not None:
         return found
     info = METRICS[metric]
@@ -354,14 +350,17 @@ def _derive(rows: pd.DataFrame, metric: str, i: Any, j: Any, found: stats.Effect
     return replace(found, rel=value / ref - 1)
 
 
-def _ordered(table: pd.DataFrame, baseline: str, by_source: bool) -> pd.DataFrame:
+def _ordered(table: pd.DataFrame, baseline: str, by: str) -> pd.DataFrame:
     """Rows that belong together side by side: per mode and setting, the reference first (for a
-    comparison of sources: per variant and setting, the sources next to each other)."""
+    comparison of sources: per variant and setting, the sources next to each other; by runtime: per
+    variant and setting, the runtimes next to each other, the baseline's first; torch first otherwise)."""
     modes = {m: i for i, m in enumerate(MODES)}
-    groups = table["ref_variant"].where(table["ref_variant"].notna(), table["variant"]) if by_source \
+    groups = table["ref_variant"].where(table["ref_variant"].notna(), table["variant"]) if by == "source" \
         else table["variant"]
     variants = {v: i for i, v in enumerate(dict.fromkeys([baseline, *groups]))}
     sources = {s: i for i, s in enumerate(dict.fromkeys([baseline, *table["source"]]))}
+    first_runtime = baseline if by == "runtime" else "torch"
+    runtimes = {r: i for i, r in enumerate(dict.fromkeys([first_runtime, *table["runtime"]]))}
 
     def rank(value: Any) -> tuple:
         return (value is None, value if value is not None else 0)
@@ -369,9 +368,11 @@ def _ordered(table: pd.DataFrame, baseline: str, by_source: bool) -> pd.DataFram
     def order(i: int) -> tuple:
         row = table.iloc[i]
         size = row["input_size"] if missing(row["ref_input_size"]) else row["ref_input_size"]
-        setting = tuple(rank(key_one(row[f])) for f in FACTORS if f not in ("mode", "input_size"))
-        first, last = (variants[groups.iloc[i]], sources[row["source"]])[:: 1 if by_source else -1]
-        return (modes.get(row["mode"], len(modes)), str(row["mode"]), first, setting[:2], rank(key_one(size)),
-                setting[2:], row["point"], last, rank(key_one(row["input_size"])))
+        setting = tuple(rank(key_one(row[f])) for f in FACTORS if f not in ("mode", "runtime", "input_size"))
+        variant, source, runtime = variants[groups.iloc[i]], sources[row["source"]], runtimes[row["runtime"]]
+        first, last = {"source": ((variant, runtime), source), "variant": ((source, runtime), variant),
+                       "runtime": ((source, variant), runtime)}[by]
+        return (modes.get(row["mode"], len(modes)), str(row["mode"]), first, setting[:1], rank(key_one(size)),
+                setting[1:], row["point"], last, rank(key_one(row["input_size"])))
 
     return table.iloc[sorted(range(len(table)), key=order)].reset_index(drop=True)

@@ -8,6 +8,9 @@ directly (no rule) or by the ``input`` rule is its own request. Results written 
 the rule are paired by equal input size only (`legacy_sources` names them; the caller says so).
 
 Against a variant (one results directory), the reference is that variant in the same directory. Against a
+runtime (``--by runtime``), it is the same variant label under that runtime in the same directory, at the
+same grid point and otherwise the same setting (an int8 network beside the fp32 one it was quantized from):
+an exported network beside itself under torch eager. Against a
 results directory (before/after), the reference is the same variant label in that directory; rows left
 over after those exact matches are paired by registered variant and grid point, so an edited experiment
 file (``base_width`` 16 → 14) still pairs ``paper[base_width=16]`` with ``paper[base_width=14]``, and
@@ -23,6 +26,8 @@ import pandas as pd
 from unet_bench.analysis.results import FACTORS
 
 SETTING = [f for f in FACTORS if f != "input_size"]
+# By runtime, a quantized network is compared with the network it was quantized from (torch has no int8).
+QUANTIZED_FROM = {"int8": "fp32"}
 
 
 def missing(value: Any) -> bool:
@@ -57,14 +62,17 @@ def grid_points(frame: pd.DataFrame, by_input_size: set[str]) -> pd.Series:
     return frame.apply(point, axis=1) if len(frame) else pd.Series([], dtype=object)
 
 
-def pair(rows: pd.DataFrame, baseline: str, by_source: bool) -> dict[Any, Any]:
+def pair(rows: pd.DataFrame, baseline: str, by: str) -> dict[Any, Any]:
     """Index of each row's reference row in ``rows`` (the aggregated table: one row per source, variant
     label, setting and grid point; ``name`` the registered variant, ``_config`` the network config).
-    Reference rows are paired with themselves; a row without a reference is left out."""
-    if not by_source:
-        match = ["source", *SETTING, "point"]
-        refs = {key(r[match]): i for i, r in rows[rows["variant"] == baseline].iterrows()}
-        return {i: refs[k] for i, r in rows.iterrows() if (k := key(r[match])) in refs}
+    ``by``: the column ``baseline`` is a value of (``variant``, ``runtime`` or ``source``); every other
+    column of what identifies a row must agree. Reference rows are paired with themselves; a row without a
+    reference is left out."""
+    if by != "source":
+        match = ["source", *(f for f in ("variant", *SETTING) if f != by), "point"]
+        like = rows.assign(dtype=rows["dtype"].replace(QUANTIZED_FROM)) if by == "runtime" else rows
+        refs = {key(r[match]): i for i, r in like[like[by] == baseline].iterrows()}
+        return {i: refs[k] for i, r in like.iterrows() if (k := key(r[match])) in refs}
     ref_rows = rows[rows["source"] == baseline]
     others = rows[rows["source"] != baseline]
     # A factor on which the sources do not overlap at all (device: cpu vs cuda) is what is compared.

@@ -4,7 +4,8 @@ It says where the numbers come from before it shows them: the environment of eve
 what the counts cover and how timing and memory were measured (read from the records' own method
 strings, so the text cannot drift from the code that measured), how rows are paired and judged, then a
 summary of each variant's real effects with their intervals (`findings`), the tables (split per kind of
-metric where one would not fit a 1280 px window), and the figures.
+metric where one would not fit a 1280 px window), each runtime against torch eager where the results hold
+several (`runtime_section`), and the figures.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from unet_bench.analysis.plots import FigureFile, make_figures
 from unet_bench.analysis.profile_section import profile_section
 from unet_bench.analysis.reconciliation import breakdown_table, counters_intro, markdown, totals_table
 from unet_bench.analysis.results import load, ok
+from unet_bench.analysis.runtime_section import RuntimeSection, runtime_section
 from unet_bench.analysis.tables import caption, noise_line, sections
 from unet_bench.counter_figures import Reconciliation
 from unet_bench.errors import BenchError
@@ -53,6 +55,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     profiles: list[tuple[str, pd.DataFrame]] = field(default_factory=list)  # (title, per-kind table) per step
     counters: list[tuple[str, Reconciliation]] = field(default_factory=list)  # (network, FLOP counters beside ours)
+    runtimes: RuntimeSection | None = None  # each runtime against torch eager, where there are several
 
 
 def write_report(sources: Sequence[str | Path], out_dir: str | Path | None = None,
@@ -116,6 +119,7 @@ def build(frame: pd.DataFrame, figures_dir: Path, baseline: str | None = None, p
         figures=make_figures(frame, figures_dir, plot_baseline, per_image=per_image) + roofline_figures,
         notes=[*frame.attrs.get("notes", []), *comparison.notes],
         profiles=profile_tables,
+        runtimes=runtime_section(frame, figures_dir),
     )
 
 
@@ -317,14 +321,16 @@ def to_html(report: Report) -> str:
     for title, table in report.profiles:
         parts.append(f"<h3>{esc(title)}</h3>")
         parts.append(table_html(table))
+    if report.runtimes is not None:
+        parts.append("<h2>Runtimes</h2>")
+        for title, table in report.runtimes.tables:
+            parts += [f"<h3>{esc(title)}</h3>", table_html(table)]
+        parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in report.runtimes.lines) + "</ul>")
+        if report.runtimes.figure is not None:
+            parts.append(_figure_html(report.runtimes.figure))
     if report.figures:
         parts.append("<h2>Figures</h2>")
-    for figure in report.figures:
-        png = next(p for p in figure.paths if p.suffix == ".png")
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f'<figure id="{esc(figure.name)}"><h3>{esc(figure.title)}</h3>'
-                     f'<img alt="{esc(figure.title)}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{esc(figure.caption)}</figcaption></figure>")
+    parts += [_figure_html(figure) for figure in report.figures]
     if report.counters:
         parts.append(f"<h2>FLOP counters</h2><p>{esc(counters_intro(report.counters))}</p>")
     for title, result in report.counters:
@@ -349,12 +355,17 @@ def to_markdown(report: Report, figures_relative_to: Path) -> str:
     lines += [f"- {n}" for n in caption(report.comparison)]
     for title, table in report.profiles:
         lines += ["", f"### {title}", "", table.to_markdown(index=False, disable_numparse=True)]
+    if report.runtimes is not None:
+        lines += ["", "## Runtimes", ""]
+        for title, table in report.runtimes.tables:
+            lines += [f"### {title}", "", table.to_markdown(index=False, disable_numparse=True), ""]
+        lines += [f"- {n}" for n in report.runtimes.lines] + [""]
+        if report.runtimes.figure is not None:
+            lines += _figure_md(report.runtimes.figure, figures_relative_to)
     if report.figures:
         lines += ["", "## Figures", ""]
     for figure in report.figures:
-        png = next(p for p in figure.paths if p.suffix == ".png")
-        lines += [f"### {figure.title}", "", f"![{figure.title}]({png.relative_to(figures_relative_to).as_posix()})",
-                  "", figure.caption, ""]
+        lines += _figure_md(figure, figures_relative_to)
     if report.counters:
         lines += ["", "## FLOP counters", "", counters_intro(report.counters), ""]
     for title, result in report.counters:
@@ -362,6 +373,20 @@ def to_markdown(report: Report, figures_relative_to: Path) -> str:
     if report.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"
+
+
+def _figure_html(figure: FigureFile) -> str:
+    png = next(p for p in figure.paths if p.suffix == ".png")
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return (f'<figure id="{html.escape(figure.name)}"><h3>{html.escape(figure.title)}</h3>'
+            f'<img alt="{html.escape(figure.title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
+
+
+def _figure_md(figure: FigureFile, relative_to: Path) -> list[str]:
+    png = next(p for p in figure.paths if p.suffix == ".png")
+    return [f"### {figure.title}", "", f"![{figure.title}]({png.relative_to(relative_to).as_posix()})", "",
+            figure.caption, ""]
 
 
 def _generated() -> str:

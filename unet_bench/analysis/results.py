@@ -52,11 +52,11 @@ FACTORS = ("mode", "runtime", "device", "dtype", "input_size", "batch", "channel
 class Metric:
     """A measured column and how to show it: ``value * scale`` in ``unit``; and where its verdict comes from.
 
-    ``verdict``: ``exact`` (counts: no noise, no interval), ``repeats`` (an interval over the per-repeat
-    values), ``trace`` (as ``repeats``, but a deterministic trace that a suite takes in one repeat only:
-    one value, or identical values, are exact), ``seeds`` (over the per-seed values in the ``samples``
-    column) or ``derived`` (a fixed
-    transformation of the ``timing`` column's measurement, carrying its noise).
+    ``verdict``: ``exact`` (counts, and figures a case takes once, such as an export: no interval),
+    ``repeats`` (an interval over the per-repeat values), ``trace`` (as ``repeats``, but a deterministic
+    trace that a suite takes in one repeat only: one value, or identical values, are exact), ``seeds`` (over
+    the per-seed values in the ``samples`` column) or ``derived`` (a fixed transformation of the ``timing``
+    column's measurement, carrying its noise).
     """
 
     column: str
@@ -120,6 +120,11 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
     Metric("energy_j_per_image", "energy per image", "J"),
     Metric("energy_j_per_output_mpix", "energy per output Mpx", "J"),
     Metric("energy_j_per_train_step", "energy per training step", "J"),
+    # a deployment runtime's export: taken once per case, against eager torch's output on a seeded input
+    Metric("export_s", "export time", "s", verdict="exact"),
+    Metric("model_bytes", "model file", "MiB", _MIB, verdict="exact"),
+    Metric("max_abs_error", "max abs error vs torch", verdict="exact"),
+    Metric("max_rel_error", "max rel error vs torch", verdict="exact"),
 )}
 # Per image → per output pixel: what a table shows instead when the compared outputs differ in size.
 PER_PIXEL = {"latency_ms_median": "latency_ms_per_output_mpix", "macs": "macs_per_output_pixel",

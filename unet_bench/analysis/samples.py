@@ -5,7 +5,9 @@ values by repeat (rounds pair by repeat index), the paired ratios its processes 
 in-process reference, the control workload's time of each repeat, and the round of each repeat of an
 `unet-bench ab` run. `judge_timing` then picks the strongest pairing two rows share (`stats`): in
 process, then by round (``ab`` rounds across two environments), then, across two runs, the
-control-aware rule; None where nothing pairs (the caller falls back to Welch).
+control-aware rule; None where nothing pairs (the caller falls back to Welch). The same samples say how
+much noise each run had: the smallest change its rows could show as real (`noise`, `paired_noise`,
+`seed_noise`), which the caption states under the table.
 """
 
 from __future__ import annotations
@@ -40,12 +42,22 @@ def _single(group: pd.DataFrame, column: str) -> Any:
     return values.pop() if len(values) == 1 else None
 
 
+def _reference_runtime(group: pd.DataFrame) -> str | None:
+    """The runtime the in-process pairs were timed against: torch eager where a record leaves it unset (it
+    was written before records named it, or the pair is with the baseline variant under torch)."""
+    if "paired_reference_runtime" not in group:
+        return "torch"
+    values = {"torch" if missing(v) else v for v in group["paired_reference_runtime"]}
+    return values.pop() if len(values) == 1 else None
+
+
 def row_samples(group: pd.DataFrame, metrics: list[str]) -> dict[str, Any]:
     """The private columns (``_``-prefixed) of one aggregated row that `judge_timing` reads."""
     out: dict[str, Any] = {"_control": _by_repeat(group, "control_ms_median"),
                            "_control_kind": _single(group, "extra_control_method"),
                            "_paired": _by_repeat(group, "paired_ratio"),
                            "_paired_ref": _single(group, "paired_reference"),
+                           "_paired_ref_runtime": _reference_runtime(group),
                            "_ab_run": _single(group, "extra_ab_run"),
                            "_ab": _by_repeat(group, "extra_ab_round", positive=False)}
     latency = group["latency_ms_median"] if "latency_ms_median" in group else None
@@ -63,7 +75,9 @@ def judge_timing(new: pd.Series, ref: pd.Series, metric: str, by_source: bool) -
         return None
     values, base = new[f"_by_repeat_{metric}"], ref[f"_by_repeat_{metric}"]
     if not by_source:
-        if new["_paired"] and new["_paired_ref"] == ref["name"]:
+        # In process only where the case was timed against this very row: the same registered variant under
+        # the same runtime (an exported case is timed against its own variant under torch, not the baseline).
+        if new["_paired"] and new["_paired_ref"] == ref["name"] and new["_paired_ref_runtime"] == ref["runtime"]:
             shift = math.log(new[f"_scale_{metric}"] / ref[f"_scale_{metric}"]) \
                 if new[f"_scale_{metric}"] > 0 and ref[f"_scale_{metric}"] > 0 else 0.0
             return stats.paired([math.log(r) + shift for r in new["_paired"].values()], "in process")
@@ -105,4 +119,31 @@ def paired_noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int, int]]
         logs = [np.log(list(p.values())) for p in group["_paired"] if isinstance(p, dict) and p]
         if logs:
             out[source] = (stats.minimal_detectable_paired(logs), int(np.median([len(g) for g in logs])), len(logs))
+    return out
+
+
+def noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
+    """Per source: the smallest latency change this run could call real, and the typical repeats."""
+    column = "_samples_latency_ms_median"
+    if column not in rows:
+        return {}
+    out = {}
+    for source, group in rows.groupby("source", sort=False):
+        samples = [s for s in group[column] if len(s)]
+        if samples:
+            out[source] = (stats.minimal_detectable(samples), int(np.median([len(s) for s in samples])))
+    return out
+
+
+def seed_noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
+    """Per source: the smallest Dice difference the seeds' spread lets a comparison call real, and the
+    typical number of seeds."""
+    column = "_samples_dice_mean"
+    if column not in rows:
+        return {}
+    out = {}
+    for source, group in rows.groupby("source", sort=False):
+        samples = [s for s in group[column] if isinstance(s, list) and len(s)]
+        if samples:
+            out[source] = (stats.minimal_detectable(samples, log=False), int(np.median([len(s) for s in samples])))
     return out

@@ -13,6 +13,7 @@ from unet_bench.analysis.compare import COUNT_METRICS, Comparison
 from unet_bench.analysis.formats import FORMATS
 from unet_bench.analysis.pairing import key_one, missing
 from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL
+from unet_bench.analysis.runtimes import EXPORT_METRICS, MISMATCH_MARK, mark, mismatch_lines
 from unet_bench.errors import BenchError, choices
 
 _TEXT_COLUMNS = ("variant", "results", "device", "dtype", "channels_last", "compile", "tf32", "cudnn.benchmark")
@@ -46,6 +47,9 @@ def caption(comparison: Comparison) -> list[str]:
     levels, the runs' noise, config changes, notes, shared overrides, failed cases."""
     if comparison.by_source:
         lines = [f"Δ = relative change against the same variant at the same grid point in {comparison.baseline}"]
+    elif comparison.by == "runtime":
+        under = "torch eager" if comparison.baseline == "torch" else comparison.baseline
+        lines = [f"Δ = relative change against the same variant at the same grid point and setting under {under}"]
     else:
         lines = [f"Δ = relative change against {comparison.baseline} at the same grid point of the same results"]
     shown = [METRICS[m].label for m in PER_PIXEL.values() if m in comparison.metrics]
@@ -73,7 +77,7 @@ def caption(comparison: Comparison) -> list[str]:
     for change, count in changes.value_counts(sort=False).items():
         lines.append(f"config differs from the paired row in {comparison.baseline}: {change} ({count} "
                      f"row{'s' if count > 1 else ''})")
-    lines += comparison.notes + comparison.machine
+    lines += mismatch_lines(comparison.table) + comparison.notes + comparison.machine
     if comparison.common_overrides:
         lines.append(f"every network: {comparison.common_overrides}")
     lines += [f"not measured: {line}" for line in comparison.failed]
@@ -139,8 +143,9 @@ def sections(comparison: Comparison, split: int | None = None) -> list[tuple[str
             display = names.copy()
             for metric in members:
                 info = METRICS[metric]
-                display[info.heading] = rows[metric].map(lambda v, s=info.scale: _number(v * s)).to_numpy()
-                display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
+                display[info.heading] = [mark(_number(r[metric] * info.scale), r, metric) for _, r in rows.iterrows()]
+                if rows[f"{metric}_ref"].notna().any():  # no Δ where no reference has the figure (torch: no export)
+                    display[f"Δ {info.label}"] = [_delta(r, metric) for _, r in rows.iterrows()]
             out.append((str(mode), f"{title} · {kind}" if kind else title, display))
     return out
 
@@ -182,6 +187,8 @@ def _kind(metric: str) -> str:
         return "counts"
     if metric.endswith("_bytes") or metric.startswith("peak_mem"):
         return "memory"
+    if metric in EXPORT_METRICS:
+        return "export"
     return "quality" if metric in (*QUALITY_METRICS, "train_time_s") else "time"
 
 
@@ -230,7 +237,7 @@ def _tidy(comparison: Comparison) -> pd.DataFrame:
     table = comparison.table.copy()
     for column in ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops",
                    "peak_mem_bytes", "saved_activation_bytes", "param_bytes", "grad_bytes", "optimizer_bytes",
-                   "predicted_peak_bytes", "output_size"):
+                   "predicted_peak_bytes", "model_bytes", "output_size"):
         for name in (column, f"{column}_ref", f"{column}_low", f"{column}_high"):
             if name in table and not table[name].abs().max() >= 2**63:  # a count beyond int64 stays a float
                 table[name] = table[name].round().astype("Int64")
@@ -243,4 +250,4 @@ def _latex(display: pd.DataFrame) -> str:
     styler = display.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
     align = "".join("l" if c in _TEXT_COLUMNS else "r" for c in display.columns)
     text = styler.to_latex(hrules=True, column_format=align)
-    return text.replace("Δ", r"$\Delta$").replace("→", r"$\to$")
+    return text.replace("Δ", r"$\Delta$").replace("→", r"$\to$").replace(MISMATCH_MARK, r"$^\dagger$")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from unet_bench.analysis.formats import FORMATS
+from unet_bench.analysis.formats import BY, FORMATS
 from unet_bench.errors import BenchError
 
 RESULTS_HELP = "results directories (each with a results.jsonl), results.jsonl or pytest-benchmark .json files"
 PER_IMAGE_HELP = ("latency, MACs and throughput per image even where the compared outputs differ in size "
                   "(default there: per output pixel)")
 BASELINE_HELP = ("what to compare against: a variant (default 'paper' for one results directory) or one "
-                 "of the RESULTS (default: the first, when several are given)")
+                 "of the RESULTS (default: the first, when several are given); with --by runtime, a runtime "
+                 "(default torch)")
 
 
 def print_notes(notes: list[str]) -> None:
@@ -42,7 +43,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         threshold = parse_threshold(args.fail_on_regression)
     frame = load(args.results)
-    comparison = compare(frame, args.baseline, _metrics(args.metrics), per_image=args.per_image)
+    comparison = compare(frame, args.baseline, _metrics(args.metrics), per_image=args.per_image, by=args.by)
     if threshold is not None and not comparison.by_source:
         raise BenchError("--fail-on-regression compares a new run with an old one: give two different results "
                          "directories, OLD then NEW (and no variant as --baseline)")
@@ -79,6 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     cmp.add_argument("results", nargs="+", metavar="RESULTS", help=RESULTS_HELP)
     cmp.add_argument("--baseline", default=None, help=BASELINE_HELP)
+    cmp.add_argument("--by", choices=BY, default="variant",
+                     help="variant: each variant against the baseline variant (default); runtime: each row against "
+                          "the same variant at the same grid point and setting under the baseline runtime (latency "
+                          "per output pixel, error against eager torch, export time and model size by default)")
     cmp.add_argument("--metrics", action="append", default=None, metavar="M[,M...]",
                      help="columns to compare, shown as named (default: params, macs, peak_mem_bytes, "
                           "latency_ms_median, dice_mean where measured, per output pixel where the compared "
