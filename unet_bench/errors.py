@@ -21,6 +21,12 @@ class UnsupportedError(BenchError):
     ``unsupported``), not a crash."""
 
 
+def first_line(error: BaseException) -> str:
+    """``Type: first line of its message``: what a record or an error line says of an exception."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def choices(values) -> str:
     """Format the valid choices for an error message: ``'a', 'b', 'c'``."""
     return ", ".join(repr(v) for v in values)

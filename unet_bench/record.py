@@ -26,6 +26,7 @@ DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "bf16", "fp16", "int8")  # int8: a statically quantized network, on a deployment runtime only
 # Where the network runs: eager PyTorch, or exported to ONNX and run by a deployment runtime.
 RUNTIMES = ("torch", "onnxruntime", "openvino")
+RUNTIME_DTYPES = ("fp32", "int8")  # what a case on a runtime other than torch runs in
 # unsupported: the network does not export to, or load in, the case's runtime (its message says why).
 STATUSES = ("ok", "oom", "error", "skipped", "unsupported")
 # How an experiment file's sizes become a variant's input (documented in unet_bench.suite.spec).

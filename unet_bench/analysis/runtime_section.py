@@ -92,7 +92,7 @@ def runtime_bars(comparison: Comparison, figures_dir: Path) -> FigureFile | None
     rows = rows.assign(like=rows["dtype"].replace(QUANTIZED_FROM),
                        bar=[r if d not in QUANTIZED_FROM else f"{r} {d}" for r, d in zip(rows["runtime"], rows["dtype"],
                                                                                       strict=True)])
-    setting = [f if f != "dtype" else "like" for f in FACTORS if f != "runtime"]
+    setting = [f if f != "dtype" else "like" for f in FACTORS if f not in ("runtime", "input_size")]  # by point
     rows = max((g for _, g in rows.groupby([*setting, "point", "source"], dropna=False, sort=False)), key=len)
     variants, series = list(dict.fromkeys(rows["variant"])), list(dict.fromkeys(rows["bar"]))
     info, width = METRICS[LATENCY], 0.8 / len(series)

@@ -14,9 +14,7 @@ from unet_bench.measure.runtimes import require
 from unet_bench.models.external import is_external
 from unet_bench.models.geometry import check_input_size, input_shape, spatial_shape
 from unet_bench.models.registry import build_network, get_config
-from unet_bench.record import DEVICES, DTYPES, MODES, RUNTIMES, Case
-
-PRECISIONS = ("fp32", "int8")  # what a case on a deployment runtime runs in
+from unet_bench.record import DEVICES, DTYPES, MODES, RUNTIME_DTYPES, RUNTIMES, Case
 
 
 def check_case(case: Case) -> None:
@@ -53,8 +51,8 @@ def _check_runtime(case: Case) -> None:
                          f"trained in torch, scored there); mode {case.mode!r} runs under torch only")
     if case.mode == "quality" and case.device != "cpu":
         raise BenchError(f"mode 'quality' on runtime {case.runtime!r} scores on device 'cpu' only")
-    if case.dtype not in PRECISIONS:
-        raise BenchError(f"runtime {case.runtime!r} runs dtype {choices(PRECISIONS)}, not {case.dtype!r}")
+    if case.dtype not in RUNTIME_DTYPES:
+        raise BenchError(f"runtime {case.runtime!r} runs dtype {choices(RUNTIME_DTYPES)}, not {case.dtype!r}")
     for flag, on in (("channels_last", case.channels_last), ("compile", case.compile)):
         if on:
             raise BenchError(f"{flag} is a torch option; runtime {case.runtime!r} chooses its own layout and "

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from unet_bench.errors import UnsupportedError
+from unet_bench.errors import UnsupportedError, first_line
 
 OPSET = 18  # the dynamo exporter's own default opset in torch 2.13 (Resize, GroupNormalization, ...)
 EXPORTER = f"torch.onnx.export(dynamo=True, opset_version={OPSET}, static shapes), torch {torch.__version__}"
@@ -29,12 +29,6 @@ EXPORTER = f"torch.onnx.export(dynamo=True, opset_version={OPSET}, static shapes
 CENSUS_FIRST = ("Conv", "ConvTranspose", "Resize", "Concat", "Add", "Relu", "MaxPool", "InstanceNormalization",
                 "BatchNormalization", "GroupNormalization", "Sigmoid", "Mul", "Slice",
                 "QuantizeLinear", "DequantizeLinear")
-
-
-def first_line(error: BaseException) -> str:
-    """``Type: first line of the message``: what a record's one-line message says of a library's error."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> float:

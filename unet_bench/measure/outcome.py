@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from unet_bench.errors import UnsupportedError
+from unet_bench.errors import UnsupportedError, first_line
 from unet_bench.measure import env
 from unet_bench.models.registry import get_config
 from unet_bench.record import Case, Record
@@ -52,9 +52,9 @@ def classify_failure(exc: BaseException) -> tuple[str, str]:
     The message is one line: the exception's type and the first line of its text.
     """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    message = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if isinstance(exc, UnsupportedError):
-        return "unsupported", str(exc).strip().splitlines()[0]
+        return "unsupported", text
+    message = first_line(exc)
     if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
         return "oom", message
     if isinstance(exc, RuntimeError) and any(marker in text.lower() for marker in OOM_MARKERS):

@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from unet_bench.errors import BenchError, UnsupportedError
-from unet_bench.measure.onnx_export import first_line
+from unet_bench.errors import BenchError, UnsupportedError, first_line
 from unet_bench.quality.synthetic import synthetic_task
 
 CALIBRATION_IMAGES = 8

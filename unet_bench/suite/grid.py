@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from unet_bench.errors import BenchError, choices
-from unet_bench.measure.network import PRECISIONS
-from unet_bench.measure.runtimes import require
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
 from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external, not_trained_here
@@ -29,6 +27,7 @@ from unet_bench.record import (
     DEVICES,
     DTYPES,
     MODES,
+    RUNTIME_DTYPES,
     RUNTIMES,
     SIZE_RULES,
     Case,
@@ -99,7 +98,7 @@ def runs_on(mode: str, runtime: str, runtimes: tuple[str, ...], dtype: str, chan
         return False
     if runtime == "torch":
         return dtype != "int8"
-    return dtype in PRECISIONS and not channels_last and not compiled
+    return dtype in RUNTIME_DTYPES and not channels_last and not compiled
 
 
 class Where:
@@ -156,6 +155,8 @@ class Grid:
                       "[\"openvino\"]")
         if exported and not {"infer", "quality"} & set(self["modes"]) and "runtimes" in self.given:
             self.fail("runtimes", f"{exported[0]!r} runs inference; add \"infer\" or \"quality\" to modes")
+        from unet_bench.measure.runtimes import require  # here: a file without runtimes loads no numpy
+
         for runtime in exported:
             try:
                 require(runtime)
