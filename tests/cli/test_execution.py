@@ -44,8 +44,10 @@ def test_the_flags_read_back_as_the_case_defaults():
 def test_every_flag_is_read():
     args = command_parser("time").parse_args(
         ["paper", "--size", "572", "--device", "cuda", "--mode", "train", "--dtype", "bf16", "--channels-last",
-         "--compile", "--no-tf32", "--cudnn-benchmark", "--threads", "1", "--min-run-time", "0.5"])
-    assert Execution.from_args(args) == Execution("train", "cuda", "bf16", True, True, False, True, 1, 0.5)
+         "--compile", "--no-tf32", "--cudnn-benchmark", "--threads", "1", "--min-run-time", "0.5",
+         "--runtime", "openvino"])
+    assert Execution.from_args(args) == Execution("train", "cuda", "bf16", "openvino", True, True, False, True, 1,
+                                                  0.5)
 
 
 @pytest.mark.parametrize("execution", [Execution(tf32=False), Execution(cudnn_benchmark=True)])
