@@ -182,3 +182,10 @@ def test_int8_quality_calibrates_on_training_tiles_only() -> None:
     for tile, image in zip(tiles, task.train.images, strict=False):  # each tile: its training image's corner
         inner = 44 - margin
         assert np.array_equal(tile[0, 0, margin:, margin:], image[:inner, :inner])
+
+
+def test_profile_on_a_runtime_says_how_to_time_it_instead(capsys: pytest.CaptureFixture) -> None:
+    from unet_bench.cli import main
+
+    assert main(["profile", "paper", "--size", "188", "--runtime", "onnxruntime"]) == 2
+    assert "unet-bench time paper --size 188 --runtime onnxruntime" in capsys.readouterr().err

@@ -40,7 +40,7 @@ DECLARATIONS: dict[str, dict[str, Any]] = {
                        f"unprofiled, before it is profiled) (default {DEFAULT_MIN_RUN_TIME_S:g})"},
 }
 TIMED = tuple(DECLARATIONS)  # `time`
-PROFILED = tuple(flag for flag in DECLARATIONS if flag not in ("--compile", "--cudnn-benchmark", "--runtime"))
+PROFILED = tuple(flag for flag in DECLARATIONS if flag not in ("--compile", "--cudnn-benchmark"))  # eager only
 TRAINED = ("--device", "--threads")  # `quality`
 
 

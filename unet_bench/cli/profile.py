@@ -21,6 +21,7 @@ from unet_bench.cli.common import (
 )
 from unet_bench.cli.execution import PROFILED, Execution, add_execution_arguments
 from unet_bench.cli.paths import open_output, output_file, probe_folder, write_failed
+from unet_bench.errors import BenchError
 from unet_bench.record import Record
 
 MAX_PROFILED_STEPS = 100
@@ -93,6 +94,9 @@ def print_profile(record: Record, mode: str, top: int) -> None:
 def cmd_profile(args: argparse.Namespace) -> int:
     plot = check_plot_path(args.plot)
     execution = Execution.from_args(args)
+    if execution.runtime != "torch":
+        raise BenchError(f"profile breaks eager torch's step down per layer; a network on {execution.runtime} is "
+                         f"timed whole: unet-bench time {args.name} --size {args.size} --runtime {execution.runtime}")
     case = case_from_args(args, "profile", execution)
     from unet_bench.measure.network import check_case
     from unet_bench.measure.profile_case import measure_profile
