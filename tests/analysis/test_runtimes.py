@@ -17,10 +17,12 @@ from unet_bench.analysis.compare import compare
 from unet_bench.analysis.findings import summarize
 from unet_bench.analysis.report import write_report
 from unet_bench.analysis.results import load
+from unet_bench.analysis.runtime_losses import quality_losses
 from unet_bench.analysis.runtime_section import op_census
 from unet_bench.analysis.runtimes import MISMATCH_MARK, RUNTIME_METRICS
 from unet_bench.analysis.tables import caption, render, sections
 from unet_bench.cli import main
+from unet_bench.record import Case, Record
 
 LATENCY = "latency_ms_per_output_mpix"
 MPIX = OUTPUT**2 / 1e6
@@ -197,3 +199,28 @@ def test_report_has_a_runtime_section_with_several_runtimes_only(results, tmp_pa
     torch_only = write(tmp_path / "torch", [r for r in two_runtimes() if r.case.runtime == "torch"])
     _, md, _ = write_report([torch_only], tmp_path / "torch_report")
     assert "## Runtimes" not in md.read_text() and not (tmp_path / "torch_report" / "figures" / "runtimes.png").exists()
+
+
+def quality_on(runtime: str, dice: list[float], dice_change: list[float]) -> Record:
+    """A quality record scored on ``runtime`` in int8, with eager torch fp32's per-seed scores beside."""
+    record = Record.for_case(Case("paper", mode="quality", input_size=252, runtime=runtime, dtype="int8", seeds=3),
+                             suite="int8", dice_mean=float(np.mean(np.add(dice, dice_change))), quality_seeds=3)
+    for score, base, change in (("dice", dice, dice_change), ("object_f1", [0.5, 0.6, 0.7], [0.01, -0.02, 0.01]),
+                                ("rand_error", [0.3, 0.3, 0.3], [0.0, 0.0, 0.0])):
+        record.extra[f"{score}_torch_fp32_per_seed"] = base
+        record.extra[f"{score}_change_per_seed"] = change
+    return record
+
+
+def test_what_int8_loses_in_quality_is_a_paired_interval_over_seeds(tmp_path):
+    folder = write(tmp_path / "q", [quality_on("onnxruntime", [0.78, 0.75, 0.72], [-0.010, -0.014, -0.018])])
+    table = quality_losses(load([folder]))
+    row = table.iloc[0]
+    half = 4.303 * 0.004 / 3**0.5  # t(0.975, 2) x sd of the changes / sqrt(3)
+    assert (row["runtime"], row["dtype"], row["seeds"], row["Dice (torch fp32)"]) == ("onnxruntime", "int8", 3, "0.750")
+    assert row["Δ Dice"] == f"-0.014 [{-0.014 - half:+.3f}, {-0.014 + half:+.3f}] real"
+    assert row["Δ object F1"].endswith("~")  # changes of both signs: within noise
+    assert row["Δ Rand error"] == "+0.000 [+0.000, +0.000] ~"  # no change at all is no loss
+    _, md, _ = write_report([folder], tmp_path / "report")
+    assert "What the runtime's precision loses in quality" in md.read_text()
+    assert quality_losses(load([write(tmp_path / "t", two_runtimes())])) is None

@@ -24,6 +24,7 @@ from unet_bench.analysis.compare import Comparison, compare
 from unet_bench.analysis.pairing import QUANTIZED_FROM
 from unet_bench.analysis.plots import FORMATS, FigureFile, describe
 from unet_bench.analysis.results import FACTORS, METRICS, ok, variant_labels
+from unet_bench.analysis.runtime_losses import LOSS_LINE, quality_losses
 from unet_bench.analysis.tables import caption, sections
 
 LATENCY = "latency_ms_per_output_mpix"
@@ -39,23 +40,31 @@ _CENSUS = "op_census_"
 class RuntimeSection:
     """What the report shows of runtimes: the comparison's tables and caption, the op census, the figure."""
 
-    comparison: Comparison
+    comparison: Comparison | None  # None where only quality was scored on a runtime
     tables: list[tuple[str, pd.DataFrame]]  # (title, display table): the comparison's, then the op census
     lines: list[str]  # under the tables: what Δ is against, verdict rule, marked rows, unsupported cases
     figure: FigureFile | None
 
 
 def runtime_section(frame: pd.DataFrame, figures_dir: Path) -> RuntimeSection | None:
-    """The section, or None where the successful records ran on one runtime only."""
+    """The section, or None where the successful records ran on one runtime only and none scored quality
+    on a runtime."""
     runtimes = list(dict.fromkeys(ok(frame)["runtime"]))
-    if len(runtimes) < 2:
+    losses = quality_losses(frame)
+    if len(runtimes) < 2 and losses is None:
         return None
-    comparison = compare(frame, "torch" if "torch" in runtimes else runtimes[0], by="runtime")
-    tables = [(f"Runtimes, {heading}", table) for _, heading, table in sections(comparison)]
+    tables, lines, figure, comparison = [], [], None, None
+    if len(runtimes) >= 2:
+        comparison = compare(frame, "torch" if "torch" in runtimes else runtimes[0], by="runtime")
+        tables = [(f"Runtimes, {heading}", table) for _, heading, table in sections(comparison)]
+        lines, figure = caption(comparison), runtime_bars(comparison, figures_dir)
     census = op_census(frame)
     if census is not None:
         tables.append(("Exported graphs: nodes per op type", census))
-    return RuntimeSection(comparison, tables, caption(comparison), runtime_bars(comparison, figures_dir))
+    if losses is not None:
+        tables.append(("What the runtime's precision loses in quality", losses))
+        lines.append(LOSS_LINE)
+    return RuntimeSection(comparison, tables, lines, figure)
 
 
 def op_census(frame: pd.DataFrame) -> pd.DataFrame | None:
@@ -86,6 +95,8 @@ def op_census(frame: pd.DataFrame) -> pd.DataFrame | None:
 def runtime_bars(comparison: Comparison, figures_dir: Path) -> FigureFile | None:
     """Latency per output pixel per variant, one bar per runtime (and quantized precision), in the setting
     with the most bars."""
+    if LATENCY not in comparison.table:  # nothing timed (quality scored on runtimes only)
+        return None
     rows = comparison.table.dropna(subset=[LATENCY])
     if rows.empty:
         return None
