@@ -155,6 +155,19 @@ def test_int8_is_compared_with_the_fp32_network_under_torch(tmp_path):
     assert row[f"{LATENCY}_rel"] == pytest.approx(geomean([0.40, 0.41, 0.39]) - 1)
 
 
+
+def test_a_baseline_runtime_with_int8_rows_keeps_each_precision_beside_its_own(tmp_path):
+    records = [*timed("paper", "torch", [100.0, 104.0, 98.0]),
+               *timed("paper", "onnxruntime", [50.0, 52.0, 49.0], ratios=[0.50, 0.50, 0.50]),
+               *timed("paper", "onnxruntime", [20.0, 21.0, 19.5], ratios=[0.20, 0.20, 0.20], dtype="int8"),
+               *timed("paper", "openvino", [55.0, 57.2, 53.9], ratios=[0.55, 0.55, 0.55])]
+    table = compare(load([write(tmp_path / "r", records)]), "onnxruntime", by="runtime").table
+    openvino, fp32 = one(table, "paper", "openvino"), table[(table["runtime"] == "onnxruntime")
+                                                             & (table["dtype"] == "fp32")].iloc[0]
+    assert openvino[f"{LATENCY}_ref"] == pytest.approx(fp32[LATENCY])  # fp32 beside fp32, not the int8 row
+    assert openvino[f"{LATENCY}_rel"] == pytest.approx(0.10, abs=1e-9)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--baseline", "tensorrt"], "unknown baseline runtime 'tensorrt'; valid baselines by runtime are the "
                                  "runtimes of these results: 'torch', 'onnxruntime', 'openvino'"),

@@ -70,9 +70,12 @@ def pair(rows: pd.DataFrame, baseline: str, by: str) -> dict[Any, Any]:
     reference is left out."""
     if by != "source":
         match = ["source", *(f for f in ("variant", *SETTING) if f != by), "point"]
-        like = rows.assign(dtype=rows["dtype"].replace(QUANTIZED_FROM)) if by == "runtime" else rows
-        refs = {key(r[match]): i for i, r in like[like[by] == baseline].iterrows()}
-        return {i: refs[k] for i, r in like.iterrows() if (k := key(r[match])) in refs}
+        refs = {key(r[match]): i for i, r in rows[rows[by] == baseline].iterrows()}
+        pairs = {i: refs[k] for i, r in rows.iterrows() if (k := key(r[match])) in refs}
+        if by == "runtime":  # a quantized row the baseline runtime has no twin of: the network it came from
+            like = rows.assign(dtype=rows["dtype"].replace(QUANTIZED_FROM))
+            pairs.update({i: refs[k] for i, r in like.iterrows() if i not in pairs and (k := key(r[match])) in refs})
+        return pairs
     ref_rows = rows[rows["source"] == baseline]
     others = rows[rows["source"] != baseline]
     # A factor on which the sources do not overlap at all (device: cpu vs cuda) is what is compared.
