@@ -163,8 +163,8 @@ SEARCH = P + "max_batch_search = true\n"
         (P + "threads = [99999]", "x.toml: threads: 99999 is over the limit of"),
         (P + "batches = [100000]", "x.toml: batches: 100000 is over the limit of 65536 (the largest batch)"),
         ('modes = ["counts"]', "x.toml: variants: missing"),
-        ('variants = ["paper", "monai:UNet"]\nmodes = ["quality"]',
-         "x.toml: modes: 'quality' trains our own variants, not monai:UNet"),
+        ('variants = ["paper"]\nmodes = ["quality"]\naugment = ["warp"]',
+         "x.toml: augment: 'warp' is not allowed; choose from"),
         ('variants = ["paper"\n', "x.toml: not valid TOML:"),
     ],
 )
