@@ -18,6 +18,7 @@ from unet_bench.quality.settings import (
     DEFAULT_STEPS,
     DEFAULT_TILE_OUT,
     INITS,
+    LAYOUTS,
     OPTIMIZERS,
     SCHEDULES,
 )
@@ -31,7 +32,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
 
     cfg = variant_config(args)
     execution = Execution.from_args(args)
-    data = load_split(args.data, volumes=cfg.spatial_dims == 3) if args.data else None
+    data = load_split(args.data, volumes=cfg.spatial_dims == 3, layout=args.layout) if args.data else None
     result = evaluate_quality(
         cfg, seeds=args.seeds, steps=args.steps, batch=args.batch, tile_out=args.tile_out,
         tile_in=args.tile_in, halo=args.halo, optimizer=args.optimizer, lr=args.lr,
@@ -106,8 +107,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-images", type=as_argument(TRAIN_IMAGES), default=None, metavar="N",
                         help="train on the first N training images only (default: all)")
     parser.add_argument("--data", metavar="DIR", default=None,
-                        help="a folder of image/mask pairs (images/ + masks/, or train/ + val/) instead of "
-                        "the synthetic task")
+                        help="a folder of image/mask pairs (images/ + masks/, one folder per image with one "
+                        "mask per object, or NAME_img/NAME_masks files; in train/ + val/ or not) instead of the "
+                        "synthetic task")
+    parser.add_argument("--layout", choices=LAYOUTS, default=None,
+                        help="how --data is laid out (default: found from the folder)")
     add_execution_arguments(parser, TRAINED)
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(func=cmd_quality)

@@ -29,3 +29,4 @@ def augment_choice(value: str | bool) -> str:
         raise BenchError(f"augment={value!r} is not valid; choose {choices(AUGMENTS)}")
     return value
 CURVE_POINTS = 10  # learning-curve points over a run, by default (each scores the validation split once)
+LAYOUTS = ("images-masks", "object-masks", "suffix-pairs")  # folder layouts `quality.layouts` reads
