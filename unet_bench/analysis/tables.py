@@ -174,7 +174,7 @@ def short_names(sources: pd.Series) -> dict[str, str]:
 
 
 QUALITY_METRICS = ("dice_mean", "iou_mean", "object_f1_mean", "map_mean", "rand_error_mean", "dice_threshold",
-                   "dice_all_foreground", "object_f1_threshold")
+                   "dice_all_foreground", "object_f1_threshold", "curve_object_f1_gain", "object_f1_per_gflop")
 
 
 def _kind(metric: str) -> str:

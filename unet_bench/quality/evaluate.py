@@ -201,6 +201,8 @@ def _evaluate(
         "extra": {
             **{f"{name}_per_seed": values for name, values in scores.items()},
             **{f"curve_{name}_per_seed": values for name, values in curves.items()},
+            **{f"curve_{name}_gain_per_seed": [curve_gain(curve_steps, v) for v in values]
+               for name, values in curves.items()},
             "train_time_s_per_seed": times,
             "loss_start_per_seed": loss_start,  # mean loss over the first tenth of the steps
             "loss_end_per_seed": loss_end,  # ... and over the last tenth
