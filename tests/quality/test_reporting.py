@@ -59,7 +59,8 @@ def curve_record(variant: str, f1: list[float], macs_per_pixel: float, augment: 
     record.case = dataclasses.replace(record.case, augment=augment, train_images=2 if augment != "flips" else None)
     record.case_id = record.case.case_id
     curves = [[v - 0.2, v - 0.05, v] for v in f1]
-    record.set(curve_steps=[10, 20, 30], curve_object_f1_mean=[sum(c) / 3 for c in zip(*curves)], curve_object_f1_gain=0.05,
+    record.set(curve_steps=[10, 20, 30], curve_object_f1_mean=[sum(c) / 3 for c in zip(*curves, strict=True)],
+               curve_object_f1_gain=0.05,
                macs_per_output_pixel=macs_per_pixel, macs=int(macs_per_pixel) * 64 * 64, output_size=64,
                extra={"curve_object_f1_per_seed": curves, "curve_dice_per_seed": curves,
                       "curve_object_f1_gain_per_seed": [0.05, 0.05, 0.05]})

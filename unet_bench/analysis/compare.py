@@ -37,7 +37,8 @@ from unet_bench.record import MODES
 
 DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean", "dice_threshold",
                    "dice_all_foreground", "object_f1_mean", "object_f1_threshold", "map_mean", "rand_error_mean",
-                   "curve_object_f1_gain", "object_f1_per_gflop", "energy_j_per_image", "energy_j_per_output_mpix", "energy_j_per_train_step")
+                   "curve_object_f1_gain", "object_f1_per_gflop",
+                   "energy_j_per_image", "energy_j_per_output_mpix", "energy_j_per_train_step")
 MESSAGE_CHARS = 200  # of a failed case's message quoted in an error line
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
 

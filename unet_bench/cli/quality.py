@@ -60,8 +60,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
           f"{rule['sigma']:g} px, chosen on the training split) Dice {result['dice_threshold']:.3f}  "
           f"IoU {result['iou_threshold']:.3f}  object F1 {result['object_f1_threshold']:.3f}  "
           f"mAP {result['map_threshold']:.3f}  Rand error {result['rand_error_threshold']:.3f}")
-    curve = ", ".join(f"{step}: {d:.3f}/{f:.3f}" for step, d, f in
-                      zip(result["curve_steps"], result["curve_dice_mean"], result["curve_object_f1_mean"], strict=True))
+    points = zip(result["curve_steps"], result["curve_dice_mean"], result["curve_object_f1_mean"], strict=True)
+    curve = ", ".join(f"{step}: {d:.3f}/{f:.3f}" for step, d, f in points)
     print(f"  learning curve (steps: Dice/object F1, mean over seeds): {curve}")
     print(f"  network - threshold: Dice {result['dice_mean'] - result['dice_threshold']:+.3f}, "
           f"object F1 {result['object_f1_mean'] - result['object_f1_threshold']:+.3f}")

@@ -6,9 +6,10 @@ The folder is in one of the `layouts` (found from the folder, or named), most si
     ROOT/masks/NAME.png|.tif|.tiff      same size; 0 = background, objects non-zero
 
 or one mask file per object (``ROOT/ID/images/ID.png`` + ``ROOT/ID/masks/*.png``), or ``NAME_img.png``
-beside ``NAME_masks.png``. A mask with more than two values is read as instance labels (every object its own integer, so touching
-objects stay apart); a binary mask's objects are its 4-connected components (`labels`). A multi-page TIFF
-(how the paper's EM stacks ship) gives one image per page, paired page by page with its mask.
+beside ``NAME_masks.png``. A mask with more than two values is read as instance labels (every object its
+own integer, so touching objects stay apart); a binary mask's objects are its 4-connected components
+(`labels`). A multi-page TIFF (how the paper's EM stacks ship) gives one image per page, paired page by
+page with its mask.
 ``ROOT/train`` and ``ROOT/val`` in a layout each give the split; otherwise `load_split` holds out a
 share: a seeded choice of single images, and of each stack its last contiguous block of pages, since
 neighbouring slices of one volume are nearly the same image and must not land on both sides.
@@ -27,6 +28,7 @@ from unet_bench.errors import BenchError
 from unet_bench.quality.data import SegmentationSet, Split, standardize
 from unet_bench.quality.labels import objects_and_classes
 from unet_bench.quality.layouts import Pair, pairs, read_pages
+
 
 def _set(pages: list[tuple[np.ndarray, np.ndarray]]) -> SegmentationSet:
     images, masks, instances = [], [], []

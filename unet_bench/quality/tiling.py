@@ -72,7 +72,8 @@ def predict_tiled(
     """Class scores (K, H, W), on the CPU, for a (H, W) or (C, H, W) image of any size, tile by tile
     ((K, D, H, W) for a (D, H, W) or (C, D, H, W) volume and a 3-D network: the tiles are cubes).
 
-    ``model`` must carry its config as ``cfg`` (our `UNet`, or another library's network built here) and is run as it is: call ``eval()`` first.
+    ``model`` must carry its config as ``cfg`` (our `UNet`, or another library's network built by
+    `registry.build_network`) and is run as it is: call ``eval()`` first.
     Tiles are batched ``batch`` at a time on the model's device.
     """
     image = image[None] if image.ndim == model.cfg.spatial_dims else image

@@ -28,11 +28,10 @@ from unet_bench.models.registry import build_network
 from unet_bench.quality.data import SegmentationSet
 from unet_bench.quality.elastic import displacements, sample_points, warp
 from unet_bench.quality.settings import (
-    AUGMENTS,
     DEFAULT_AUGMENT,
     DEFAULT_LR,
-    DEFAULT_OPTIMIZER,
     DEFAULT_LR_SCHEDULE,
+    DEFAULT_OPTIMIZER,
     DEFAULT_STEPS,
     INITS,
     OPTIMIZERS,

@@ -278,7 +278,8 @@ class Grid:
         planned = []
         for repeat in range(self["repeats"]):
             for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
-                mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch, weights, augment = opts
+                (mode, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch, weights,
+                 augment) = opts
                 quality = mode == "quality"  # training settings only where something is trained
                 case = Case(
                     variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, **size_fields(size),
