@@ -82,6 +82,8 @@ class Comparison:
     # source: (detectable change of its in-process paired rows, processes per row, paired rows)
     paired_noise: dict[str, tuple[float | None, int, int]] = field(default_factory=dict)
     machine: list[str] = field(default_factory=list)  # what the control workload said: caption lines
+    # source: {metric: smallest difference the seeds can tell} for the instance metrics (`INSTANCE_NOISE`)
+    instance_noise: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
 
 def available_metrics(frame: pd.DataFrame) -> list[str]:
@@ -157,7 +159,8 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
         for r in frame[frame["status"] != "ok"].itertuples()
     ]
     return Comparison(_ordered(table, baseline, by_source), baseline, by_source, chosen, common, failed,
-                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows), paired_noise(rows), machine)
+                      per_pixel, differ, notes, families, _noise(rows), _seed_noise(rows), paired_noise(rows), machine,
+                      _instance_noise(rows))
 
 
 def why_failed(failed: pd.DataFrame) -> str:
@@ -259,10 +262,22 @@ def _noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
     return out
 
 
-def _seed_noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
-    """Per source: the smallest Dice difference the seeds' spread lets a comparison call real, and the
-    typical number of seeds."""
-    column = "_samples_dice_mean"
+INSTANCE_NOISE = ("object_f1_mean", "rand_error_mean")  # beside Dice, the differences said for these too
+
+
+def _instance_noise(rows: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Per source, per instance metric of `INSTANCE_NOISE` measured: as `_seed_noise` says for Dice."""
+    out: dict[str, dict[str, float | None]] = {}
+    for metric in INSTANCE_NOISE:
+        for source, (detectable, _) in _seed_noise(rows, metric).items():
+            out.setdefault(source, {})[metric] = detectable
+    return out
+
+
+def _seed_noise(rows: pd.DataFrame, metric: str = "dice_mean") -> dict[str, tuple[float | None, int]]:
+    """Per source: the smallest difference of ``metric`` the seeds' spread lets a comparison call real,
+    and the typical number of seeds."""
+    column = f"_samples_{metric}"
     if column not in rows:
         return {}
     out = {}
