@@ -39,7 +39,7 @@ def learning_curves(records: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figu
     rows = curve_rows(records)
     if rows.empty:
         return None
-    figure = Figure(figsize=(11.0, 4.4), layout="constrained")
+    figure = Figure(figsize=(11.0, 4.4 + 0.2 * len(rows)), layout="constrained")
     axes = figure.subplots(1, len(PANELS), squeeze=False).ravel()
     for ax, (column, label) in zip(axes, PANELS, strict=True):
         for _, row in rows.iterrows():
@@ -52,7 +52,8 @@ def learning_curves(records: pd.DataFrame, colors: dict[str, Any]) -> tuple[Figu
         ax.set_xlabel("training steps")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize="small", loc="lower right")
+    # below the panels: long labels (another library's arguments) would hide the curves inside them
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize="small")
     seeds = sorted({len(listed(c)) for c in rows[PANELS[0][0]]})
     return figure, ("Learning curves on the validation split: mean over "
                     f"{'/'.join(map(str, seeds))} training seeds, band ± one standard deviation. A curve still "
