@@ -155,7 +155,7 @@ def _object_masks(root: Path) -> Found:
             raise BenchError(f"{images[0].name} has {len(pages)} pages; the object-masks layout takes single images")
         objects = np.zeros(pages[0].shape, np.int32)
         for k, path in enumerate(image_files(folder / "masks").values(), start=1):
-            (mask,) = read_pages(path)[:1]
+            mask = read_pages(path)[0]
             if mask.shape != objects.shape:
                 raise BenchError(f"mask {path.name} of {folder.name} is {mask.shape}; its image is {objects.shape}")
             objects[mask > 0] = k
