@@ -17,7 +17,6 @@ real only when the interval excludes zero; fewer than 3 repeats on either side g
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -30,7 +29,7 @@ from scipy import stats as sstats
 from unet_bench.analysis import stats
 from unet_bench.analysis.conditions import control_change_notes, control_drift_notes, load_warnings
 from unet_bench.analysis.pairing import config_change, grid_points, key, key_one, legacy_sources, missing, pair
-from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
+from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, listed, ok, variant_labels
 from unet_bench.analysis.samples import judge_timing, paired_noise, row_samples
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
@@ -245,7 +244,7 @@ def _seed_values(group: pd.DataFrame, column: str | None) -> list[float]:
         return []
     seeds: list[float] = []
     for text in group[column].dropna():
-        seeds += [float(v) for v in (json.loads(text) if isinstance(text, str) else text)]
+        seeds += [float(v) for v in listed(text) or ()]
     return seeds
 
 

@@ -56,7 +56,7 @@ def _seed_noise(out_dir: Path) -> str:
 def _timing_noise(out_dir: Path) -> str:
     """The smallest latency change this run can tell, unpaired and paired in process, and how far its
     control moved during the run."""
-    from unet_bench.analysis.compare import INSTANCE_NOISE, available_metrics, compare
+    from unet_bench.analysis.compare import compare
     from unet_bench.analysis.results import load
     from unet_bench.analysis.tables import noise_line, paired_noise_line
 
