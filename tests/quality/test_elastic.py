@@ -1,6 +1,7 @@
 """The elastic warp: identity is identity, labels survive, one seed gives one warp, tiles stay aligned."""
 
 import numpy as np
+from scipy import ndimage
 import pytest
 
 from unet_bench.errors import BenchError
@@ -78,3 +79,26 @@ def test_augment_is_a_choice_and_booleans_keep_their_meaning():
         TrainSettings(augment="warp")
     with pytest.raises(BenchError, match="schedule='step' is not valid; choose"):
         TrainSettings(schedule="step")
+
+
+def test_touching_objects_stay_apart_in_warped_targets():
+    """Two objects that meet along an edge, drawn in the image as -1 and +1 on a 0 background: in every
+    warped target, each connected object lies on one of them (the border between them is cut again)."""
+    labels = np.zeros((48, 48), np.int32)
+    labels[8:40, 6:24], labels[8:40, 24:42] = 1, 2
+    border = np.zeros(labels.shape, bool)
+    border[8:40, 23:25] = True
+    instances = np.where(border, 0, labels)
+    mask = (instances > 0).astype(np.int64)
+    image = np.select([labels == 1, labels == 2], [-1.0, 1.0], 0.0).astype(np.float32)
+    data = SegmentationSet((image,), (mask,), (instances,))
+    cfg = get_config("padded", depth=2, base_width=4)
+    sampler = TileSampler(cfg, data, 32, TrainSettings(weight_map=False, augment="elastic"))
+    inputs, targets, _ = sampler.sample(np.random.default_rng(1), 32)
+    merged = 0
+    for image, target in zip(inputs[:, 0].numpy(), targets.numpy(), strict=True):
+        found, n = ndimage.label(target)
+        for k in range(1, n + 1):
+            side = image[found == k] > 0
+            merged += min(side.mean(), 1 - side.mean()) > 0.05  # pixels of both objects in one
+    assert merged == 0

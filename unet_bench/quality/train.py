@@ -27,6 +27,7 @@ from unet_bench.models.geometry import check_input_size, output_size, spatial_sh
 from unet_bench.models.registry import build_network
 from unet_bench.quality.data import SegmentationSet
 from unet_bench.quality.elastic import displacements, sample_points, warp
+from unet_bench.quality.labels import separation_borders
 from unet_bench.quality.settings import (
     DEFAULT_AUGMENT,
     DEFAULT_LR,
@@ -120,6 +121,7 @@ class TileSampler:
         pad = ((top, tile_in - out - top),) * cfg.spatial_dims
         self.images = [np.pad(img, pad, mode="reflect") for img in data.images]
         self.masks = data.masks
+        self.instances = data.instances
         self.weights = [
             weight_map(m, inst, cfg.num_classes, settings.w0, settings.sigma)
             if settings.weight_map else np.ones(m.shape, np.float32)
@@ -129,7 +131,11 @@ class TileSampler:
 
     def _window(self, rng: np.random.Generator, i: int, starts: list[int]) -> list[np.ndarray]:
         """Image, target and weight window of image ``i`` at ``starts``; with ``elastic``, all three
-        resampled through one random field over the input window (its centre moves the target)."""
+        resampled through one random field over the input window (its centre moves the target).
+
+        The warped target is drawn from the warped instance labels, with a background border cut again
+        where two objects meet: a warp that squeezes the 2 px border between touching cells would
+        otherwise leave them joined in the target, teaching the network to merge them."""
         window = tuple(slice(s, s + self.out) for s in starts)
         if self.augment != "elastic":
             image = self.images[i][tuple(slice(s, s + self.tile_in) for s in starts)]
@@ -140,8 +146,9 @@ class TileSampler:
         centre = moved[(slice(None),) + (slice(top, top + self.out),) * dims]
         image_at = sample_points((self.tile_in,) * dims, tuple(starts), moved)
         target_at = sample_points((self.out,) * dims, tuple(starts), centre)
-        return [warp(self.images[i], image_at, 3), warp(self.masks[i], target_at, 0),
-                warp(self.weights[i], target_at, 1)]
+        objects = warp(self.instances[i], target_at, 0)
+        target = ((objects > 0) & ~separation_borders(objects)).astype(self.masks[i].dtype)
+        return [warp(self.images[i], image_at, 3), target, warp(self.weights[i], target_at, 1)]
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inputs B×1×T×T, targets B×O×O, weights B×O×O) for T = tile_in, O = the output size (one more
