@@ -33,7 +33,9 @@ STATUSES = ("ok", "oom", "error", "skipped", "unsupported")
 SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
 DEFAULT_MIN_RUN_TIME_S = 1.0  # time budget for the timed blocks of one measurement
 DEFAULT_SEEDS = 3  # quality mode: training seeds
-QUALITY_DEFAULTS = {"steps": None, "lr": None, "optimizer": None, "weight_map": True}  # Case's training fields
+# Case's training fields and their defaults (left out of a case_id at these, so older ids stay valid)
+QUALITY_DEFAULTS = {"steps": None, "lr": None, "optimizer": None, "weight_map": True, "augment": "flips",
+                    "schedule": "constant", "train_images": None}
 # Case fields left out of `Case.case_id` at these values: added after ids were first written.
 ID_DEFAULTS = {**QUALITY_DEFAULTS, "runtime": "torch"}
 DEFAULT_WORLD_SIZES = (1, 2)  # train-ddp mode: data-parallel ranks measured in turn
@@ -80,6 +82,9 @@ class Case:
     lr: float | None = None  # learning rate
     optimizer: str | None = None  # sgd | adam
     weight_map: bool = True  # weight the loss by the paper's border weight map
+    augment: str = "flips"  # none | flips (and 90° rotations) | elastic (the paper's warp, then flips)
+    schedule: str = "constant"  # the learning rate over the steps: constant | cosine
+    train_images: int | None = None  # train on the first N images of the training split (None: all)
     # train-ddp: the numbers of data-parallel ranks to train on, each measured in turn (empty otherwise)
     world_sizes: tuple[int, ...] = ()
     runtime: str = "torch"  # torch | onnxruntime | openvino: where the network runs (infer)
@@ -143,6 +148,9 @@ class Case:
         opts = ([] if self.runtime == "torch" else [self.runtime]) + [self.dtype]
         opts += (["cl"] if self.channels_last else []) + (["compile"] if self.compile else [])
         opts += [] if self.weight_map else ["no-weight-map"]
+        opts += [] if self.augment == "flips" else [f"augment {self.augment}"]
+        opts += [] if self.schedule == "constant" else [f"lr {self.schedule}"]
+        opts += [] if self.train_images is None else [f"{self.train_images} training images"]
         opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
         if self.reference:
             twin = self.reference.variant == self.variant and self.reference.runtime != self.runtime
@@ -266,6 +274,13 @@ class QualityGroup:
     object_f1_threshold: float | None = None
     map_threshold: float | None = None
     rand_error_threshold: float | None = None
+    # the learning curve: the validation split scored every few steps of training (per seed in extra
+    # curve_dice_per_seed, curve_object_f1_per_seed); its last point is dice_mean, object_f1_mean
+    curve_steps: list[int] | None = None  # steps done at each point
+    curve_dice_mean: list[float] | None = None  # Dice at each point, mean over seeds
+    curve_object_f1_mean: list[float] | None = None  # object F1 at each point, mean over seeds
+    curve_dice_gain: float | None = None  # Dice gained over the last quarter of the steps (≈ 0: plateaued)
+    curve_object_f1_gain: float | None = None  # the same for object F1
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Other libraries' networks and the FLOP counters from the command line (a real process, real exit codes)."""
 
+import json
 import subprocess
 import sys
 
@@ -73,17 +74,22 @@ def test_what_the_library_refuses_is_one_line_up_front(capsys, args, message):
     assert message in captured.err and captured.err.count("\n") == 1 and not captured.out
 
 
-@pytest.mark.parametrize("name", ["smp:Unet", "monai:BasicUNet"])
-def test_quality_refuses_another_librarys_network_as_the_suite_does(capsys, tmp_path, name):
+def test_quality_trains_another_librarys_network_at_its_own_size_rule(capsys, tmp_path):
+    """MONAI's BasicUNet on the same task, loss and validation as our variants, from its own initialisation."""
     from unet_bench.cli import main
-    from unet_bench.errors import BenchError
     from unet_bench.suite.spec import load_spec
 
-    assert main(["quality", name]) == 2
-    err = capsys.readouterr().err
-    assert err == f"unet-bench quality: error: 'quality' trains our own variants, not {name}; name a registered " \
-                  "variant (see 'unet-bench models')\n"
+    args = ["quality", "monai:BasicUNet", "--set", "features=(4,4,4,4,4,4)", "--seeds", "1", "--steps", "2",
+            "--tile-out", "40", "--threads", "1", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["train_steps"] == 2 and out["curve_steps"] == [1, 2]
+    assert out["extra"]["init"] == "library"
+    assert out["extra"]["tile_in"] == out["extra"]["tile_out"] == 40  # any size from 32
+    assert 0 <= out["dice_mean"] <= 1
     path = tmp_path / "x.toml"
-    path.write_text(f'name = "x"\ndescription = "d"\nvariants = ["{name}"]\nmodes = ["quality"]\nsizes = [64]\n')
-    with pytest.raises(BenchError, match=f"'quality' trains our own variants, not {name}; give the other"):
-        load_spec(path)
+    path.write_text('name = "x"\ndescription = "d"\nvariants = ["monai:UNet"]\nmodes = ["quality"]\nsizes = [60]\n'
+                    'size_rule = "nearest-output"\n')
+    (planned,) = load_spec(path).planned
+    case = planned.case
+    assert case.mode == "quality" and case.input_size == 64  # a multiple of its strides' product, 16

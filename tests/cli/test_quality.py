@@ -64,3 +64,21 @@ def test_empty_masks_give_one_error_line_and_exit_2(tmp_path):
     assert result.stderr.splitlines() == [
         "unet-bench quality: error: mask 0.png is empty (every pixel 0); give objects non-zero values or leave the "
         "image out"]
+
+
+def test_a_folder_in_no_layout_is_one_line_and_exit_2_and_layout_names_one(tmp_path):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "cells.png")
+    result = run("paper", *TINY, "--data", str(tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert "fits no layout (images-masks: " in line and line.endswith("it holds 0 folders and 1 file: cells.png")
+    data = synthetic_set(4, 48, seed=0)
+    for i, (image, inst) in enumerate(zip(data.images, data.instances, strict=True)):
+        Image.fromarray(((image - image.min()) * 40).astype(np.uint8)).save(tmp_path / f"{i}_img.png")
+        Image.fromarray(inst.astype(np.uint8)).save(tmp_path / f"{i}_masks.png")
+    result = run("padded", *TINY, "--seeds", "1", "--steps", "1", "--tile-out", "16", "--data", str(tmp_path),
+                 "--layout", "suffix-pairs", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["extra"]["train_images"] == 3
+    result = run("padded", *TINY, "--data", str(tmp_path), "--layout", "object-masks")
+    assert result.returncode == 2 and "has no ID/images/ + ID/masks/ folders" in result.stderr

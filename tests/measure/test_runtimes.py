@@ -176,7 +176,7 @@ def test_quality_on_a_runtime_scores_the_same_weights_and_says_what_int8_changes
 def test_int8_quality_calibrates_on_training_tiles_only() -> None:
     task = synthetic_task(0)
     cfg = build_model(tiny("torch")).cfg
-    tiles = calibration_tiles(task.train, cfg, 44)
+    tiles = calibration_tiles(task.train, cfg, 44, channels=1)
     margin = tile_grid(cfg, 44).margin
     assert len(tiles) == CALIBRATION_TILES and tiles[0].shape == (1, 1, 44, 44)
     for tile, image in zip(tiles, task.train.images, strict=False):  # each tile: its training image's corner

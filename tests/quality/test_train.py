@@ -123,3 +123,24 @@ def test_training_on_cuda_matches_the_cpu_interface(easy_task):
     result = evaluate_quality(cfg, seeds=1, steps=40, tile_out=32, optimizer="adam", lr=3e-3, data=easy_task,
                               device="cuda")
     assert result["dice_mean"] > result["dice_all_foreground"] + 0.25
+
+
+def test_the_learning_curve_is_recorded_every_n_steps_and_ends_at_the_final_score(easy_task):
+    cfg = get_config("padded", **TINY)
+    result = evaluate_quality(cfg, seeds=2, steps=30, tile_out=32, lr=3e-3, curve_every=10, data=easy_task,
+                              schedule="cosine")
+    extra = result["extra"]
+    assert result["curve_steps"] == [10, 20, 30]
+    for name in ("dice", "object_f1"):
+        per_seed = extra[f"curve_{name}_per_seed"]
+        assert [curve[-1] for curve in per_seed] == extra[f"{name}_per_seed"]  # last point = final score
+        assert result[f"curve_{name}_mean"] == pytest.approx(np.mean(per_seed, axis=0).tolist())
+        # gain over the last quarter: the last point against the one nearest step 22.5 (step 20)
+        assert result[f"curve_{name}_gain"] == pytest.approx(result[f"curve_{name}_mean"][2]
+                                                             - result[f"curve_{name}_mean"][1])
+    assert result["curve_dice_mean"][-1] > result["curve_dice_mean"][0]  # it learned between the points
+    assert extra["schedule"] == "cosine" and extra["augment"] == "flips"
+    record = Record.for_case(Case("padded", mode="quality", seeds=2, schedule="cosine"), **result)
+    assert Record.from_dict(record.to_dict()) == record
+    assert evaluate_quality(cfg, seeds=1, steps=4, tile_out=32, data=easy_task)["curve_steps"] == [1, 2, 3, 4]
+    assert evaluate_quality(cfg, seeds=1, steps=4, tile_out=32, curve_every=0, data=easy_task)["curve_steps"] == [4]

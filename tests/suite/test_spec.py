@@ -163,8 +163,8 @@ SEARCH = P + "max_batch_search = true\n"
         (P + "threads = [99999]", "x.toml: threads: 99999 is over the limit of"),
         (P + "batches = [100000]", "x.toml: batches: 100000 is over the limit of 65536 (the largest batch)"),
         ('modes = ["counts"]', "x.toml: variants: missing"),
-        ('variants = ["paper", "monai:UNet"]\nmodes = ["quality"]',
-         "x.toml: modes: 'quality' trains our own variants, not monai:UNet"),
+        ('variants = ["paper"]\nmodes = ["quality"]\naugment = ["warp"]',
+         "x.toml: augment: 'warp' is not allowed; choose from"),
         ('variants = ["paper"\n', "x.toml: not valid TOML:"),
     ],
 )
@@ -225,3 +225,16 @@ def test_a_grid_over_the_case_limit_is_refused_before_it_is_expanded(tmp_path):
     with pytest.raises(BenchError, match=r"x.toml: the grid holds 10,000,000 cases, over the limit of 10,000; "
                                          "split it into several experiment files"):
         load_spec(write(tmp_path, HEAD + body))
+
+
+def test_quality_training_settings_expand_into_cases_and_only_there(tmp_path):
+    spec = load_spec(write(tmp_path, HEAD + 'variants = ["padded"]\nmodes = ["quality", "counts"]\nsizes = [64]\n'
+                                            'augment = ["flips", "elastic"]\nschedule = "cosine"\ntrain_images = 2\n'))
+    quality = [p.case for p in spec.planned if p.case.mode == "quality"]
+    assert [(c.augment, c.schedule, c.train_images) for c in quality] == [("flips", "cosine", 2),
+                                                                         ("elastic", "cosine", 2)]
+    assert "augment elastic/lr cosine/2 training images" in quality[1].label
+    counts = {(p.case.augment, p.case.schedule, p.case.train_images) for p in spec.planned if p.case.mode == "counts"}
+    assert counts == {("flips", "constant", None)}  # nothing is trained there: the defaults, one case_id
+    with pytest.raises(BenchError, match="x.toml: train_images: 0 is not allowed"):
+        load_spec(write(tmp_path, HEAD + P + 'modes = ["quality"]\ntrain_images = 0\n'))

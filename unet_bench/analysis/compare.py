@@ -19,7 +19,6 @@ real only when the interval excludes zero; fewer than 3 repeats on either side g
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -33,14 +32,23 @@ from unet_bench.analysis import stats
 from unet_bench.analysis.conditions import control_change_notes, control_drift_notes, load_warnings
 from unet_bench.analysis.formats import BY
 from unet_bench.analysis.pairing import config_change, grid_points, key, key_one, legacy_sources, missing, pair
-from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
+from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, listed, ok, variant_labels
 from unet_bench.analysis.runtimes import RUNTIME_METRICS, export_facts, mismatched
-from unet_bench.analysis.samples import TIMED, judge_timing, noise, paired_noise, row_samples, seed_noise
+from unet_bench.analysis.samples import (
+    TIMED,
+    instance_noise,
+    judge_timing,
+    noise,
+    paired_noise,
+    row_samples,
+    seed_noise,
+)
 from unet_bench.errors import BenchError, choices
 from unet_bench.record import MODES
 
 DEFAULT_METRICS = ("params", "macs", "peak_mem_bytes", "latency_ms_median", "dice_mean", "dice_threshold",
                    "dice_all_foreground", "object_f1_mean", "object_f1_threshold", "map_mean", "rand_error_mean",
+                   "curve_object_f1_gain", "object_f1_per_gflop",
                    "energy_j_per_image", "energy_j_per_output_mpix", "energy_j_per_train_step")
 MESSAGE_CHARS = 200  # of a failed case's message quoted in an error line
 COUNT_METRICS = ("params", "params_trainable", "macs", "flops", "other_flops", "train_flops", "macs_per_output_pixel")
@@ -86,6 +94,8 @@ class Comparison:
     # source: (detectable change of its in-process paired rows, processes per row, paired rows)
     paired_noise: dict[str, tuple[float | None, int, int]] = field(default_factory=dict)
     machine: list[str] = field(default_factory=list)  # what the control workload said: caption lines
+    # source: {metric: smallest difference the seeds can tell} for the instance metrics (`INSTANCE_NOISE`)
+    instance_noise: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def by_source(self) -> bool:
@@ -176,7 +186,8 @@ def compare(frame: pd.DataFrame, baseline: str | None = None, metrics: Sequence[
         for r in frame[frame["status"] != "ok"].itertuples()
     ]
     return Comparison(_ordered(table, baseline, column), baseline, column, chosen, common, failed,
-                      per_pixel, differ, notes, families, noise(rows), seed_noise(rows), paired_noise(rows), machine)
+                      per_pixel, differ, notes, families, noise(rows), seed_noise(rows), paired_noise(rows), machine,
+                      instance_noise(rows))
 
 
 def why_failed(failed: pd.DataFrame) -> str:
@@ -261,7 +272,7 @@ def _seed_values(group: pd.DataFrame, column: str | None) -> list[float]:
         return []
     seeds: list[float] = []
     for text in group[column].dropna():
-        seeds += [float(v) for v in (json.loads(text) if isinstance(text, str) else text)]
+        seeds += [float(v) for v in listed(text) or ()]
     return seeds
 
 

@@ -41,6 +41,7 @@ from unet_bench.analysis.axes import (
     title,
 )
 from unet_bench.analysis.compare import available_metrics, compare
+from unet_bench.analysis.curves import learning_curves
 from unet_bench.analysis.results import FACTORS, METRICS, PER_PIXEL, ok, variant_labels
 from unet_bench.errors import BenchError, choices
 
@@ -63,19 +64,20 @@ def make_figures(frame: pd.DataFrame, out_dir: str | Path, baseline: str | None 
                  per_image: bool = False) -> list[FigureFile]:
     """Draw every figure the data allows (or those of `PLOTS` in ``names``) into ``out_dir``, as
     ``<name>.png`` and ``<name>.svg``."""
-    unknown = set(names or ()) - set(PLOTS)
+    every = {**PLOTS, **RECORD_PLOTS}
+    unknown = set(names or ()) - set(every)
     if unknown:
-        raise BenchError(f"unknown figure {sorted(unknown)[0]!r}; valid figures are {choices(PLOTS)}")
+        raise BenchError(f"unknown figure {sorted(unknown)[0]!r}; valid figures are {choices(every)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = plot_table(frame, baseline, per_image)
     colors = variant_colors(table)
     written = []
     with matplotlib.rc_context(STYLE):
-        for name, (title, build) in PLOTS.items():
+        for name, (title, build) in every.items():
             if names is not None and name not in names:
                 continue
-            made = build(table, colors)
+            made = build(table, colors) if name in PLOTS else build(ok(frame), colors)
             if made is None:
                 continue
             figure, caption = made
@@ -385,3 +387,5 @@ PLOTS: dict[str, tuple[str, Callable]] = {
     "scaling_batch": ("Scaling with batch size", _scaling("batch")),
     "throughput": ("Throughput by dtype, memory format and compile", throughput),
 }
+# Figures drawn from the records themselves rather than the comparison table: (records, colors)
+RECORD_PLOTS: dict[str, tuple[str, Callable]] = {"learning_curves": ("Learning curves", learning_curves)}

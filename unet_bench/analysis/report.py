@@ -38,6 +38,7 @@ from unet_bench.suite.store import prepare_dir
 REPORT_METRICS = ("params", "macs", "train_flops", "peak_mem_bytes", "saved_activation_bytes",
                   "latency_ms_median", "peak_fraction", "dice_mean", "iou_mean", "dice_threshold",
                   "dice_all_foreground", "object_f1_mean", "object_f1_threshold", "map_mean", "rand_error_mean",
+                  "curve_object_f1_gain", "object_f1_per_gflop",
                   "energy_j_per_image", "energy_j_per_output_mpix", "energy_j_per_train_step")
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -112,6 +113,10 @@ METRICS: dict[str, Metric] = {m.column: m for m in (
            samples="extra_map_per_seed"),
     Metric("rand_error_mean", "adapted Rand error", std="rand_error_std", verdict="seeds",
            samples="extra_rand_error_per_seed"),
+    Metric("curve_object_f1_gain", "object F1 gained, last quarter of steps", verdict="seeds",
+           samples="extra_curve_object_f1_gain_per_seed"),
+    Metric("object_f1_per_gflop", "object F1 per GFLOP/Mpx", higher_is_better=True, verdict="seeds",
+           samples="extra_object_f1_per_gflop_per_seed"),
     # baselines: computed once from the data, the same for every seed
     Metric("dice_threshold", "Dice, tuned threshold", higher_is_better=True, verdict="exact"),
     Metric("dice_all_foreground", "Dice, all foreground", higher_is_better=True, verdict="exact"),
@@ -167,6 +172,7 @@ def load(sources: Iterable[str | Path]) -> pd.DataFrame:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     _per_output_pixel(frame)
+    _quality_per_cost(frame)
     frame.attrs["notes"] = notes
     return frame
 
@@ -186,6 +192,28 @@ def _per_output_pixel(frame: pd.DataFrame) -> None:
     }
     for column, values in derived.items():  # a zero latency or output size derives nothing, not infinity
         frame[column] = frame[column].fillna(values.astype(float).replace([np.inf, -np.inf], np.nan))
+
+
+def _quality_per_cost(frame: pd.DataFrame) -> None:
+    """Object F1 per GFLOP of segmenting one output megapixel (forward FLOPs at the training tile), per
+    seed too, so that 'which network gives the most objects per compute' gets an interval over seeds."""
+    gflop = 2e-3 * pd.to_numeric(frame["macs_per_output_pixel"], errors="coerce")  # 2 x MACs x 1e6 px / 1e9
+    gflop = gflop.where(gflop > 0)
+    frame["object_f1_per_gflop"] = (frame["object_f1_mean"] / gflop if "object_f1_mean" in frame else np.nan)
+    if "extra_object_f1_per_seed" in frame:
+        frame["extra_object_f1_per_gflop_per_seed"] = [
+            [v / g for v in seeds] if (seeds := listed(text)) is not None and g == g else None
+            for text, g in zip(frame["extra_object_f1_per_seed"], gflop, strict=True)]
+
+
+def listed(value: Any) -> list | None:
+    """A list column's value as a list: extra's lists are kept as JSON text in a row; None for anything else."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, list) else None
 
 
 def resolve(source: str | Path) -> Path:
@@ -327,6 +355,18 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+TRAINING_LABELS = (("weight_map", True, lambda v: "no-weight-map"), ("augment", "flips", "augment={}".format),
+                   ("schedule", "constant", "schedule={}".format), ("train_images", None, "train_images={:g}".format))
+
+
+def _same(value: Any, default: Any) -> bool:
+    """Whether a row's training setting is the default (a missing one, from an older record or another
+    mode, is; a weight_map of null outside quality is too)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return bool(value == default)
+
+
 def variant_labels(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     """Row labels ``variant[overrides]``, with the overrides every row shares left out of the labels.
 
@@ -334,9 +374,10 @@ def variant_labels(frame: pd.DataFrame) -> tuple[pd.Series, str]:
     at base_width=8 reads ``paper``, ``padded``, ... rather than repeating the width in every row.
     """
     parts = frame["overrides"].fillna("").map(lambda s: set(s.split(",")) - {""})
-    if "weight_map" in frame:  # a training setting, not a config field, yet it makes another model
-        unweighted = frame["weight_map"].map(lambda w: w is False or w is np.False_)
-        parts = parts.combine(unweighted, lambda p, off: p | {"no-weight-map"} if off else p)
+    # training settings, not config fields, yet each makes another model
+    for column, default, word in TRAINING_LABELS:
+        if column in frame:
+            parts = parts.combine(frame[column], lambda p, v, d=default, w=word: p if _same(v, d) else p | {w(v)})
     common = set.intersection(*parts) if len(parts) else set()
     labels = [
         variant if not (rest := sorted(p - common)) else f"{variant}[{','.join(rest)}]"

@@ -135,10 +135,22 @@ def noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
     return out
 
 
-def seed_noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int]]:
-    """Per source: the smallest Dice difference the seeds' spread lets a comparison call real, and the
-    typical number of seeds."""
-    column = "_samples_dice_mean"
+INSTANCE_NOISE = ("object_f1_mean", "rand_error_mean")  # beside Dice, the differences said for these too
+
+
+def instance_noise(rows: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """Per source, per instance metric of `INSTANCE_NOISE` measured: as `seed_noise` says for Dice."""
+    out: dict[str, dict[str, float | None]] = {}
+    for metric in INSTANCE_NOISE:
+        for source, (detectable, _) in seed_noise(rows, metric).items():
+            out.setdefault(source, {})[metric] = detectable
+    return out
+
+
+def seed_noise(rows: pd.DataFrame, metric: str = "dice_mean") -> dict[str, tuple[float | None, int]]:
+    """Per source: the smallest difference of ``metric`` the seeds' spread lets a comparison call real,
+    and the typical number of seeds."""
+    column = f"_samples_{metric}"
     if column not in rows:
         return {}
     out = {}

@@ -72,7 +72,7 @@ def caption(comparison: Comparison) -> list[str]:
     for source, found in comparison.paired_noise.items():
         lines.append(paired_noise_line(source, *found))
     for source, (detectable, seeds) in comparison.seed_noise.items():
-        lines.append(seed_noise_line(source, detectable, seeds))
+        lines.append(seed_noise_line(source, detectable, seeds, comparison.instance_noise.get(source)))
     changes = comparison.table.loc[comparison.table["config_change"] != "", "config_change"]
     for change, count in changes.value_counts(sort=False).items():
         lines.append(f"config differs from the paired row in {comparison.baseline}: {change} ({count} "
@@ -102,12 +102,15 @@ def paired_noise_line(source: str, detectable: float | None, repeats: int, rows:
             f"told from their noise ({repeats} processes per row)")
 
 
-def seed_noise_line(source: str, detectable: float | None, seeds: int) -> str:
-    """'results/q: Dice differences under 0.021 cannot be told from the seeds' spread (3 seeds per case)'."""
+def seed_noise_line(source: str, detectable: float | None, seeds: int,
+                    instances: dict[str, float | None] | None = None) -> str:
+    """'results/q: Dice differences under 0.021 cannot be told from the seeds' spread (3 seeds per case)',
+    with the same for the instance metrics in ``instances`` ({metric: difference})."""
     if detectable is None:
         return f"{source}: {seeds} seed{'s' if seeds != 1 else ''} per case, too few to tell any Dice difference " \
                f"from the seeds' spread (verdicts need {stats.MIN_REPEATS})"
-    return (f"{source}: Dice differences under {detectable:.3f} cannot be told from the seeds' spread "
+    others = "".join(f", {METRICS[m].label} under {d:.3f}" for m, d in (instances or {}).items() if d is not None)
+    return (f"{source}: Dice differences under {detectable:.3f}{others} cannot be told from the seeds' spread "
             f"({seeds} seeds per case)")
 
 
@@ -179,7 +182,7 @@ def short_names(sources: pd.Series) -> dict[str, str]:
 
 
 QUALITY_METRICS = ("dice_mean", "iou_mean", "object_f1_mean", "map_mean", "rand_error_mean", "dice_threshold",
-                   "dice_all_foreground", "object_f1_threshold")
+                   "dice_all_foreground", "object_f1_threshold", "curve_object_f1_gain", "object_f1_per_gflop")
 
 
 def _kind(metric: str) -> str:

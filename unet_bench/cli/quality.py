@@ -7,36 +7,37 @@ import json
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
 from unet_bench.cli.execution import TRAINED, Execution, add_execution_arguments
-from unet_bench.errors import BenchError
 from unet_bench.models.config import MAX_SIZE
 from unet_bench.quality.settings import (
+    AUGMENTS,
+    DEFAULT_AUGMENT,
     DEFAULT_BATCH,
     DEFAULT_LR,
+    DEFAULT_LR_SCHEDULE,
     DEFAULT_OPTIMIZER,
     DEFAULT_STEPS,
     DEFAULT_TILE_OUT,
     INITS,
+    LAYOUTS,
     OPTIMIZERS,
+    SCHEDULES,
 )
 from unet_bench.record import DEFAULT_SEEDS
-from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, as_argument, integer
+from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, TRAIN_IMAGES, as_argument, integer
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    from unet_bench.models.external import is_external, not_trained_here
-
-    if is_external(args.name):  # before torch or the library is imported, or any data made
-        raise BenchError(f"{not_trained_here(args.name)}; name a registered variant (see 'unet-bench models')")
     from unet_bench.quality.evaluate import evaluate_quality
     from unet_bench.quality.folder import load_split
 
     cfg = variant_config(args)
     execution = Execution.from_args(args)
-    data = load_split(args.data, volumes=cfg.spatial_dims == 3) if args.data else None
+    data = load_split(args.data, volumes=cfg.spatial_dims == 3, layout=args.layout) if args.data else None
     result = evaluate_quality(
         cfg, seeds=args.seeds, steps=args.steps, batch=args.batch, tile_out=args.tile_out,
         tile_in=args.tile_in, halo=args.halo, optimizer=args.optimizer, lr=args.lr,
-        weight_map=not args.no_weight_map, init=args.init, data=data, device=execution.device,
+        weight_map=not args.no_weight_map, init=args.init, augment=args.augment, schedule=args.schedule,
+        curve_every=args.curve_every, train_images=args.train_images, data=data, device=execution.device,
         threads=execution.threads,
     )
     if args.json:
@@ -59,6 +60,9 @@ def cmd_quality(args: argparse.Namespace) -> int:
           f"{rule['sigma']:g} px, chosen on the training split) Dice {result['dice_threshold']:.3f}  "
           f"IoU {result['iou_threshold']:.3f}  object F1 {result['object_f1_threshold']:.3f}  "
           f"mAP {result['map_threshold']:.3f}  Rand error {result['rand_error_threshold']:.3f}")
+    points = zip(result["curve_steps"], result["curve_dice_mean"], result["curve_object_f1_mean"], strict=True)
+    curve = ", ".join(f"{step}: {d:.3f}/{f:.3f}" for step, d, f in points)
+    print(f"  learning curve (steps: Dice/object F1, mean over seeds): {curve}")
     print(f"  network - threshold: Dice {result['dice_mean'] - result['dice_threshold']:+.3f}, "
           f"object F1 {result['object_f1_mean'] - result['object_f1_threshold']:+.3f}")
     return 0
@@ -92,9 +96,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--init", choices=INITS, default="paper",
                         help="paper: Gaussian, std sqrt(2/N) (default); torch: the layers' defaults")
     parser.add_argument("--no-weight-map", action="store_true", help="plain cross-entropy, no border weights")
+    parser.add_argument("--augment", choices=AUGMENTS, default=DEFAULT_AUGMENT,
+                        help="none, flips (and 90° rotations), or elastic (the paper's warp, then flips) "
+                        f"(default {DEFAULT_AUGMENT})")
+    parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT_LR_SCHEDULE,
+                        help=f"learning rate over the steps (default {DEFAULT_LR_SCHEDULE})")
+    parser.add_argument("--curve-every", type=as_argument(integer(0, 1_000_000)), default=None, metavar="N",
+                        help="score the validation split every N steps: the learning curve (default: 10 points; "
+                        "0: only at the end)")
+    parser.add_argument("--train-images", type=as_argument(TRAIN_IMAGES), default=None, metavar="N",
+                        help="train on the first N training images only (default: all)")
     parser.add_argument("--data", metavar="DIR", default=None,
-                        help="a folder of image/mask pairs (images/ + masks/, or train/ + val/) instead of "
-                        "the synthetic task")
+                        help="a folder of image/mask pairs (images/ + masks/, one folder per image with one "
+                        "mask per object, or NAME_img/NAME_masks files; in train/ + val/ or not) instead of the "
+                        "synthetic task")
+    parser.add_argument("--layout", choices=LAYOUTS, default=None,
+                        help="how --data is laid out (default: found from the folder)")
     add_execution_arguments(parser, TRAINED)
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.set_defaults(func=cmd_quality)

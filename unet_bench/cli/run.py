@@ -38,16 +38,20 @@ def print_plan(spec, done: dict[str, str]) -> None:
 
 
 def _seed_noise(out_dir: Path) -> str:
-    """The smallest Dice difference this run's seeds can tell apart, in one line."""
-    from unet_bench.analysis.compare import compare
+    """The smallest Dice (and object F1, Rand error) difference this run's seeds can tell apart, in one line."""
+    from unet_bench.analysis.compare import available_metrics, compare
     from unet_bench.analysis.results import load
+    from unet_bench.analysis.samples import INSTANCE_NOISE
     from unet_bench.analysis.tables import seed_noise_line
 
     try:
-        noise = compare(load([out_dir]), metrics=["dice_mean"]).seed_noise
+        frame = load([out_dir])
+        measured = available_metrics(frame)
+        comparison = compare(frame, metrics=[m for m in ("dice_mean", *INSTANCE_NOISE) if m in measured])
     except BenchError as error:
         return f"no Dice spread to report: {error}"
-    return "\n".join(seed_noise_line(source, *found) for source, found in noise.items())
+    return "\n".join(seed_noise_line(source, *found, comparison.instance_noise.get(source))
+                     for source, found in comparison.seed_noise.items())
 
 
 def _timing_noise(out_dir: Path) -> str:

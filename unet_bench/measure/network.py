@@ -11,7 +11,6 @@ from torch import nn
 
 from unet_bench.errors import BenchError, choices
 from unet_bench.measure.runtimes import require
-from unet_bench.models.external import is_external
 from unet_bench.models.geometry import check_input_size, input_shape, spatial_shape
 from unet_bench.models.registry import build_network, get_config
 from unet_bench.record import DEVICES, DTYPES, MODES, RUNTIME_DTYPES, RUNTIMES, Case
@@ -32,9 +31,6 @@ def check_case(case: Case) -> None:
         raise BenchError(f"batch={case.batch} is not valid; it must be a positive integer")
     if case.threads is not None and case.threads < 1:
         raise BenchError(f"threads={case.threads} is not valid; it must be a positive integer")
-    if case.mode == "quality" and is_external(case.variant):
-        raise BenchError(f"mode 'quality' trains our own variants; {case.variant} is measured in modes "
-                         f"{choices(m for m in MODES if m != 'quality')}")
     _check_runtime(case)
 
 

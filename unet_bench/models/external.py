@@ -109,11 +109,6 @@ ADAPTERS: dict[str, Adapter] = {a.name: a for a in (
 )}
 
 
-def not_trained_here(name: str) -> str:
-    """Why quality mode refuses another library's network (the suite and `unet-bench quality` alike)."""
-    return f"'quality' trains our own variants, not {name}"
-
-
 def is_external(name: str) -> bool:
     """Names with a library prefix (``monai:``) are other libraries' networks."""
     return ":" in name

@@ -1,5 +1,7 @@
 """Quality training defaults and choices, importable without torch (the CLI's help and the cost model)."""
 
+from unet_bench.errors import BenchError, choices
+
 # per seed: at base_width 8 the paper network learns the synthetic task's cells beyond their intensity
 # (~0.75 Dice against ~0.60 for the tuned threshold); 300 steps leave it within ~0.1 of the threshold
 DEFAULT_STEPS = 400
@@ -11,3 +13,20 @@ OPTIMIZERS = ("sgd", "adam")
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_LR = {"sgd": 1e-3, "adam": 2e-3}
 INITS = ("paper", "torch")
+# augmentation of each training tile: none, flips (and 90° rotations), or the paper's elastic warp before them
+AUGMENTS = ("none", "flips", "elastic")
+DEFAULT_AUGMENT = "flips"
+SCHEDULES = ("constant", "cosine")  # the learning rate over the steps
+DEFAULT_LR_SCHEDULE = "constant"
+
+
+def augment_choice(value: str | bool) -> str:
+    """One of `AUGMENTS`; True and False (how records and files said it before there was a choice) read as
+    ``flips`` and ``none``."""
+    if isinstance(value, bool):
+        return "flips" if value else "none"
+    if value not in AUGMENTS:
+        raise BenchError(f"augment={value!r} is not valid; choose {choices(AUGMENTS)}")
+    return value
+CURVE_POINTS = 10  # learning-curve points over a run, by default (each scores the validation split once)
+LAYOUTS = ("images-masks", "object-masks", "suffix-pairs")  # folder layouts `quality.layouts` reads

@@ -3,7 +3,8 @@
 The paper's strategy (Fig. 2): mirror the image at its borders, cut input tiles whose valid outputs lie
 edge to edge, and stitch the outputs. A valid-conv UNet's output pixel never sees the tile's edge, so the
 stitched map is exactly what one pass over the whole mirrored image would give — provided tiles start
-on the pooling grid (multiples of 2^depth), which is why the stride is rounded down to one.
+on the pooling grid (multiples of 2^depth, the period of valid sizes; another library's network has its
+own period), which is why the stride is rounded down to one.
 
 A padded UNet's outputs near a tile edge do see the zero padding. Its equivalent is to keep only each
 tile's centre: ``halo`` output pixels per side are computed as context and thrown away (with a halo at
@@ -21,7 +22,8 @@ import torch
 
 from unet_bench.errors import BenchError
 from unet_bench.models.config import UNetConfig
-from unet_bench.models.geometry import check_input_size, output_size, spatial_shape
+from unet_bench.models.external import ExternalConfig
+from unet_bench.models.geometry import check_input_size, output_size, progression, spatial_shape
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class TileGrid:
         return (self.count(length) - 1) * self.stride + self.tile_in
 
 
-def tile_grid(cfg: UNetConfig, tile_in: int, halo: int = 0) -> TileGrid:
+def tile_grid(cfg: UNetConfig | ExternalConfig, tile_in: int, halo: int = 0) -> TileGrid:
     """The grid for tiles of ``tile_in`` px; refuses invalid tiles and halos that keep nothing."""
     check_input_size(cfg, *spatial_shape(cfg, tile_in))
     out = output_size(cfg, tile_in)
@@ -52,7 +54,7 @@ def tile_grid(cfg: UNetConfig, tile_in: int, halo: int = 0) -> TileGrid:
         raise BenchError(
             f"halo {halo} is not valid for a {tile_in} px tile (output {out} px); use 0 to {(out - 1) // 2}"
         )
-    period = 2**cfg.depth
+    period = progression(cfg)[1]
     stride = kept - kept % period if kept >= period else kept
     return TileGrid(tile_in, halo, kept, stride, (tile_in - out) // 2 + halo)
 
@@ -70,7 +72,8 @@ def predict_tiled(
     """Class scores (K, H, W), on the CPU, for a (H, W) or (C, H, W) image of any size, tile by tile
     ((K, D, H, W) for a (D, H, W) or (C, D, H, W) volume and a 3-D network: the tiles are cubes).
 
-    ``model`` must be a `UNet` (its ``cfg`` gives the geometry) and is run as it is: call ``eval()`` first.
+    ``model`` must carry its config as ``cfg`` (our `UNet`, or another library's network built by
+    `registry.build_network`) and is run as it is: call ``eval()`` first.
     Tiles are batched ``batch`` at a time on the model's device.
     """
     image = image[None] if image.ndim == model.cfg.spatial_dims else image

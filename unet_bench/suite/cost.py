@@ -28,6 +28,12 @@ CPU_FLOPS_PER_S_PER_CORE = {("infer", True): 140e9, ("infer", False): 100e9, ("t
 CUDA_FLOPS_PER_S = 50e12  # a data-centre GPU in fp32/TF32; bf16 and fp16 about twice that
 PROFILER_SLOWDOWN = 1.5  # a step under torch.profiler and layer scopes, against the same step unprofiled
 RANK_START_S = 3.0  # train-ddp: a rank's Python process with torch imported, and the process group
+# A quality step against a timed training step of the same FLOPs: at the small widths quality trains
+# (base_width 8) activations, tile sampling and Adam weigh more than in the timed suites, and the
+# validation split is scored at every learning-curve point. Fitted to quality.toml's networks on a
+# quiet 2-core machine: ours 1.6-1.8; other libraries' 2.3-6 (their norms, which their FLOP count leaves
+# out, weigh most at these widths).
+QUALITY_SLOWDOWN = {"ours": 1.8, "external": 4.0}
 CASE_OVERHEAD_S = 0.4  # process fork, model build, load samples and environment fingerprint, the record
 COMPILE_S = 60.0  # torch.compile of one UNet
 EXPORT_S = 3.0  # ONNX export of one UNet and its load into a runtime (torch.export tracing dominates)
@@ -121,7 +127,8 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
     step_s = forward_s * (max_batch or case.batch) * (3 if case.mode in ("train", "quality", "train-ddp") else 1)
     cost = (0.0 if timed_only else CASE_OVERHEAD_S) + (COMPILE_S if case.compile else 0.0)
     if case.mode == "quality":
-        cost += case.seeds * (case.steps or DEFAULT_STEPS) * step_s
+        slowdown = QUALITY_SLOWDOWN["external" if isinstance(cfg, ExternalConfig) else "ours"]
+        cost += case.seeds * (case.steps or DEFAULT_STEPS) * step_s * slowdown
     elif case.mode in ("infer", "train"):
         paired = timed_only or case.reference is not None
         fewest = 2 * MIN_QUARTETS if paired else MIN_BLOCKS  # blocks of each side

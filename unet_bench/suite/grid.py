@@ -16,10 +16,10 @@ from typing import Any
 from unet_bench.errors import BenchError, choices
 from unet_bench.models import geometry, get_config, list_models
 from unet_bench.models.config import MAX_SIZE, UNetConfig
-from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external, not_trained_here
+from unet_bench.models.external import ExternalConfig, frozen, is_external, list_external
 from unet_bench.models.footprint import world_sizes_problem
 from unet_bench.models.registry import select_models
-from unet_bench.quality.settings import OPTIMIZERS
+from unet_bench.quality.settings import AUGMENTS, OPTIMIZERS, SCHEDULES
 from unet_bench.record import (
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
@@ -75,6 +75,9 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
     "lr": (checks.LEARNING_RATE, None),
     "optimizer": (one_of(OPTIMIZERS), None),
     "weight_map": (list_of(boolean), (True,)),
+    "augment": (list_of(one_of(AUGMENTS)), ("flips",)),
+    "schedule": (one_of(SCHEDULES), "constant"),
+    "train_images": (checks.TRAIN_IMAGES, None),
     "world_sizes": (list_of(checks.WORLD_SIZE), DEFAULT_WORLD_SIZES),
     "set": (table, {}),
     "sweep": (table, {}),
@@ -182,7 +185,7 @@ class Grid:
         lengths = [len(self.variants()), len(self["sizes"]), self["repeats"], 1 if device else len(self["devices"])]
         lengths += [len(v) if isinstance(v, list) else 1 for v in self["sweep"].values()]
         lengths += [len(self[key]) for key in ("modes", "runtimes", "dtypes", "channels_last", "compile", "tf32",
-                                               "cudnn_benchmark", "threads", "weight_map")]
+                                               "cudnn_benchmark", "threads", "weight_map", "augment")]
         lengths.append(1 if self["max_batch_search"] else len(self["batches"]))
         return math.prod(lengths)
 
@@ -298,10 +301,6 @@ class Grid:
                           f"choose from {choices(SEARCH_MODES)}")
         devices = (device,) if device else self["devices"]
         self.check_world_sizes(devices)
-        external = [v for v in self.variants() if is_external(v)]
-        if "quality" in self["modes"] and external:
-            self.fail("modes", f"{not_trained_here(external[0])}; give the other "
-                      "libraries' networks a grid of their own without it")
         if search and "cpu" in devices and limit is None:
             self.fail("max_batch_search", "on cpu it needs cpu_memory_limit_gb (or --cpu-memory-limit): "
                       "without a limit the search would fill the machine's memory")
@@ -315,15 +314,15 @@ class Grid:
         options = itertools.product(
             self["modes"], runtimes, [self["runtimes"]], devices, self["dtypes"], self["channels_last"],
             self["compile"], self["tf32"], self["cudnn_benchmark"], self["threads"],
-            (1,) if search else self["batches"], self["weight_map"],
+            (1,) if search else self["batches"], self["weight_map"], self["augment"],
         )
         options = [o for o in options if runs_on(*o[:3], *o[4:7])]
         references = self.reference_shapes(shapes, search)
         planned = []
         for repeat in range(self["repeats"]):
             for (variant, overrides, cfg, size, asked), opts in itertools.product(shapes, options):
-                mode, runtime, _, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch, \
-                    weights = opts
+                (mode, runtime, _, dev, dtype, channels_last, compiled, tf32, cudnn_benchmark, threads, batch, weights,
+                 augment) = opts
                 quality = mode == "quality"  # training settings only where something is trained
                 case = Case(
                     variant=variant, overrides=overrides, mode=mode, device=dev, batch=batch, **size_fields(size),
@@ -338,6 +337,8 @@ class Grid:
                     steps=self["steps"] if quality else None, lr=self["lr"] if quality else None,
                     optimizer=self["optimizer"] if quality else None, weight_map=weights or not quality,
                     runtime=runtime,
+                    augment=augment if quality else "flips", schedule=self["schedule"] if quality else "constant",
+                    train_images=self["train_images"] if quality else None,
                 )
                 reference = references.get((variant, overrides, asked)) if mode in PAIRED_MODES else None
                 if runtime != "torch" and mode == "quality":
