@@ -1,8 +1,8 @@
 """The elastic warp: identity is identity, labels survive, one seed gives one warp, tiles stay aligned."""
 
 import numpy as np
-from scipy import ndimage
 import pytest
+from scipy import ndimage
 
 from unet_bench.errors import BenchError
 from unet_bench.models import get_config
