@@ -35,7 +35,7 @@ from unet_bench.record import (
 )
 from unet_bench.suite import checks
 from unet_bench.suite.checks import Invalid, boolean, list_of, one_of, string, table
-from unet_bench.suite.cost import predict_cost_s
+from unet_bench.suite.cost import EXPORT_S, predict_cost_s
 
 SEARCH_MODES = ("infer", "train")
 
@@ -342,7 +342,7 @@ class Grid:
                 )
                 reference = references.get((variant, overrides, asked)) if mode in PAIRED_MODES else None
                 if runtime != "torch" and mode == "quality":
-                    cost = 2 * predict_cost_s(case, cfg)  # trained as under torch, and scored twice
+                    cost = predict_cost_s(case, cfg) + case.seeds * EXPORT_S  # trained as under torch, exported
                 elif runtime != "torch":
                     if self["paired"]:  # the same network under eager torch, side by side in its process
                         case = dataclasses.replace(case, reference=dataclasses.replace(
