@@ -320,7 +320,9 @@ external_mistakes = st.tuples(
                      ["--size", "٦٤"]]),
 ).map(lambda t: ["count", t[0], *t[1], "--counters"])
 quality_external = st.tuples(st.sampled_from(["smp:Unet", "monai:BasicUNet", "nnunet:PlainConvUNet"]),
-                             flags(["--seeds", "--steps", "--tile-out"])).map(lambda t: ["quality", t[0], *t[1]])
+                             flags(["--seeds", "--steps", "--tile-out"]),
+                             st.sampled_from([["--seeds", "-1"], ["--threads", "0"], ["--steps", "0"], ["--bogus"]]),
+                             ).map(lambda t: ["quality", t[0], *t[1], *t[2]])  # other libraries' networks train
 shard_texts = st.one_of(st.sampled_from(["1/2", "2/2", "3/8", "8/8", "0/2", "2/1", "1/0", "a/b", "", " 1 / 2 ",
                                          "1/100001", "-1/2", *SHIFTED_DIGITS]), st.text(max_size=5))
 shard_lines = st.tuples(shard_texts, st.sampled_from([[], ["--cpu-memory-limit", "1e-12"],
