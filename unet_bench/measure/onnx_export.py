@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -31,6 +33,22 @@ CENSUS_FIRST = ("Conv", "ConvTranspose", "Resize", "Concat", "Add", "Relu", "Max
                 "QuantizeLinear", "DequantizeLinear")
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The exporter's and the quantizer's progress lines, warnings and log records kept from the user's
+    terminal (their failures still raise, and become the record's message)."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> float:
     """Export ``model`` (in eval mode) at ``x``'s shape to ``path`` (whole or not at all: cases that share
     a results folder may export the same file); the seconds it took. `UnsupportedError` if it cannot be."""
@@ -39,9 +57,7 @@ def export_onnx(model: nn.Module, x: torch.Tensor, path: Path) -> float:
     model = model.eval()
     start = time.perf_counter()
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             torch.onnx.export(model, (x,), str(partial), dynamo=True, opset_version=OPSET, external_data=False,
                               input_names=["image"], output_names=["logits"])
     except Exception as error:  # noqa: BLE001 - any exporter failure is the result "unsupported"

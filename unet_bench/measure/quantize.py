@@ -14,19 +14,16 @@ images a quality comparison scores, so the calibration cannot tune itself to the
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import os
-import tempfile
-import warnings
 from collections.abc import Iterator
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from unet_bench.errors import BenchError, UnsupportedError, first_line
+from unet_bench.measure.onnx_export import quiet
 from unet_bench.quality.synthetic import synthetic_task
 
 CALIBRATION_IMAGES = 8
@@ -78,7 +75,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) ->
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quantize-") as work:
         prepared, quantized = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
         try:
-            with _quiet():
+            with quiet():
                 quant_pre_process(str(fp32_path), str(prepared))
                 quantize_static(str(prepared), str(quantized), Reader(), quant_format=QuantFormat.QDQ,
                                 per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
@@ -86,18 +83,3 @@ def quantize_int8(fp32_path: Path, out_path: Path, batches: list[np.ndarray]) ->
         except Exception as error:  # noqa: BLE001 - a graph the quantizer cannot take is "unsupported" in int8
             raise UnsupportedError(f"int8 static quantization failed: {first_line(error)}") from error
         os.replace(quantized, out_path)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """The quantizer's progress lines, warnings and log records kept from the user's terminal."""
-    logger = logging.getLogger()
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
-                warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
