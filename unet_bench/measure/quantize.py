@@ -15,8 +15,8 @@ images a quality comparison scores, so the calibration cannot tune itself to the
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
