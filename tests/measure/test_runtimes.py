@@ -189,3 +189,11 @@ def test_profile_on_a_runtime_says_how_to_time_it_instead(capsys: pytest.Capture
 
     assert main(["profile", "paper", "--size", "188", "--runtime", "onnxruntime"]) == 2
     assert "unet-bench time paper --size 188 --runtime onnxruntime" in capsys.readouterr().err
+
+
+def test_exported_networks_are_not_written_through_a_link(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "models").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(BenchError, match="models is a symbolic link"):
+        measure(tiny("onnxruntime"), models_dir=tmp_path / "models")
+    assert not any((tmp_path / "elsewhere").iterdir())

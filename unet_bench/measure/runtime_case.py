@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unet_bench.errors import BenchError
 from unet_bench.measure import env
 from unet_bench.measure.control import control_step, describe
 from unet_bench.measure.counts import Counts, count
@@ -81,6 +82,9 @@ def measure_runtime(case: Case, counts: Counts | None = None, ceiling: Ceiling |
 @contextlib.contextmanager
 def _models_folder(models_dir: Path | None) -> Iterator[Path]:
     if models_dir is not None:
+        if models_dir.is_symlink():  # the results folder's rule: nothing is written through a link
+            raise BenchError(f"{models_dir} is a symbolic link; exported networks are written into a real folder "
+                             "inside the results folder: remove the link")
         yield models_dir
         return
     with tempfile.TemporaryDirectory(prefix="unet-bench-") as folder:
