@@ -138,6 +138,57 @@ def test_the_paired_detectable_change_follows_the_spread_of_the_ratios():
     assert stats.minimal_detectable_paired([np.log([0.9, 0.91])]) is None
 
 
+def test_with_alike_rows_the_paired_detectable_change_borrows_the_other_rows_degrees_of_freedom():
+    rng = np.random.default_rng(3)
+    groups = [rng.normal(0.0, 0.02, 3) for _ in range(16)]  # 16 rows, 3 processes, one machine's noise
+    alone = stats.minimal_detectable_paired(groups[:2])  # 2 rows: too few to share, t with 2 df
+    shared = stats.minimal_detectable_paired(groups)
+    sd = math.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / 32)
+    # no more degrees of freedom than the 16 rows hold together (32), and many more than one row's 2
+    assert math.expm1(sstats.t.ppf(0.975, 32) * sd / math.sqrt(3)) <= shared
+    assert shared < math.expm1(sstats.t.ppf(0.975, 8) * sd / math.sqrt(3))
+    assert alone > 1.5 * shared
+
+
+def _real_share(sds, rows_per_sd, trials, rng):
+    """Share of unchanged rows (3 processes each, true change 0) called real at 95 %, per noise level."""
+    real = np.zeros(len(sds))
+    for _ in range(trials):
+        effects, kinds = {}, {}
+        for k, sd in enumerate(sds):
+            for j in range(rows_per_sd[k]):
+                effects[(k, j)] = stats.paired(rng.normal(0.0, sd, 3), "in process")
+                kinds[(k, j)] = "infer"
+        for (k, _), found in stats.moderate(effects, kinds).items():
+            real[k] += stats.verdict(found, 0.95).status == stats.REAL
+    return real / (trials * np.asarray(rows_per_sd))
+
+
+def test_moderated_paired_rows_keep_their_false_positive_rate():
+    rng = np.random.default_rng(0)
+    alike = _real_share([0.03], [16], 150, rng)
+    assert 0.025 < alike[0] < 0.075  # 2400 unchanged rows: 5 % called real, as 95 % intervals promise
+    # one row five times noisier than the other fifteen: moderation must not lend it their small variance
+    mixed = _real_share([0.02, 0.10], [15, 1], 300, rng)
+    assert mixed[0] < 0.075 and mixed[1] < 0.15  # alone (t with 2 df) it would be 5 %
+
+
+def test_moderation_narrows_an_alike_row_and_leaves_too_few_rows_alone():
+    rng = np.random.default_rng(1)
+    effects = {k: stats.paired(rng.normal(-0.1, 0.02, 3), "in process") for k in range(12)}
+    moderated = stats.moderate(effects, {k: "infer" for k in effects})
+    assert sum(moderated[k].df > effects[k].df for k in effects) >= 9  # all but a chance outlier or two
+    # most rows: about t(30) instead of t(2) at the true spread (0.02), so well under 0.6 of t(2)'s width
+    widths = [moderated[k].interval(0.95)[1] - moderated[k].interval(0.95)[0] for k in effects]
+    assert np.median(widths) < 0.6 * 2 * sstats.t.ppf(0.975, 2) * 0.02 / math.sqrt(3)
+    two = {k: effects[k] for k in (0, 1)}
+    assert stats.moderate(two, {0: "infer", 1: "infer"}) == two
+    # rows of different modes do not share: train rows alone (two of them) stay as they were
+    kinds = {k: "infer" if k < 10 else "train" for k in effects}
+    mixed = stats.moderate(effects, kinds)
+    assert mixed[10] == effects[10] and mixed[0].df > effects[0].df
+
+
 def test_a_control_change_widens_the_interval_by_itself_not_through_three_repeats_t_quantile():
     ref, control_ref = [10.0, 10.1, 9.9], [1.0, 1.0, 1.0]
     new, control_new = [12.0, 12.12, 11.88], [1.2, 1.2, 1.2]  # the same network on a machine 20 % slower

@@ -302,6 +302,7 @@ def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], bas
     for metric in dict.fromkeys(METRICS[m].timing or m for m in metrics if METRICS[m].verdict != "exact"):
         found = {i: _judge(rows, metric, i, j, by_source) for i, j in others.items() if metric in rows  # derived
                  and not missing(rows.at[i, metric]) and not missing(rows.at[j, metric])}  # without a timing
+        found = stats.moderate(found, {i: _noise_group(rows.loc[i]) for i in found})
         effects = [e.p for e in found.values() if isinstance(e, stats.Effect)]
         level, real = stats.fcr_level(effects)
         methods = pd.Series([e.method for e in found.values() if e.method]).value_counts(sort=False)
@@ -321,6 +322,11 @@ def _relative(rows: pd.DataFrame, pairs: dict[Any, Any], metrics: list[str], bas
             table[f"{metric}_{name}"] = [getattr(verdicts[i], attribute) if i in verdicts else None for i in rows.index]
     families = {m: f for m, f in families.items() if m in metrics}
     return table.drop(columns=[c for c in table if c.startswith("_")]), families
+
+
+def _noise_group(row: pd.Series) -> tuple:
+    """Rows measured alike (same mode and grid point), whose paired timings share their noise."""
+    return tuple(key_one(row.get(k)) for k in ("mode", "device", "requested_size", "threads"))
 
 
 def _judge(rows: pd.DataFrame, metric: str, i: Any, j: Any, by_source: bool) -> stats.Effect | stats.Verdict:

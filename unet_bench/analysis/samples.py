@@ -110,15 +110,18 @@ def _by_round(new: dict[int, float], ref: dict[int, float], method: str) -> stat
 
 
 def paired_noise(rows: pd.DataFrame) -> dict[str, tuple[float | None, int, int]]:
-    """Per source: the smallest latency change its in-process paired rows could call real, the typical
-    processes per row, and how many rows were paired."""
+    """Per source and mode ('results/a, infer'): the smallest latency change its in-process paired rows
+    could call real, the typical processes per row, and how many rows were paired. Per mode, as the rows'
+    noise is shared (`stats.moderate`): a training step and a forward are not equally noisy."""
     if "_paired" not in rows:
         return {}
     out = {}
-    for source, group in rows.groupby("source", sort=False):
+    keys = ["source", "mode"] if "mode" in rows else ["source"]
+    for key, group in rows.groupby(keys, sort=False):
         logs = [np.log(list(p.values())) for p in group["_paired"] if isinstance(p, dict) and p]
         if logs:
-            out[source] = (stats.minimal_detectable_paired(logs), int(np.median([len(g) for g in logs])), len(logs))
+            label = ", ".join(str(k) for k in key) if isinstance(key, tuple) else str(key)
+            out[label] = (stats.minimal_detectable_paired(logs), int(np.median([len(g) for g in logs])), len(logs))
     return out
 
 

@@ -32,6 +32,13 @@ repeats), on the log of each round's ratio. Either way a one-sample t interval o
 steady load) cancels inside each pair. Results of `unet-bench ab` pair the two environments round by
 round the same way. Unpaired (Welch) only where nothing pairs.
 
+**Rows share their noise.** A paired row of 3 processes has a variance with 2 degrees of freedom, and
+its t quantile (4.30) more than doubles its interval against a known variance. The other paired rows of the
+same run and mode measured the same machine's noise the same way, so each row's variance is moved toward
+theirs by the empirical-Bayes rule of Smyth (2004, limma's moderated t): how far, and how many degrees of
+freedom that buys, follows from how alike the rows' variances are (`prior`); a row noisier than the rest
+keeps most of its own. No row borrows more degrees of freedom than the other rows have.
+
 **Across runs** (two results directories), nothing is paired, and the machine may have been another one in
 all but name: busier, hotter, throttled. Every timed process also timed a fixed control workload
 (`unet_bench.measure.control`); `across_runs` compares the two runs' controls first. When the control
@@ -50,11 +57,12 @@ carry no interval; so is memory that was identical in every repeat of both sides
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, special, stats
 
 ALPHA = 0.05
 MIN_REPEATS = 3
@@ -62,12 +70,18 @@ MIN_REPEATS = 3
 # run-to-run variance component of a control-normalised comparison (tests/benchmarks calibrates it).
 CONTROL_RESIDUAL = 0.5
 NOISE_MARK = "~"
+MIN_POOLED_ROWS = 3  # paired rows of one kind a run needs before they share their noise (`prior`)
+# A row whose variance is above this quantile of the F distribution the prior gives it keeps its own. With
+# 2 degrees of freedom a row cannot show it is noisier than the rest: simulated, a row twice as noisy as 15
+# alike ones is called real when unchanged 16 % of the time (5 % alone), one five times as noisy 10 %.
+OUTLIER_QUANTILE = 0.9
 REAL, NOISE, EXACT, NONE = "real", "within noise", "exact", "no verdict"
 METHOD = (
     "Δ [interval] = change against the reference with a confidence interval over independent repeats (each a "
     "fresh process): Welch's t interval on the log of the per-repeat values (timings, memory), or on the "
     f"per-seed values (Dice, IoU); timings against a reference of the same run: a one-sample t interval on "
-    f"the log of the per-process paired ratios (A B B A in one process), else of the per-round ratios; across "
+    f"the log of the per-process paired ratios (A B B A in one process), else of the per-round ratios, each row's "
+    f"variance moderated toward that of the run's other paired rows of its mode (Smyth 2004); across "
     f"runs: normalised by the control workload when it moved, the control's change counted as a variance "
     f"component; throughput, FLOP/s and % of peak carry the interval of their timing. "
     f"Intervals are adjusted for the rows compared per metric (Benjamini-Yekutieli false-coverage rate, "
@@ -101,6 +115,7 @@ class Effect:
     log: bool = True
     ref_mean: float = 1.0
     method: str = "unpaired"  # how the samples were paired: unpaired | in process | by round | ...
+    n: int = 0  # a one-sample (paired) effect: how many processes or rounds; 0 for any other
 
     @property
     def p(self) -> float:
@@ -189,7 +204,71 @@ def paired(logs: Sequence[float], method: str, unit: str = "repeat") -> Effect |
     sd = float(data.std(ddof=1))
     if sd == 0:
         return Verdict(EXACT, rel, method=method)
-    return Effect(float(data.mean()), sd / math.sqrt(len(data)), len(data) - 1, method=method)
+    return Effect(float(data.mean()), sd / math.sqrt(len(data)), len(data) - 1, method=method, n=len(data))
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the paired rows of one run say together about the noise of any one of them: a variance of the
+    per-process log ratios and how many degrees of freedom it is worth (``df`` may be ``math.inf``)."""
+
+    var: float
+    df: float
+    total_df: float  # the degrees of freedom of every row together: no row can borrow more than the rest have
+
+
+def prior(variances: Sequence[float], dfs: Sequence[float]) -> Prior | None:
+    """The empirical-Bayes prior of Smyth (2004) (limma's ``fitFDist``) from the rows' sample variances.
+
+    With 3 processes a row, a row's own variance has 2 degrees of freedom and its t quantile is 4.30; the
+    other rows of the same run, mode and pairing measured the same machine's noise. The spread of the
+    rows' log variances beyond what sampling alone gives says how alike the rows' noise is: alike, and the
+    prior is worth many degrees of freedom (each row's variance moves toward the pooled one); unalike, and
+    it is worth few (each row keeps its own). None with fewer than `MIN_POOLED_ROWS` rows.
+    """
+    var, d = np.asarray(variances, float), np.asarray(dfs, float)
+    keep = (var > 0) & (d > 0)
+    var, d = var[keep], d[keep]
+    if len(var) < MIN_POOLED_ROWS:
+        return None
+    e = np.log(var) - special.digamma(d / 2) + np.log(d / 2)
+    excess = float(np.mean((e - e.mean()) ** 2) * len(e) / (len(e) - 1) - np.mean(special.polygamma(1, d / 2)))
+    if excess <= 0:
+        return Prior(float(np.exp(e.mean())), math.inf, float(d.sum()))
+    half = optimize.brentq(lambda y: float(special.polygamma(1, y)) - excess, 1e-8, 1e8)
+    df0 = 2 * half
+    return Prior(float(np.exp(e.mean() + special.digamma(df0 / 2) - np.log(df0 / 2))), df0, float(d.sum()))
+
+
+def moderated(effect: Effect, found: Prior) -> Effect:
+    """A paired effect with its variance moved toward the run's `prior` and the degrees of freedom
+    that buys (at most those of the other rows)."""
+    if effect.n < 2:
+        return effect
+    own_df = effect.n - 1
+    df0 = min(found.df, found.total_df - own_df)
+    own = effect.se**2 * effect.n
+    # a row noisier than the prior's spread explains is not one of the alike rows: it keeps its own
+    # variance and degrees of freedom (else a single noisy variant would borrow the quiet rows' small one)
+    if df0 <= 0 or own / found.var > stats.f.ppf(OUTLIER_QUANTILE, own_df, df0):
+        return effect
+    var = (df0 * found.var + own_df * own) / (df0 + own_df)
+    return replace(effect, se=math.sqrt(var / effect.n), df=df0 + own_df)
+
+
+def moderate(effects: dict[Any, Effect | Verdict], groups: dict[Any, Hashable]) -> dict[Any, Effect | Verdict]:
+    """Every paired effect of ``effects`` moderated by the prior of its group (same method, same mode):
+    rows that measured the same machine's noise in the same way."""
+    members: dict[Hashable, list[Any]] = {}
+    for key, effect in effects.items():
+        if isinstance(effect, Effect) and effect.n >= 2:
+            members.setdefault((effect.method, groups.get(key)), []).append(key)
+    out = dict(effects)
+    for keys in members.values():
+        found = prior([effects[k].se**2 * effects[k].n for k in keys], [effects[k].n - 1 for k in keys])
+        if found is not None:
+            out.update({k: moderated(effects[k], found) for k in keys})
+    return out
 
 
 @dataclass(frozen=True)
@@ -255,12 +334,16 @@ def minimal_detectable(groups: Sequence[Sequence[float]], level: float = 1 - ALP
 def minimal_detectable_paired(groups: Sequence[Sequence[float]], level: float = 1 - ALPHA) -> float | None:
     """The smallest relative change a paired row of this run could show as real: the half-width of the
     one-sample interval with the typical number of processes, from the spread of the log paired ratios
-    pooled over the paired rows. None with fewer than `MIN_REPEATS` processes a row."""
+    pooled over the paired rows, at the degrees of freedom the rows' `prior` lends a row (`moderated`).
+    None with fewer than `MIN_REPEATS` processes a row."""
     logs = [np.asarray(g, float) for g in groups if len(g) >= 2]
     if not logs:
         return None
     n = int(np.median([len(g) for g in logs]))
     if n < MIN_REPEATS:
         return None
-    sd = math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in logs) / sum(len(g) - 1 for g in logs))
-    return math.expm1(float(stats.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n))
+    dof = sum(len(g) - 1 for g in logs)
+    sd = math.sqrt(sum(float(((g - g.mean()) ** 2).sum()) for g in logs) / dof)
+    found = prior([float(g.var(ddof=1)) for g in logs], [len(g) - 1 for g in logs])
+    df = n - 1 + (min(found.df, found.total_df - (n - 1)) if found else 0)
+    return math.expm1(float(stats.t.ppf((1 + level) / 2, df)) * sd / math.sqrt(n))
