@@ -184,7 +184,7 @@ def test_name_and_description_are_required_and_name_is_a_folder(tmp_path):
         load_spec(tmp_path / "nope.toml")
 
 
-@pytest.mark.parametrize("name", ["default", "ablations", "scaling", "gpu", "quality"])
+@pytest.mark.parametrize("name", ["default", "paper-tile", "ablations", "scaling", "gpu", "quality"])
 def test_shipped_experiments_load(name):
     spec = load_spec(EXPERIMENTS / f"{name}.toml")
     assert spec.name == name and spec.planned
@@ -196,6 +196,11 @@ def test_default_experiment_covers_every_variant_infer_and_train_on_cpu():
         assert sorted({p.case.variant for p in spec.planned if p.case.mode == mode}) == sorted(list_models("[!3]*"))
     assert {p.case.device for p in spec.planned} == {"cpu"}
     infer = {p.case.variant: p.case.input_size for p in spec.planned if p.case.mode == "infer"}
+    assert infer["paper"] == 252 and infer["padded"] == 256 and infer["depth-5"] == 380  # its smallest valid input
+    timed = [p.case for p in spec.planned if p.case.mode in ("infer", "train")]
+    assert {c.repeat for c in timed} == {0, 1, 2} and all(c.reference is not None for c in timed if c.variant != "paper")
+    tile = load_spec(EXPERIMENTS / "paper-tile.toml")
+    infer = {p.case.variant: p.case.input_size for p in tile.planned if p.case.mode == "infer"}
     assert infer["paper"] == infer["depth-5"] == 572 and infer["padded"] == 576  # the paper tile, or the nearest valid
 
 
