@@ -105,10 +105,10 @@ def test_aa_across_runs_under_different_load_and_paired_sensitivity(tmp_path):
         print("  note:", note)
     for name in (quiet, loaded):
         within = compare(load([name]), metrics=["latency_ms_median"])
-        for source, (detectable, repeats, paired) in within.paired_noise.items():
-            unpaired = within.noise[source][0]
-            print(f"{Path(source).name}: paired rows {paired}: MDE {detectable:.2%} ({repeats} processes); "
-                  f"unpaired MDE {unpaired:.2%}")
+        unpaired = next(iter(within.noise.values()))[0]
+        for label, (detectable, repeats, paired) in within.paired_noise.items():  # per mode
+            print(f"{name.name} ({label.rsplit(', ', 1)[-1]}): paired rows {paired}: MDE {detectable:.2%} "
+                  f"({repeats} processes); unpaired MDE {unpaired:.2%}")
     assert rows >= 60 and real <= 0.05 * rows
 
 
