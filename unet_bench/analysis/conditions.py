@@ -104,8 +104,10 @@ def control_change_notes(frame: pd.DataFrame, baseline: str, sources: list[str])
             continue
         if control.moved:
             lines.append(f"control moved: {source}'s control workload ran {np.expm1(control.change):+.1%} against "
-                         f"{baseline}'s; timing verdicts between them use latency over the control, with "
-                         f"{stats.CONTROL_RESIDUAL:.0%} of that change counted in their intervals")
+                         f"{baseline}'s over the whole runs; a row is judged on latency over the control where "
+                         f"its own processes' controls moved ({stats.CONTROL_RESIDUAL:.0%} of that change counted "
+                         "in its interval), else on the raw ratio with the whole change counted (the caption's "
+                         "samples say how many rows took each rule)")
         else:
             lines.append(f"control steady between {baseline} and {source} ({np.expm1(control.change):+.1%}): "
                          "timing verdicts use the raw ratio, the control's change counted in their intervals")
