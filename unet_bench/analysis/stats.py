@@ -233,7 +233,7 @@ def prior(variances: Sequence[float], dfs: Sequence[float]) -> Prior | None:
         return None
     e = np.log(var) - special.digamma(d / 2) + np.log(d / 2)
     excess = float(np.mean((e - e.mean()) ** 2) * len(e) / (len(e) - 1) - np.mean(special.polygamma(1, d / 2)))
-    if excess <= 0:
+    if excess <= float(special.polygamma(1, 1e8)):  # no spread beyond sampling: the rows are alike
         return Prior(float(np.exp(e.mean())), math.inf, float(d.sum()))
     half = optimize.brentq(lambda y: float(special.polygamma(1, y)) - excess, 1e-8, 1e8)
     df0 = 2 * half
