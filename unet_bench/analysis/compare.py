@@ -91,7 +91,7 @@ class Comparison:
     families: dict[str, Family] = field(default_factory=dict)  # per judged metric
     noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (detectable change, repeats)
     seed_noise: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # source: (Dice difference, seeds)
-    # source: (detectable change of its in-process paired rows, processes per row, paired rows)
+    # "source, mode": (detectable change of its in-process paired rows, processes per row, paired rows)
     paired_noise: dict[str, tuple[float | None, int, int]] = field(default_factory=dict)
     machine: list[str] = field(default_factory=list)  # what the control workload said: caption lines
     # source: {metric: smallest difference the seeds can tell} for the instance metrics (`INSTANCE_NOISE`)
