@@ -36,8 +36,8 @@ round the same way. Unpaired (Welch) only where nothing pairs.
 its t quantile (4.30) more than doubles its interval against a known variance. The other paired rows of the
 same run and mode measured the same machine's noise the same way, so each row's variance is moved toward
 theirs by the empirical-Bayes rule of Smyth (2004, limma's moderated t): how far, and how many degrees of
-freedom that buys, follows from how alike the rows' variances are (`prior`); a row noisier than the rest
-keeps most of its own. No row borrows more degrees of freedom than the other rows have.
+freedom that buys, follows from how alike the rows' variances are (`prior`); a row far noisier than the
+rest (`OUTLIER_QUANTILE`) keeps its own. No row borrows more degrees of freedom than the other rows have.
 
 **Across runs** (two results directories), nothing is paired, and the machine may have been another one in
 all but name: busier, hotter, throttled. Every timed process also timed a fixed control workload
