@@ -10,7 +10,15 @@ from unet_bench.models.geometry import output_size
 from unet_bench.quality.data import SegmentationSet, Split, standardize
 from unet_bench.quality.evaluate import evaluate_quality, training_tile
 from unet_bench.quality.synthetic import synthetic_set, synthetic_task
-from unet_bench.quality.train import TileSampler, TrainSettings, paper_init, train
+from unet_bench.quality.train import (
+    TileSampler,
+    TrainSettings,
+    lr_factor,
+    make_optimizer,
+    make_schedule,
+    paper_init,
+    train,
+)
 from unet_bench.record import Case, Record
 
 TINY = {"depth": 2, "base_width": 4}
@@ -144,3 +152,27 @@ def test_the_learning_curve_is_recorded_every_n_steps_and_ends_at_the_final_scor
     assert Record.from_dict(record.to_dict()) == record
     assert evaluate_quality(cfg, seeds=1, steps=4, tile_out=32, data=easy_task)["curve_steps"] == [1, 2, 3, 4]
     assert evaluate_quality(cfg, seeds=1, steps=4, tile_out=32, curve_every=0, data=easy_task)["curve_steps"] == [4]
+
+
+def test_the_learning_rate_schedules_follow_their_shapes():
+    # constant; cosine from 1 to about 0 (halfway at the middle step); warmup-cosine rises over the
+    # first tenth (10 of 100 steps: 0.1, 0.2, ... 1.0) and then falls as cosine over the other 90
+    assert [lr_factor("constant", s, 100) for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    assert lr_factor("cosine", 0, 100) == 1.0 and lr_factor("cosine", 50, 100) == pytest.approx(0.5)
+    assert lr_factor("cosine", 99, 100) < 0.001
+    warm = [lr_factor("warmup-cosine", s, 100) for s in range(100)]
+    assert warm[:10] == pytest.approx([0.1 * k for k in range(1, 11)])
+    assert warm[10] == 1.0 and warm[55] == pytest.approx(0.5) and warm[99] < 0.001
+    assert all(a >= b for a, b in zip(warm[10:], warm[11:]))  # never rises again after the warm-up
+    # a scheduler over a real optimizer steps through the same values
+    model = torch.nn.Linear(2, 2)
+    settings = TrainSettings(steps=20, lr=0.01, schedule="warmup-cosine")
+    optimizer = make_optimizer(model, settings)
+    schedule = make_schedule(optimizer, settings)
+    seen = []
+    for _ in range(20):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert seen == pytest.approx([0.01 * lr_factor("warmup-cosine", s, 20) for s in range(20)])
+    assert seen[:2] == pytest.approx([0.005, 0.01])

@@ -37,6 +37,7 @@ from unet_bench.quality.settings import (
     INITS,
     OPTIMIZERS,
     SCHEDULES,
+    WARMUP_SHARE,
     augment_choice,
 )
 from unet_bench.quality.weights import SIGMA, W0, weight_map
@@ -58,8 +59,10 @@ class TrainSettings:
         augment: ``flips`` = random flips and 90° rotations of each tile; ``elastic`` = the paper's elastic
             warp (`elastic`) before them; ``none``. True and False (how records before the choice said it)
             mean ``flips`` and ``none``.
-        schedule: the learning rate over the steps: ``constant``, or ``cosine`` (from ``lr`` down to 0 at
-            the last step, so the last steps settle instead of jumping about the minimum).
+        schedule: the learning rate over the steps: ``constant``, ``cosine`` (from ``lr`` down to 0 at
+            the last step, so the last steps settle instead of jumping about the minimum), or
+            ``warmup-cosine`` (a linear rise to ``lr`` over the first tenth, then cosine: a high rate that
+            would otherwise kill a network without norms in its first steps).
         init: ``paper`` = Gaussian weights with std √(2/N), N the inputs of one output unit, zero biases
             (the paper's, which it calls "extremely important" for this deep a network); ``torch`` = the
             layers' own default initialisation.
@@ -212,11 +215,22 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
     return torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=settings.momentum)
 
 
+def lr_factor(schedule: str, step: int, steps: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``steps``, as a multiple of ``lr``: constant, cosine
+    from 1 to 0 over the steps, or warmup-cosine (a linear rise over `WARMUP_SHARE` of the steps, from
+    1/warm-up steps to 1, then cosine from 1 to 0 over the rest)."""
+    warm = max(1, round(WARMUP_SHARE * steps)) if schedule == "warmup-cosine" else 0
+    if step < warm:
+        return (step + 1) / warm
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+
 def make_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings) -> torch.optim.lr_scheduler.LRScheduler:
-    """The learning rate of each step: constant, or cosine from ``lr`` to 0 over ``steps``."""
-    if settings.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    """The learning rate of each step, by `lr_factor`."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(settings.schedule, step, settings.steps))
 
 
 Probe = Callable[[torch.nn.Module], dict[str, float]]  # scores of the model as it stands (eval mode)

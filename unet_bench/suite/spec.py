@@ -46,7 +46,8 @@ optimizer            quality default             quality mode: sgd | adam
 weight_map           [true]                      quality mode: the paper's border weights (false: plain loss)
 augment              ["flips"]                   quality mode: none | flips (and 90° rotations) | elastic
                                                  (the paper's elastic warp, then flips)
-schedule             "constant"                  quality mode: learning rate over the steps: constant | cosine
+schedule             "constant"                  quality mode: learning rate over the steps: constant | cosine |
+                                                 warmup-cosine (a linear rise over the first tenth, then cosine)
 train_images         all                         quality mode: train on the first N training images only
 world_sizes          [1, 2]                      train-ddp mode: data-parallel ranks (≤ cores, or GPUs)
 set                  {}                          config fields set for every variant (base_width = 16)
