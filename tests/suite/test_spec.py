@@ -198,7 +198,8 @@ def test_default_experiment_covers_every_variant_infer_and_train_on_cpu():
     infer = {p.case.variant: p.case.input_size for p in spec.planned if p.case.mode == "infer"}
     assert infer["paper"] == 252 and infer["padded"] == 256 and infer["depth-5"] == 380  # its smallest valid input
     timed = [p.case for p in spec.planned if p.case.mode in ("infer", "train")]
-    assert {c.repeat for c in timed} == {0, 1, 2} and all(c.reference is not None for c in timed if c.variant != "paper")
+    assert {c.repeat for c in timed} == {0, 1, 2}
+    assert all(c.reference is not None for c in timed if c.variant != "paper")
     tile = load_spec(EXPERIMENTS / "paper-tile.toml")
     infer = {p.case.variant: p.case.input_size for p in tile.planned if p.case.mode == "infer"}
     assert infer["paper"] == infer["depth-5"] == 572 and infer["padded"] == 576  # the paper tile, or the nearest valid
