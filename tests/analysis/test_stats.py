@@ -50,6 +50,17 @@ def test_differences_of_means_for_seeds_are_relative_to_the_reference_mean():
     assert (judged.rel, judged.low, judged.high) == pytest.approx((0.03 / 0.81, low / 0.81, high / 0.81))
 
 
+def test_a_change_from_a_negative_mean_keeps_its_direction_and_its_interval_in_order():
+    # a learning curve's gain over its last quarter can be below 0: from -0.01 to +0.02 is a rise
+    ref, new = [-0.012, -0.010, -0.008], [0.018, 0.020, 0.022]
+    effect = stats.judge(stats.Summary.of(ref, False), stats.Summary.of(new, False), log=False, unit="seed")
+    p, (low, high) = scipy_welch(ref, new, 0.95)
+    judged = stats.verdict(effect, 0.95)
+    assert judged.status == stats.REAL and judged.rel == pytest.approx(3.0)  # +0.03 against |-0.01|
+    assert (judged.low, judged.high) == pytest.approx((low / 0.01, high / 0.01))
+    assert 0 < judged.low < judged.rel < judged.high
+
+
 @pytest.mark.parametrize("ref, new, unit, why", [
     ([1.0], [2.0], "repeat", "1 repeat"),
     ([1.0, 1.1, 1.2], [2.0, 2.1], "repeat", "2 repeats"),

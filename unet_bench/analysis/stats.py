@@ -129,7 +129,8 @@ class Effect:
     def relative(self, value: float) -> float:
         if self.log:
             return math.expm1(value)
-        return value / self.ref_mean if self.ref_mean else math.nan  # no relative change from a mean of 0
+        # against the reference's size: a gain below 0 that grows is a rise, and the interval keeps its order
+        return value / abs(self.ref_mean) if self.ref_mean else math.nan  # no relative change from a mean of 0
 
     def shifted(self, estimate: float) -> Effect:
         """The same noise around another estimate (a figure derived from the same measurement)."""
