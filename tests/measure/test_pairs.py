@@ -1,6 +1,7 @@
 """Paired timing and the control: A B B A blocks of a case and its reference in one process, a control block
 after each pair, and the record fields they fill."""
 
+import sys
 import time
 
 import numpy as np
@@ -42,6 +43,24 @@ def test_a_case_twice_as_slow_as_its_reference_pairs_at_two_in_a_b_b_a_order():
     assert timing.control_drift is not None and abs(timing.control_drift) < 1.0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no getrusage on Windows")
+def test_each_block_counts_the_page_faults_its_calls_took():
+    # 64 MiB is above glibc's largest mmap threshold: every call maps fresh memory and touches all of it,
+    # at least one fault per 2 MiB (one per huge page where the kernel gives them, else one per 4 KiB page)
+    pages = 64 * 2**20 // (2 * 2**20)
+
+    def touch_fresh_memory():
+        np.ones(64 * 2**20 // 8).sum()
+
+    timing = time_call(touch_fresh_memory, 1, min_run_time=0.05, warmup_calls=1,
+                       reference=lambda: time.sleep(0.005))
+    per_block = timing.latency.calls_per_block
+    assert len(timing.latency.faults) == timing.latency.n
+    assert all(f >= pages * per_block for f in timing.latency.faults)
+    assert len(timing.reference.faults) == timing.reference.n
+    assert all(f < pages for f in timing.reference.faults)  # sleeping touches (almost) nothing
+
+
 def test_a_record_carries_its_control_and_its_pair():
     ref = Case("paper", TINY, mode="infer", input_size=60, min_run_time_s=0.05, threads=1, memory=False)
     case = Case("bilinear", TINY, mode="infer", input_size=60, min_run_time_s=0.05, threads=1, reference=ref)
@@ -54,6 +73,7 @@ def test_a_record_carries_its_control_and_its_pair():
     method = record.extra["control_method"]
     assert method.startswith("conv2d 3x3 64->64") and "1 threads" in method
     assert record.extra["paired_reference_case"]["variant"] == "paper"
+    assert len(record.extra["block_minor_faults"]) == len(record.extra["paired_ref_block_minor_faults"])
     assert record.get('peak_mem_bytes') > 0  # the memory pass still runs, on the case's network alone
     alone = measure(ref)
     assert alone.get("paired_ratio") is None and alone.get("control_ms_median") > 0

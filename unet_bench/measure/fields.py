@@ -75,6 +75,7 @@ def timing_values(timing: Timing, counts: Counts, case: Case, ceiling: Ceiling) 
             else "back-to-back calls: the latency blocks",
             "block_times_s": timing.latency.times_s,
             "calls_per_block": timing.calls_per_block,
+            "block_minor_faults": timing.latency.faults,  # pages first touched during each block
             **({"throughput_block_times_s": timing.throughput.times_s,
                 "throughput_calls_per_block": timing.throughput.calls_per_block} if cuda else {}),
             "first_call_s": timing.first_call_s,
@@ -112,6 +113,7 @@ def paired_values(timing: Timing, reference: Case) -> dict:
         "paired_ref_ms_median": 1e3 * timing.reference.median_s,
         "extra": {"paired_reference_case": reference.to_dict(),
                   "paired_ref_calls_per_block": timing.reference.calls_per_block,
-                  "paired_ref_block_times_s": timing.reference.times_s},
+                  "paired_ref_block_times_s": timing.reference.times_s,
+                  "paired_ref_block_minor_faults": timing.reference.faults},
     }
 

@@ -36,6 +36,11 @@ import numpy as np
 import torch
 from torch.utils.benchmark.utils.common import set_torch_threads
 
+try:
+    import resource
+except ImportError:  # Windows has no getrusage: blocks carry no page-fault counts there
+    resource = None
+
 from unet_bench.record import DEFAULT_MIN_RUN_TIME_S
 
 MIN_BLOCKS = 3  # timed blocks (CUDA: timed calls of each kind), whatever the budget
@@ -60,10 +65,12 @@ def calls_per_block(per_call_s: float, budget_s: float) -> int:
 
 @dataclass
 class Blocks:
-    """Timed blocks of back-to-back calls: the wall time of each block, and how many calls each holds."""
+    """Timed blocks of back-to-back calls: the wall time of each block, how many calls each holds, and the
+    minor page faults the process took during each (None where the platform does not count them)."""
 
     times_s: list[float]
     calls_per_block: int
+    faults: list[int] | None = None
 
     def per_call(self) -> np.ndarray:
         return np.asarray(self.times_s) / self.calls_per_block
@@ -192,10 +199,39 @@ def _quiet_gc() -> Iterator[None]:
 def _run_blocks(fn: Callable[[], object], calls: int, sync: Callable[[], None], budget_s: float = 0.0,
                 blocks: int = MIN_BLOCKS) -> Blocks:
     """Blocks of ``calls`` calls until ``budget_s`` is spent: at least ``blocks``, at most `MAX_BLOCKS`."""
-    times: list[float] = []
-    while len(times) < blocks or (sum(times) < budget_s and len(times) < MAX_BLOCKS):
-        times.append(_block(fn, calls, sync))
-    return Blocks(times, calls)
+    timed = _Timed()
+    while timed.n < blocks or (sum(timed.times) < budget_s and timed.n < MAX_BLOCKS):
+        timed.add(fn, calls, sync)
+    return timed.blocks(calls)
+
+
+class _Timed:
+    """The blocks of one side as they are timed: wall times and the page faults taken during each."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.faults: list[int] = []
+
+    @property
+    def n(self) -> int:
+        return len(self.times)
+
+    def add(self, fn: Callable[[], object], calls: int, sync: Callable[[], None]) -> None:
+        before = minor_faults()
+        self.times.append(_block(fn, calls, sync))
+        after = minor_faults()
+        if before is not None and after is not None:
+            self.faults.append(after - before)
+
+    def blocks(self, calls: int) -> Blocks:
+        return Blocks(self.times, calls, self.faults if len(self.faults) == self.n else None)
+
+
+def minor_faults() -> int | None:
+    """Minor page faults of this process so far (all its threads): each is a page the kernel maps (and
+    zeroes) on first touch, which is where a step's time goes when the allocator has handed memory back to
+    the system and takes it again. None where the platform has no ``getrusage``."""
+    return None if resource is None else resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _block(fn: Callable[[], object], calls: int, sync: Callable[[], None]) -> float:
@@ -211,15 +247,15 @@ def _alternated(cycle: list[tuple[str, Callable[[], object], int]], sync: Callab
                 cycles: int) -> dict[str, Blocks]:
     """Repeat ``cycle`` (blocks of (name, fn, calls)) until the timed sides (all but ``control``) have spent
     ``budget_s``: at least ``cycles`` times, and no more than `MAX_BLOCKS` blocks of any side."""
-    times: dict[str, list[float]] = {name: [] for name, _, _ in cycle}
+    timed = {name: _Timed() for name, _, _ in cycle}
     per_cycle = max(sum(1 for name, _, _ in cycle if name == "case"), 1)
     done = 0
-    while done < cycles or (sum(sum(t) for n, t in times.items() if n != "control") < budget_s
+    while done < cycles or (sum(sum(t.times) for n, t in timed.items() if n != "control") < budget_s
                             and (done + 1) * per_cycle <= MAX_BLOCKS):
         for name, fn, calls in cycle:
-            times[name].append(_block(fn, calls, sync))
+            timed[name].add(fn, calls, sync)
         done += 1
-    return {name: Blocks(times[name], calls) for name, _, calls in dict((c[0], c) for c in cycle).values()}
+    return {name: timed[name].blocks(calls) for name, _, calls in dict((c[0], c) for c in cycle).values()}
 
 
 def _no_sync() -> None:
