@@ -21,6 +21,11 @@ pair alike and cancels in the ratio; A B B A cancels a linear drift within the q
 not cancel what changes faster than a block, or what affects the two networks unequally (a neighbour
 that evicts one network's working set from the cache more than the other's); those stay in the spread
 of the ratios, which is why the interval is still taken over processes.
+
+**Page faults.** Each block also records the minor page faults the process took during it (`getrusage`,
+read around the block; nothing runs beside the calls). A training step whose allocator has handed memory
+back to the system pays a fault for every page it touches again, and how many it pays moves between steps
+and between the two networks of a pair: the counts tell that noise apart from the machine's.
 """
 
 from __future__ import annotations
