@@ -57,9 +57,12 @@ def test_op_times_account_for_the_step(one_thread):
     """The units are run one after another on one thread, so they sum to at most the profiled step; the rest
     is the profiler's and Python's time between ops, which the unprofiled step does not pay: the ops sum to
     about the unprofiled step. A network big enough for its ops to outweigh Python (on a tiny one the hooks
-    and the profiler's bookkeeping take half the step); bounds are loose: the machine is shared."""
-    _, profile = profiled("paper", "train", (("base_width", 8), ("depth", 2)), 60)
-    assert profile.ops_s <= profile.profiled_step_s
+    and the profiler's bookkeeping take half the step); bounds are loose: the machine is shared, and a stall
+    of the machine inside the profiled steps (seen here: 0.4 s on a 4 ms step) lands between the ops, so the
+    least disturbed of three profiles is the one checked."""
+    profiles = [profiled("paper", "train", (("base_width", 8), ("depth", 2)), 60)[1] for _ in range(3)]
+    assert all(p.ops_s <= p.profiled_step_s for p in profiles)
+    profile = min(profiles, key=lambda p: p.profiled_step_s)
     assert profile.ops_s >= 0.4 * profile.profiled_step_s
     between = next(r for r in profile.rows if r.layer == BETWEEN_OPS)
     assert between.time_s + profile.ops_s == pytest.approx(profile.profiled_step_s)
