@@ -14,8 +14,10 @@ calls, synchronised at block ends. On CPU every call is synchronous: the blocks 
 **Control and pairs.** With a ``control`` (`unet_bench.measure.control`), each of the case's blocks is
 followed by a block of the control, so the record says how fast the machine was while the case ran and
 whether that moved. With a ``reference`` (the baseline network, resident in the same process on its own
-input), the two alternate in A B B A quartets, a control block after each pair: the case's time over the
-reference's in adjacent blocks is the **paired ratio**. A change of the machine's speed that is slow
+input), the two alternate in A B B A quartets, a control block after each pair, after warm-ups that
+alternate too (A B A B: the first switch from one network to the other, which costs a training step here
+a burst of page faults, happens before timing): the case's time over the reference's in adjacent blocks
+is the **paired ratio**. A change of the machine's speed that is slow
 against a quartet (load that comes and goes over seconds, clock and thermal drift) slows both sides of a
 pair alike and cancels in the ratio; A B B A cancels a linear drift within the quartet exactly. It does
 not cancel what changes faster than a block, or what affects the two networks unequally (a neighbour
@@ -54,6 +56,8 @@ MIN_BLOCK_S = 0.01  # back-to-back calls per block so that a block lasts this lo
 WARMUP_CALLS = 2  # the first builds oneDNN primitives / autotunes / compiles, the second settles caches
 EAGER_CPU_WARMUP_CALLS = 1  # eager on CPU nothing is compiled or tuned: one call, as torch.utils.benchmark does
 MIN_QUARTETS = 1  # paired: A B B A quartets, whatever the budget (two blocks of each side)
+PAIRED_WARMUP_ROUNDS = 2  # paired: A B A B before timing (a training step's first call after the other
+# network's took 25 k more page faults than the later ones here: the first pair read 6 % high)
 CONTROL_SHARE = 0.1  # a control block lasts about this share of the case's block (at least MIN_BLOCK_S)
 
 
@@ -167,10 +171,12 @@ class Timing:
         """How this timing was taken, in words, for the record and the report."""
         if self.reference is not None:
             least = f"at least {MIN_QUARTETS} A B B A quartet(s) of the case (A) and its reference (B)"
+            warm = f"{self.warmup_calls} warm-up call(s) of each side, alternated (A B A B), excluded"
         else:
             least = f"at least {MIN_BLOCKS}"
+            warm = f"{self.warmup_calls} warm-up call(s) excluded"
         text = (
-            f"fixed budget on {self.threads} threads: {self.warmup_calls} warm-up call(s) excluded, then timed "
+            f"fixed budget on {self.threads} threads: {warm}, then timed "
             f"blocks until min_run_time={self.min_run_time_s:g} s is spent ({least}, at most "
             f"{MAX_BLOCKS} blocks; no stop on the spread; garbage collector off while timing); "
         )
@@ -278,13 +284,17 @@ def time_call(
     ``reference``, of both sides together); a call slower than it is still timed `MIN_BLOCKS` times (with
     a reference: `MIN_QUARTETS` quartets). At least one warm-up call runs: it sizes the blocks. ``control``:
     a block of it after each block (pair) of the timed calls; ``reference``: paired with ``fn`` in A B B A
-    quartets, warmed up the same way.
+    quartets, after at least `PAIRED_WARMUP_ROUNDS` alternated warm-up rounds (A B A B).
     """
     sync = torch.cuda.synchronize if device == "cuda" else _no_sync
     warmups = max(warmup_calls, 1)
     with set_torch_threads(threads):
-        warm = _run_blocks(fn, 1, sync, blocks=warmups).times_s
-        warm_ref = _run_blocks(reference, 1, sync, blocks=warmups).times_s if reference else None
+        if reference is None:
+            warm = _run_blocks(fn, 1, sync, blocks=warmups).times_s
+        else:  # A B A B: the first switch between the networks is not timed
+            warmups = max(warmups, PAIRED_WARMUP_ROUNDS)
+            rounds = [(_block(fn, 1, sync), _block(reference, 1, sync)) for _ in range(warmups)]
+            warm, warm_ref = [a for a, _ in rounds], [b for _, b in rounds]
         cuda = device == "cuda"
         budget = min_run_time / 2 if cuda else min_run_time
         calls = 1 if cuda else calls_per_block(warm[-1], budget)
