@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from unet_bench.measure import measure
-from unet_bench.measure.timing import MIN_QUARTETS, PAIRED_WARMUP_ROUNDS, time_call
+from unet_bench.measure.timing import MIN_QUARTETS, time_call
 from unet_bench.record import Case
 
 TINY = (("base_width", 4), ("depth", 2))
@@ -29,10 +29,10 @@ def test_a_case_twice_as_slow_as_its_reference_pairs_at_two_in_a_b_b_a_order():
         order.append("c")
         time.sleep(0.002)
 
-    timing = time_call(case, 1, min_run_time=0.12, warmup_calls=1, control=control, reference=reference)
-    warm = "AB" * PAIRED_WARMUP_ROUNDS  # warm-ups alternate, so the first switch is not timed
+    timing = time_call(case, 1, min_run_time=0.12, warmup_calls=2, control=control, reference=reference)
+    warm = "ABAB"  # warm-ups alternate, so the first switch between the two is not timed
     assert "".join(order[:len(warm) + 1]) == warm + "c"  # ... then one control call sizes its blocks
-    assert timing.warmup_calls == PAIRED_WARMUP_ROUNDS
+    assert timing.warmup_calls == 2
     blocks = "".join(order[len(warm) + 1:])
     a, b, c = (f"{k}" * blocks_.calls_per_block for k, blocks_ in
                (("A", timing.latency), ("B", timing.reference), ("c", timing.control)))

@@ -122,7 +122,7 @@ def measure_module(
             with backend_flags(case):
                 step = build_step(model, case, channels)
                 reference = _reference_step(case)
-                warmup = warmup_calls(case.device, case.compile)
+                warmup = warmup_calls(case.device, case.compile, case.mode == "train")
                 timing = time_call(step.run, threads, case.min_run_time_s, warmup, case.device,
                                    control=control_step(case.device), reference=reference)
             record.set(**control_values(timing, describe(case.device, threads)))

@@ -15,9 +15,9 @@ calls, synchronised at block ends. On CPU every call is synchronous: the blocks 
 followed by a block of the control, so the record says how fast the machine was while the case ran and
 whether that moved. With a ``reference`` (the baseline network, resident in the same process on its own
 input), the two alternate in A B B A quartets, a control block after each pair, after warm-ups that
-alternate too (A B A B: the first switch from one network to the other, which costs a training step here
-a burst of page faults, happens before timing): the case's time over the reference's in adjacent blocks
-is the **paired ratio**. A change of the machine's speed that is slow
+alternate too (A B, A B for a training step: the first switch from one network to the other, which costs
+a training step a burst of page faults here, happens before timing): the case's time over the reference's
+in adjacent blocks is the **paired ratio**. A change of the machine's speed that is slow
 against a quartet (load that comes and goes over seconds, clock and thermal drift) slows both sides of a
 pair alike and cancels in the ratio; A B B A cancels a linear drift within the quartet exactly. It does
 not cancel what changes faster than a block, or what affects the two networks unequally (a neighbour
@@ -56,14 +56,15 @@ MIN_BLOCK_S = 0.01  # back-to-back calls per block so that a block lasts this lo
 WARMUP_CALLS = 2  # the first builds oneDNN primitives / autotunes / compiles, the second settles caches
 EAGER_CPU_WARMUP_CALLS = 1  # eager on CPU nothing is compiled or tuned: one call, as torch.utils.benchmark does
 MIN_QUARTETS = 1  # paired: A B B A quartets, whatever the budget (two blocks of each side)
-PAIRED_WARMUP_ROUNDS = 2  # paired: A B A B before timing (a training step's first call after the other
-# network's took 25 k more page faults than the later ones here: the first pair read 6 % high)
 CONTROL_SHARE = 0.1  # a control block lasts about this share of the case's block (at least MIN_BLOCK_S)
 
 
-def warmup_calls(device: str, compiled: bool) -> int:
-    """Warm-up calls before timing: one for eager CPU, two where compiling or autotuning happens."""
-    return EAGER_CPU_WARMUP_CALLS if device == "cpu" and not compiled else WARMUP_CALLS
+def warmup_calls(device: str, compiled: bool, train: bool = False) -> int:
+    """Warm-up calls before timing: one for eager CPU inference, two where compiling or autotuning happens,
+    and two for a training step: its first call creates the optimizer's state, and the allocator settles
+    only after the second (paired with another network, the first timed step took 25 k more page faults
+    than the later ones here, and the first pair of each process read 5-10 % high)."""
+    return EAGER_CPU_WARMUP_CALLS if device == "cpu" and not compiled and not train else WARMUP_CALLS
 
 
 def calls_per_block(per_call_s: float, budget_s: float) -> int:
@@ -284,7 +285,7 @@ def time_call(
     ``reference``, of both sides together); a call slower than it is still timed `MIN_BLOCKS` times (with
     a reference: `MIN_QUARTETS` quartets). At least one warm-up call runs: it sizes the blocks. ``control``:
     a block of it after each block (pair) of the timed calls; ``reference``: paired with ``fn`` in A B B A
-    quartets, after at least `PAIRED_WARMUP_ROUNDS` alternated warm-up rounds (A B A B).
+    quartets, its warm-up calls alternated with ``fn``'s (A B A B).
     """
     sync = torch.cuda.synchronize if device == "cuda" else _no_sync
     warmups = max(warmup_calls, 1)
@@ -292,7 +293,6 @@ def time_call(
         if reference is None:
             warm = _run_blocks(fn, 1, sync, blocks=warmups).times_s
         else:  # A B A B: the first switch between the networks is not timed
-            warmups = max(warmups, PAIRED_WARMUP_ROUNDS)
             rounds = [(_block(fn, 1, sync), _block(reference, 1, sync)) for _ in range(warmups)]
             warm, warm_ref = [a for a, _ in rounds], [b for _, b in rounds]
         cuda = device == "cuda"

@@ -116,7 +116,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
     call). What a run measures once is priced apart (`run_once_costs`). A search is priced as if it
     reached ``max_batch``.
     """
-    from unet_bench.measure.timing import CONTROL_SHARE, MIN_BLOCKS, MIN_QUARTETS, PAIRED_WARMUP_ROUNDS, warmup_calls
+    from unet_bench.measure.timing import CONTROL_SHARE, MIN_BLOCKS, MIN_QUARTETS, warmup_calls
 
     if case.device == "cuda":
         rate = CUDA_FLOPS_PER_S * (2 if case.dtype in ("bf16", "fp16") else 1)
@@ -133,8 +133,7 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
         paired = timed_only or case.reference is not None
         fewest = 2 * MIN_QUARTETS if paired else MIN_BLOCKS  # blocks of each side
         timed_s = max(fewest * step_s, case.min_run_time_s / (2 if paired else 1)) * (1 + CONTROL_SHARE)
-        warmups = warmup_calls(case.device, case.compile)
-        cost += ((max(warmups, PAIRED_WARMUP_ROUNDS) if paired else warmups) + case.memory) * step_s + timed_s
+        cost += (warmup_calls(case.device, case.compile, case.mode == "train") + case.memory) * step_s + timed_s
         if case.runtime != "torch":  # export (and quantize), then one forward of each side for the check
             from unet_bench.measure.quantize import CALIBRATION_IMAGES
             from unet_bench.measure.timing import WARMUP_CALLS
