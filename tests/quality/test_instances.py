@@ -61,3 +61,16 @@ def test_object_f1_pools_over_images_and_counts_false_objects():
     scores = instance_scores([pred, np.zeros_like(pred)], [true, empty])
     assert scores["object_f1"] == pytest.approx(2 / 3)  # TP 1, FP 1, FN 0
     assert scores["map"] == pytest.approx(0.5)  # one image with objects: 1 / (1 + 1 + 0); the empty pair skipped
+
+
+def test_specks_under_the_minimum_size_are_no_objects():
+    true = np.zeros((8, 12), np.int32)
+    true[1:7, 1:7] = 1  # a 36 px object
+    pred = (true > 0).astype(np.int64)
+    pred[3, 9] = pred[6, 10] = 1  # two 1 px specks beside it
+    assert objects(pred).max() == 3
+    kept = objects(pred, min_size=2)
+    assert kept.max() == 1 and (kept == 1).sum() == 36  # renumbered, the object whole
+    assert instance_scores([pred], [true])["object_f1"] == pytest.approx(0.5)  # TP 1, FP 2: 2 / (2 + 2)
+    assert instance_scores([pred], [true], min_size=2) == {"object_f1": 1.0, "map": 1.0, "rand_error": 0.0}
+    assert instance_scores([pred], [true], min_size=37)["object_f1"] == 0.0  # the object too: FN 1

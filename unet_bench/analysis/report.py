@@ -239,7 +239,8 @@ def methodology(frame: pd.DataFrame, comparison: Comparison) -> list[tuple[str, 
 
 
 QUALITY_METHOD = (
-    "Instance metrics: predicted objects are the 4-connected components of the predicted foreground; object F1 "
+    "Instance metrics: predicted objects are the 4-connected components of the predicted foreground, those "
+    "smaller than the record's extra.min_object_px dropped as specks (where it is given); object F1 "
     "counts a hit at IoU >= 0.5, mAP averages TP / (TP + FP + FN) over IoU 0.5 to 0.95 (2018 Data Science "
     "Bowl), and the adapted Rand error (ISBI 2012, lower is better) grows with merged and split objects. "
     "Baselines on the same validation split: every pixel called an object (all foreground), and Gaussian "

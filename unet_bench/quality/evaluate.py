@@ -35,6 +35,7 @@ from unet_bench.quality.settings import (
     DEFAULT_OPTIMIZER,
     DEFAULT_STEPS,
     DEFAULT_TILE_OUT,
+    MIN_OBJECT_PX,
 )
 from unet_bench.quality.synthetic import synthetic_task
 from unet_bench.quality.tiling import predict_tiled, tile_grid
@@ -69,9 +70,10 @@ SCORES = ("dice", "iou", "object_f1", "map", "rand_error")
 
 
 def score(preds: list[np.ndarray], data: SegmentationSet) -> dict[str, float]:
-    """Every quality score of predicted class maps against ``data``: pixel Dice and IoU, instance metrics."""
+    """Every quality score of predicted class maps against ``data``: pixel Dice and IoU, instance metrics
+    (predicted objects under `MIN_OBJECT_PX` dropped)."""
     return {"dice": dice(preds, data.masks), "iou": iou(preds, data.masks),
-            **instance_scores(preds, data.instances)}
+            **instance_scores(preds, data.instances, MIN_OBJECT_PX)}
 
 
 def _std(values: list[float]) -> float:
@@ -222,6 +224,7 @@ def _evaluate(
             "tile_in": tile_in,
             "tile_out": output_size(cfg, tile_in),
             "infer_halo": halo,
+            "min_object_px": MIN_OBJECT_PX,
             "batch": batch,
             "optimizer": settings.optimizer,
             "lr": settings.learning_rate,

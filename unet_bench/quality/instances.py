@@ -2,7 +2,8 @@
 
 Pixel Dice barely moves when two touching cells come out as one blob (a few border pixels), yet the
 blob is a whole object wrong. These metrics see it. Predicted objects are the 4-connected components of
-the predicted foreground; true objects are the instance labels.
+the predicted foreground of at least ``min_size`` px (the quality runs drop smaller specks, as Cellpose
+does: `settings.MIN_OBJECT_PX`); true objects are the instance labels.
 
 - Object F1 at IoU ≥ 0.5 (the 2018 Data Science Bowl's hit rule): a true and a predicted object match
   when their IoU is at least 0.5 (which makes the matching one-to-one); F1 = 2TP / (2TP + FP + FN),
@@ -24,9 +25,15 @@ from scipy import ndimage
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))
 
 
-def objects(pred: np.ndarray) -> np.ndarray:
-    """Instance labels of a predicted 0/1 class map: its 4-connected foreground components."""
-    return ndimage.label(np.asarray(pred) > 0)[0]
+def objects(pred: np.ndarray, min_size: int = 1) -> np.ndarray:
+    """Instance labels 1..n of a predicted 0/1 class map: its 4-connected foreground components of at least
+    ``min_size`` px; smaller ones become background."""
+    labels = ndimage.label(np.asarray(pred) > 0)[0]
+    if min_size <= 1:
+        return labels
+    keep = np.bincount(labels.ravel()) >= min_size
+    keep[0] = False
+    return np.where(keep[labels], np.cumsum(keep)[labels], 0)
 
 
 def _overlaps(true: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -70,12 +77,14 @@ def adapted_rand_error(true: np.ndarray, pred: np.ndarray) -> float:
     return float(1 - 2 * precision * recall / (precision + recall))
 
 
-def instance_scores(preds: Iterable[np.ndarray], instances: Iterable[np.ndarray]) -> dict[str, float]:
-    """``object_f1``, ``map`` and ``rand_error`` of predicted class maps against true instance labels."""
+def instance_scores(preds: Iterable[np.ndarray], instances: Iterable[np.ndarray], min_size: int = 1,
+                    ) -> dict[str, float]:
+    """``object_f1``, ``map`` and ``rand_error`` of predicted class maps against true instance labels, the
+    predicted objects smaller than ``min_size`` px dropped."""
     tp = fp = fn = 0
     precisions, rand_errors, weights = [], [], []
     for pred, true in zip(preds, instances, strict=True):
-        found = objects(pred)
+        found = objects(pred, min_size)
         ious = iou_matrix(true, found)
         n_true, n_pred = ious.shape
         hits = matches(ious, 0.5)
