@@ -199,7 +199,7 @@ def _train(case: Case, world_size: int, rank: int, threads: int) -> dict[str, An
             torch.cuda.synchronize(device)
         dist.barrier()
 
-    warm = _run_blocks(step, 1, sync, blocks=warmup_calls(case.device, False)).times_s
+    warm = _run_blocks(step, 1, sync, blocks=warmup_calls(case.device, False, train=True)).times_s
     plan = torch.zeros(2, dtype=torch.int64, device=device)
     if rank == 0:
         calls = calls_per_block(warm[-1], case.min_run_time_s)

@@ -67,8 +67,8 @@ def measure_profile(case: Case, counts: Counts | None = None, ceiling: Ceiling |
             step_case = dataclasses.replace(case, mode=mode)
             with backend_flags(step_case):
                 step = build_step(model, step_case, channels, compiled=False)
-                timing = time_call(step.run, threads, case.min_run_time_s, warmup_calls(case.device, False),
-                                   case.device)
+                warmups = warmup_calls(case.device, False, mode == "train")
+                timing = time_call(step.run, threads, case.min_run_time_s, warmups, case.device)
                 profiles[mode] = profile_step(step, mode, case.device, timing.median_s, ceiling, bandwidth,
                                               profiled_steps)
                 if energy:

@@ -144,9 +144,10 @@ def predict_cost_s(case: Case, cfg: UNetConfig, max_batch: int | None = None, ti
         from unet_bench.measure.energy import IDLE_S, RUN_S
         from unet_bench.measure.step_profile import PROFILED_STEPS
 
-        for steps_s in (forward_s * case.batch, 3 * forward_s * case.batch):
+        for steps_s, train in ((forward_s * case.batch, False), (3 * forward_s * case.batch, True)):
             timed_s = max(MIN_BLOCKS * steps_s, case.min_run_time_s)
-            cost += (warmup_calls(case.device, False) + 1 + PROFILER_SLOWDOWN * PROFILED_STEPS) * steps_s + timed_s
+            calls = warmup_calls(case.device, False, train) + 1 + PROFILER_SLOWDOWN * PROFILED_STEPS
+            cost += calls * steps_s + timed_s
             cost += IDLE_S + max(RUN_S, steps_s)
     elif case.mode == "train-ddp":  # each world size: its other ranks start, warm up and run the timed blocks
         cost += len(case.world_sizes) * (RANK_START_S + step_s + max(MIN_BLOCKS * step_s, case.min_run_time_s))
