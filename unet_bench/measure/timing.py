@@ -172,7 +172,7 @@ class Timing:
         """How this timing was taken, in words, for the record and the report."""
         if self.reference is not None:
             least = f"at least {MIN_QUARTETS} A B B A quartet(s) of the case (A) and its reference (B)"
-            warm = f"{self.warmup_calls} warm-up call(s) of each side, alternated (A B A B), excluded"
+            warm = f"{self.warmup_calls} warm-up call(s) of each side, alternated A B, excluded"
         else:
             least = f"at least {MIN_BLOCKS}"
             warm = f"{self.warmup_calls} warm-up call(s) excluded"
