@@ -293,8 +293,8 @@ def time_call(
         if reference is None:
             warm = _run_blocks(fn, 1, sync, blocks=warmups).times_s
         else:  # A B A B: the first switch between the networks is not timed
-            rounds = [(_block(fn, 1, sync), _block(reference, 1, sync)) for _ in range(warmups)]
-            warm, warm_ref = [a for a, _ in rounds], [b for _, b in rounds]
+            warmed = _alternated([("case", fn, 1), ("reference", reference, 1)], sync, 0.0, warmups)
+            warm, warm_ref = warmed["case"].times_s, warmed["reference"].times_s
         cuda = device == "cuda"
         budget = min_run_time / 2 if cuda else min_run_time
         calls = 1 if cuda else calls_per_block(warm[-1], budget)
