@@ -41,13 +41,38 @@ def test_a_change_is_real_exactly_when_its_interval_excludes_zero():
 
 
 def test_differences_of_means_for_seeds_are_relative_to_the_reference_mean():
-    ref, new = [0.80, 0.81, 0.82], [0.84, 0.85, 0.83]
+    # a reference without spread is a known mean: the interval is the difference's, over that mean
+    ref, new = [0.81, 0.81, 0.81], [0.84, 0.85, 0.83]
     effect = stats.judge(stats.Summary.of(ref, False), stats.Summary.of(new, False), log=False, unit="seed")
     p, (low, high) = scipy_welch(ref, new, 0.95)
     assert effect.p == pytest.approx(p, rel=1e-9)
     judged = stats.verdict(effect, 0.95)
     assert judged.status == stats.REAL
     assert (judged.rel, judged.low, judged.high) == pytest.approx((0.03 / 0.81, low / 0.81, high / 0.81))
+
+
+def test_a_seed_metrics_relative_interval_counts_the_reference_means_noise():
+    # a noisy reference, a new mean clearly above 0: the difference's interval over the reference mean
+    # reaches -141 %, a fall below nothing; the ratio of the means cannot be below 0 here
+    ref, new = [0.20, 0.28, 0.36], [0.07, 0.08, 0.09]
+    effect = stats.judge(stats.Summary.of(ref, False), stats.Summary.of(new, False), log=False, unit="seed")
+    assert effect.relative(effect.interval(0.95)[0]) < -1.0
+    judged = stats.verdict(effect, 0.95)
+    assert judged.rel == pytest.approx(0.08 / 0.28 - 1)
+    assert -1.0 < judged.low < judged.rel < judged.high < 0
+    assert judged.status == stats.REAL  # the verdict is the difference's: unchanged
+
+
+def test_a_seed_metrics_relative_interval_covers_the_true_ratio_at_its_level():
+    # three seeds a side, the new mean a third of the reference's, both as noisy as seeds are
+    rng = np.random.default_rng(0)
+    truth, trials = 0.1 / 0.3 - 1, 2000
+    covered = 0
+    for _ in range(trials):
+        ref, new = rng.normal(0.3, 0.05, 3), rng.normal(0.1, 0.05, 3)
+        judged = stats.verdict(stats.welch(stats.Summary.of(ref, False), stats.Summary.of(new, False), False), 0.95)
+        covered += judged.low <= truth <= judged.high
+    assert 0.93 <= covered / trials <= 0.97  # dividing by the reference mean alone covered 98.8 %
 
 
 def test_a_change_from_a_negative_mean_keeps_its_direction_and_its_interval_in_order():
@@ -57,8 +82,8 @@ def test_a_change_from_a_negative_mean_keeps_its_direction_and_its_interval_in_o
     p, (low, high) = scipy_welch(ref, new, 0.95)
     judged = stats.verdict(effect, 0.95)
     assert judged.status == stats.REAL and judged.rel == pytest.approx(3.0)  # +0.03 against |-0.01|
-    assert (judged.low, judged.high) == pytest.approx((low / 0.01, high / 0.01))
-    assert 0 < judged.low < judged.rel < judged.high
+    assert 0 < judged.low < low / 0.01 and high / 0.01 < judged.high  # wider: the reference mean's noise counts
+    assert judged.low < judged.rel < judged.high
 
 
 @pytest.mark.parametrize("ref, new, unit, why", [

@@ -14,8 +14,12 @@ uncertain, and the interval must widen for that. The distribution-free alternati
 interval on the per-repeat medians, is not used: with 3 repeats a side its widest interval (lowest to
 highest of the 9 pairwise differences) has 90 % coverage, so it would call one unchanged row in ten real.
 
-**Dice and IoU**: the same interval on the raw per-seed values (a difference of means, shown relative to the
-reference's mean; a seed is a repeat of the training).
+**Dice and IoU** (and every per-seed metric): Welch on the raw per-seed values (a difference of means; a
+seed is a repeat of the training), shown relative to the reference's mean with Fieller's interval for the
+ratio of the two means, which counts the reference mean's own noise: a relative interval can then never
+pass -100 % while the new mean is clearly above 0 (dividing the difference's interval by a fixed reference
+mean could). Where the reference mean itself cannot be told from 0, there is no bounded ratio interval,
+and the difference's interval is shown relative to the reference's size.
 
 **Many rows at once.** At 95 % each, one row in twenty of an unchanged table would be called real. Intervals
 are therefore adjusted for the number of rows compared per metric with the false-coverage-rate rule of
@@ -79,7 +83,7 @@ REAL, NOISE, EXACT, NONE = "real", "within noise", "exact", "no verdict"
 METHOD = (
     "Δ [interval] = change against the reference with a confidence interval over independent repeats (each a "
     "fresh process): Welch's t interval on the log of the per-repeat values (timings, memory), or on the "
-    f"per-seed values (Dice, IoU); timings against a reference of the same run: a one-sample t interval on "
+    f"per-seed values (Dice, IoU, object F1: Welch's test, Fieller's interval for the ratio of the means); timings against a reference of the same run: a one-sample t interval on "
     f"the log of the per-process paired ratios (A B B A in one process), else of the per-round ratios, each row's "
     f"variance moderated toward that of the run's other paired rows of its mode (Smyth 2004); across "
     f"runs: normalised by the control workload when it moved, the control's change counted as a variance "
@@ -116,6 +120,7 @@ class Effect:
     ref_mean: float = 1.0
     method: str = "unpaired"  # how the samples were paired: unpaired | in process | by round | ...
     n: int = 0  # a one-sample (paired) effect: how many processes or rounds; 0 for any other
+    ref_var: float = 0.0  # a difference of means: the variance of the reference's mean (within se**2)
 
     @property
     def p(self) -> float:
@@ -131,6 +136,23 @@ class Effect:
             return math.expm1(value)
         # against the reference's size: a gain below 0 that grows is a rise, and the interval keeps its order
         return value / abs(self.ref_mean) if self.ref_mean else math.nan  # no relative change from a mean of 0
+
+    def relative_interval(self, level: float) -> tuple[float, float]:
+        """The interval at ``level`` as relative changes: of the log ratio, or Fieller's for the ratio of
+        two means (`ref_var` > 0), which widens for the reference mean's noise instead of ignoring it."""
+        low, high = self.interval(level)
+        if self.log or self.ref_var <= 0:
+            return self.relative(low), self.relative(high)
+        q = float(stats.t.ppf((1 + level) / 2, self.df))
+        ref, new = self.ref_mean, self.ref_mean + self.estimate
+        new_var = self.se**2 - self.ref_var
+        a = ref * ref - q * q * self.ref_var
+        if a <= 0:  # the reference mean is within noise of 0: the ratio has no bounded interval
+            return self.relative(low), self.relative(high)
+        half = q * math.sqrt(new_var * a + self.ref_var * new * new)
+        ratios = ((new * ref - half) / a, (new * ref + half) / a)
+        low, high = sorted(math.copysign(1.0, ref) * (r - 1) for r in ratios)
+        return low, high
 
     def shifted(self, estimate: float) -> Effect:
         """The same noise around another estimate (a figure derived from the same measurement)."""
@@ -157,7 +179,7 @@ def welch(ref: Summary, new: Summary, log: bool) -> Effect:
     a, b = ref.var / ref.n, new.var / new.n
     se = math.sqrt(a + b)
     df = (a + b) ** 2 / ((a * a / (ref.n - 1) if a else 0.0) + (b * b / (new.n - 1) if b else 0.0))
-    return Effect(new.mean - ref.mean, se, df, log, 1.0 if log else ref.mean)
+    return Effect(new.mean - ref.mean, se, df, log, 1.0 if log else ref.mean, ref_var=0.0 if log else a)
 
 
 def judge(ref: Summary, new: Summary, log: bool, unit: str = "repeat", once_is_exact: bool = False,
@@ -192,7 +214,7 @@ def verdict(effect: Effect, level: float) -> Verdict:
     """Real when the interval at ``level`` excludes zero."""
     low, high = effect.interval(level)
     status = REAL if low > 0 or high < 0 else NOISE
-    return Verdict(status, effect.relative(effect.estimate), effect.relative(low), effect.relative(high),
+    return Verdict(status, effect.relative(effect.estimate), *effect.relative_interval(level),
                    level, effect.p, method=effect.method)
 
 
