@@ -14,9 +14,11 @@ def test_doctor_says_what_a_measurement_here_is_up_against(capsys):
     aa = facts["control_aa"]
     assert aa["blocks"] >= 8 and aa["blocks"] % 4 == 0 and aa["quartet_sd"] >= 0 and aa["paired_mde"] >= 0
     assert facts["control"].startswith("conv2d 3x3")
+    assert facts["transparent_hugepages"] in ("always", "madvise", "never", "not readable")
     assert main(["doctor", "--seconds", "0.3"]) == 0
     text = capsys.readouterr().out
     assert "A/A" in text and "control" in text and text.startswith("cpu ")
+    assert f"transparent huge pages {facts['transparent_hugepages']}" in text
 
 
 def test_ab_refuses_what_is_not_an_environment_in_one_line(tmp_path, capsys):

@@ -36,6 +36,18 @@ def test_speed_variables_are_the_ones_in_force(monkeypatch):
     assert "UNRELATED_SETTING" not in found and "PATH" not in found
 
 
+@pytest.mark.parametrize("text, policy", [("always [madvise] never\n", "madvise"), ("[always] madvise never", "always"),
+                                          ("", None)])
+def test_the_huge_page_policy_is_the_one_the_kernel_marks(tmp_path, monkeypatch, text, policy):
+    path = tmp_path / "enabled"
+    path.write_text(text)
+    monkeypatch.setattr(env, "TRANSPARENT_HUGEPAGES", path)
+    assert env.transparent_hugepages() == policy
+    assert env.fingerprint("cpu")["transparent_hugepages"] == policy
+    monkeypatch.setattr(env, "TRANSPARENT_HUGEPAGES", tmp_path / "missing")
+    assert env.transparent_hugepages() is None
+
+
 def test_steal_fraction_counts_stolen_ticks_among_all():
     # user nice system idle iowait irq softirq steal
     first = env.Load(0.5, (100, 0, 50, 800, 0, 0, 0, 50))

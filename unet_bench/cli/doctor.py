@@ -17,7 +17,10 @@ def _lines(facts: dict) -> list[str]:
              f"load       1-minute load average {load} on {facts['cpu_cores']} cores; CPU steal {steal}",
              f"torch      {facts['torch']}; CUDA {facts['cuda'] or 'none'}, cuDNN {facts['cudnn'] or 'none'}; GPUs: "
              f"{', '.join(facts['gpus']) or 'none'}",
-             f"speed env  {', '.join(f'{k}={v}' for k, v in facts['speed_env'].items()) or 'nothing set'}"]
+             f"speed env  {', '.join(f'{k}={v}' for k, v in facts['speed_env'].items()) or 'nothing set'}",
+             f"memory     transparent huge pages {facts['transparent_hugepages']}"
+             + (" (a training step's buffers come in 4 KiB pages: tens of thousands of page faults a step)"
+                if facts["transparent_hugepages"] in ("madvise", "never") else "")]
     for extra, modules in facts["extras"].items():
         have = [m for m, ok in modules.items() if ok]
         lines.append(f"extra      {extra}: {', '.join(have) if have else 'not installed'}"

@@ -95,6 +95,7 @@ def system(device: str = "cpu", aa_seconds: float = AA_SECONDS) -> dict[str, Any
     return {
         "cpu": facts["cpu"], "cpu_cores": facts["cpu_cores"], "loadavg": before.loadavg, "cpu_steal": steal,
         "governor": facts["cpu_governor"] or "not readable", "turbo": turbo(), "torch_threads": facts["torch_threads"],
+        "transparent_hugepages": facts["transparent_hugepages"] or "not readable",
         "torch": facts["torch"], "cuda": torch.version.cuda, "cudnn": facts["cudnn"],
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available() else [],

@@ -30,6 +30,7 @@ ISA_FLAGS = ("avx", "fma", "avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx
 STEAL_WINDOW_S = 0.1  # /proc/stat window for the steal fraction as a measurement starts
 GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 MAX_FREQ = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+TRANSPARENT_HUGEPAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def cpu_count() -> int:
@@ -115,6 +116,17 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+def transparent_hugepages() -> str | None:
+    """The kernel's transparent-huge-page policy (``always``, ``madvise`` or ``never``); None where unreadable.
+
+    It decides what a training step's allocations cost: glibc's allocator asks for no huge pages, so
+    under ``madvise`` or ``never`` every 4 KiB page it takes back from the system is a page fault (tens of
+    thousands a step at the default suite's tiles), and how many a step takes moves with the heap's state.
+    """
+    found = re.search(r"\[(\w+)\]", _read(TRANSPARENT_HUGEPAGES) or "")
+    return found.group(1) if found else None
+
+
 def device_name(device: str) -> str:
     """The accelerator's name for ``cuda``, the CPU model for ``cpu``."""
     if device == "cuda":
@@ -192,6 +204,7 @@ def fingerprint(device: str = "cpu") -> dict[str, Any]:
         "cpu_ghz": clock,
         "cpu_ghz_source": clock_source,
         "cpu_governor": _read(GOVERNOR),
+        "transparent_hugepages": transparent_hugepages(),
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "speed_env": speed_variables(),
