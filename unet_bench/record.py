@@ -33,9 +33,11 @@ STATUSES = ("ok", "oom", "error", "skipped", "unsupported")
 SIZE_RULES = ("input", "nearest-input", "common-output", "nearest-output")
 DEFAULT_MIN_RUN_TIME_S = 1.0  # time budget for the timed blocks of one measurement
 DEFAULT_SEEDS = 3  # quality mode: training seeds
+# the std of the elastic warp's coarse displacements, px: the paper's 10 (for its 512 px EM images)
+DEFAULT_ELASTIC_SIGMA_PX = 10.0
 # Case's training fields and their defaults (left out of a case_id at these, so older ids stay valid)
 QUALITY_DEFAULTS = {"steps": None, "lr": None, "optimizer": None, "weight_map": True, "augment": "flips",
-                    "schedule": "constant", "train_images": None}
+                    "schedule": "constant", "train_images": None, "elastic_sigma": DEFAULT_ELASTIC_SIGMA_PX}
 # Case fields left out of `Case.case_id` at these values: added after ids were first written.
 ID_DEFAULTS = {**QUALITY_DEFAULTS, "runtime": "torch"}
 DEFAULT_WORLD_SIZES = (1, 2)  # train-ddp mode: data-parallel ranks measured in turn
@@ -85,6 +87,7 @@ class Case:
     augment: str = "flips"  # none | flips (and 90° rotations) | elastic (the paper's warp, then flips)
     schedule: str = "constant"  # the learning rate over the steps: constant | cosine
     train_images: int | None = None  # train on the first N images of the training split (None: all)
+    elastic_sigma: float = DEFAULT_ELASTIC_SIGMA_PX  # augment elastic: the warp's displacement std, px
     # train-ddp: the numbers of data-parallel ranks to train on, each measured in turn (empty otherwise)
     world_sizes: tuple[int, ...] = ()
     runtime: str = "torch"  # torch | onnxruntime | openvino: where the network runs (infer)
@@ -151,6 +154,7 @@ class Case:
         opts += [] if self.augment == "flips" else [f"augment {self.augment}"]
         opts += [] if self.schedule == "constant" else [f"lr {self.schedule}"]
         opts += [] if self.train_images is None else [f"{self.train_images} training images"]
+        opts += [] if self.elastic_sigma == DEFAULT_ELASTIC_SIGMA_PX else [f"elastic sigma {self.elastic_sigma:g} px"]
         opts += [f"ranks {','.join(map(str, self.world_sizes))}"] if self.world_sizes else []
         if self.reference:
             twin = self.reference.variant == self.variant and self.reference.runtime != self.runtime

@@ -52,7 +52,8 @@ def test_an_experiment_file_sets_steps_learning_rate_and_weight_map(tmp_path):
     counts = [c for c in cases if c.mode == "counts"]  # training settings mean nothing there: one case
     assert [(c.steps, c.lr, c.weight_map) for c in counts] == [(None, None, True)]
     # a case at the default settings keeps the id it had before cases carried them (results stay resumable)
-    later = ("steps", "lr", "optimizer", "weight_map", "input_shape", "augment", "schedule", "train_images", "runtime")
+    later = ("steps", "lr", "optimizer", "weight_map", "input_shape", "augment", "schedule", "train_images", "runtime",
+             "elastic_sigma")
     before = {k: v for k, v in counts[0].to_dict().items() if k not in later}
     assert counts[0].case_id == hashlib.sha1(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert quality[0].case_id != quality[1].case_id

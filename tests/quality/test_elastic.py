@@ -6,6 +6,7 @@ from scipy import ndimage
 
 from unet_bench.errors import BenchError
 from unet_bench.models import get_config
+from unet_bench.quality import train as train_module
 from unet_bench.quality.data import SegmentationSet, standardize
 from unet_bench.quality.elastic import displacements, sample_points, warp
 from unet_bench.quality.evaluate import training_tile
@@ -70,6 +71,28 @@ def test_elastic_tiles_warp_image_and_target_alike(variant):
     assert set(np.unique(targets.numpy())) <= {0, 1}
     flips = TileSampler(cfg, data, tile_in, TrainSettings(weight_map=False, augment="flips"))
     assert not (flips.sample(np.random.default_rng(0), 16)[1] == targets).all()
+
+
+def test_the_warps_strength_is_the_settings(monkeypatch):
+    """The sampler draws every tile's field at the settings' ``elastic_sigma``."""
+    cfg = get_config("padded", depth=2, base_width=4)
+    masks = synthetic_set(2, 48, seed=3).masks
+    data = SegmentationSet(tuple(standardize(m) for m in masks), masks, tuple(m.astype(np.int32) for m in masks))
+    drawn = []
+
+    def recorded(rng, shape, sigma):
+        field = displacements(rng, shape, sigma=sigma)
+        drawn.append(float(np.abs(field).mean()))
+        return field
+
+    monkeypatch.setattr(train_module, "displacements", recorded)
+    for sigma in (2.0, 10.0):
+        sampler = TileSampler(cfg, data, 32, TrainSettings(weight_map=False, augment="elastic", elastic_sigma=sigma))
+        sampler.sample(np.random.default_rng(0), 64)
+    gentle, paper = np.mean(drawn[:64]), np.mean(drawn[64:])
+    assert len(drawn) == 128 and gentle / paper == pytest.approx(0.2, rel=0.05)  # same draws, scaled
+    with pytest.raises(BenchError, match="elastic_sigma=0 is not valid"):
+        TrainSettings(elastic_sigma=0)
 
 
 def test_augment_is_a_choice_and_booleans_keep_their_meaning():

@@ -235,12 +235,17 @@ def test_a_grid_over_the_case_limit_is_refused_before_it_is_expanded(tmp_path):
 
 def test_quality_training_settings_expand_into_cases_and_only_there(tmp_path):
     spec = load_spec(write(tmp_path, HEAD + 'variants = ["padded"]\nmodes = ["quality", "counts"]\nsizes = [64]\n'
-                                            'augment = ["flips", "elastic"]\nschedule = "cosine"\ntrain_images = 2\n'))
+                                            'augment = ["flips", "elastic"]\nschedule = "cosine"\ntrain_images = 2\n'
+                                            'elastic_sigma = 4\n'))
     quality = [p.case for p in spec.planned if p.case.mode == "quality"]
-    assert [(c.augment, c.schedule, c.train_images) for c in quality] == [("flips", "cosine", 2),
-                                                                         ("elastic", "cosine", 2)]
-    assert "augment elastic/lr cosine/2 training images" in quality[1].label
-    counts = {(p.case.augment, p.case.schedule, p.case.train_images) for p in spec.planned if p.case.mode == "counts"}
-    assert counts == {("flips", "constant", None)}  # nothing is trained there: the defaults, one case_id
+    # the warp's strength only where there is a warp
+    assert [(c.augment, c.schedule, c.train_images, c.elastic_sigma) for c in quality] == [
+        ("flips", "cosine", 2, 10.0), ("elastic", "cosine", 2, 4.0)]
+    assert "augment elastic/lr cosine/2 training images/elastic sigma 4 px" in quality[1].label
+    counts = {(p.case.augment, p.case.schedule, p.case.train_images, p.case.elastic_sigma)
+              for p in spec.planned if p.case.mode == "counts"}
+    assert counts == {("flips", "constant", None, 10.0)}  # nothing is trained there: the defaults, one case_id
+    with pytest.raises(BenchError, match="x.toml: elastic_sigma: 0 is not allowed"):
+        load_spec(write(tmp_path, HEAD + P + 'modes = ["quality"]\nelastic_sigma = 0\n'))
     with pytest.raises(BenchError, match="x.toml: train_images: 0 is not allowed"):
         load_spec(write(tmp_path, HEAD + P + 'modes = ["quality"]\ntrain_images = 0\n'))

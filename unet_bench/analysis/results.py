@@ -41,7 +41,7 @@ import pandas as pd
 
 from unet_bench.analysis.lines import is_number, read_bytes, read_lines, skipped_notes, why_malformed
 from unet_bench.errors import BenchError, choices
-from unet_bench.record import SCHEMA, Case, Record
+from unet_bench.record import DEFAULT_ELASTIC_SIGMA_PX, SCHEMA, Case, Record
 from unet_bench.suite.store import RESULTS_FILE
 
 # What identifies a measured setting apart from the network: rows that agree on these are comparable.
@@ -356,7 +356,8 @@ def _object(value: Any) -> dict[str, Any]:
 
 
 TRAINING_LABELS = (("weight_map", True, lambda v: "no-weight-map"), ("augment", "flips", "augment={}".format),
-                   ("schedule", "constant", "schedule={}".format), ("train_images", None, "train_images={:g}".format))
+                   ("schedule", "constant", "schedule={}".format), ("train_images", None, "train_images={:g}".format),
+                   ("elastic_sigma", DEFAULT_ELASTIC_SIGMA_PX, "elastic_sigma={:g}".format))
 
 
 def _same(value: Any, default: Any) -> bool:

@@ -22,8 +22,18 @@ from unet_bench.quality.settings import (
     OPTIMIZERS,
     SCHEDULES,
 )
-from unet_bench.record import DEFAULT_SEEDS
-from unet_bench.suite.checks import BATCH, LEARNING_RATE, SEEDS, SIZE, STEPS, TRAIN_IMAGES, as_argument, integer
+from unet_bench.record import DEFAULT_ELASTIC_SIGMA_PX, DEFAULT_SEEDS
+from unet_bench.suite.checks import (
+    BATCH,
+    ELASTIC_SIGMA,
+    LEARNING_RATE,
+    SEEDS,
+    SIZE,
+    STEPS,
+    TRAIN_IMAGES,
+    as_argument,
+    integer,
+)
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
@@ -36,7 +46,8 @@ def cmd_quality(args: argparse.Namespace) -> int:
     result = evaluate_quality(
         cfg, seeds=args.seeds, steps=args.steps, batch=args.batch, tile_out=args.tile_out,
         tile_in=args.tile_in, halo=args.halo, optimizer=args.optimizer, lr=args.lr,
-        weight_map=not args.no_weight_map, init=args.init, augment=args.augment, schedule=args.schedule,
+        weight_map=not args.no_weight_map, init=args.init, augment=args.augment, elastic_sigma=args.elastic_sigma,
+        schedule=args.schedule,
         curve_every=args.curve_every, train_images=args.train_images, data=data, device=execution.device,
         threads=execution.threads,
     )
@@ -99,6 +110,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--augment", choices=AUGMENTS, default=DEFAULT_AUGMENT,
                         help="none, flips (and 90° rotations), or elastic (the paper's warp, then flips) "
                         f"(default {DEFAULT_AUGMENT})")
+    parser.add_argument("--elastic-sigma", type=as_argument(ELASTIC_SIGMA, float), default=DEFAULT_ELASTIC_SIGMA_PX,
+                        metavar="PX", help="with --augment elastic: the std of the warp's coarse displacements, px "
+                        f"(default {DEFAULT_ELASTIC_SIGMA_PX:g}, the paper's)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT_LR_SCHEDULE,
                         help=f"learning rate over the steps (default {DEFAULT_LR_SCHEDULE})")
     parser.add_argument("--curve-every", type=as_argument(integer(0, 1_000_000)), default=None, metavar="N",

@@ -33,7 +33,8 @@ def measure_quality(case: Case, counts: Counts | None = None,
     settings = {"steps": case.steps, "lr": case.lr, "optimizer": case.optimizer}
     result = evaluate_quality(cfg, seeds=case.seeds, batch=case.batch, tile_in=case.input_size,
                               device=case.device, threads=case.threads, weight_map=case.weight_map,
-                              augment=case.augment, schedule=case.schedule, train_images=case.train_images,
+                              augment=case.augment, elastic_sigma=case.elastic_sigma, schedule=case.schedule,
+                              train_images=case.train_images,
                               deploy=deploy,
                               **{k: v for k, v in settings.items() if v is not None})
     values = counts_values(counts)

@@ -2,9 +2,11 @@
 
 The paper trains on few images and calls elastic warps the key to learning invariances from them: on a
 coarse 3 x 3 grid, displacement vectors drawn from a Gaussian of 10 px std, interpolated bicubically to a
-per-pixel field. One field moves the image and everything annotated on it, so image, mask and weight map
-stay aligned; the image is resampled smoothly (cubic), labels by the nearest pixel (order 0), so a warped
-label map holds only labels it had. Samples that fall outside the array are mirrored back in.
+per-pixel field. The std is a setting (``elastic_sigma``): the paper's 10 px suit its 512 px EM images,
+and smaller cells may want a gentler warp. One field moves the image and everything annotated on it, so
+image, mask and weight map stay aligned; the image is resampled smoothly (cubic), labels by the nearest
+pixel (order 0), so a warped label map holds only labels it had. Samples that fall outside the array
+are mirrored back in.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from unet_bench.record import DEFAULT_ELASTIC_SIGMA_PX
+
 GRID = 3  # control points per axis, spanning the warped array (the paper's 3 x 3)
-SIGMA_PX = 10.0  # std of each control point's displacement, px (the paper's)
 # px kept around the sampled region when a window is cut out to warp: a cubic spline's prefilter reaches
 # further, but its influence falls by ~0.27 per px, so at 8 px the cut changes values by < 1e-4
 MARGIN = 8
 
 
 def displacements(rng: np.random.Generator, shape: tuple[int, ...], grid: int = GRID,
-                  sigma: float = SIGMA_PX) -> np.ndarray:
+                  sigma: float = DEFAULT_ELASTIC_SIGMA_PX) -> np.ndarray:
     """A smooth random field (len(shape), *shape) of px offsets: Gaussian vectors on a ``grid``-point
     lattice per axis, interpolated cubically between them."""
     coarse = rng.normal(0.0, sigma, size=(len(shape),) + (grid,) * len(shape))

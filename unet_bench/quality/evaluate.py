@@ -41,7 +41,7 @@ from unet_bench.quality.synthetic import synthetic_task
 from unet_bench.quality.tiling import predict_tiled, tile_grid
 from unet_bench.quality.train import TrainSettings, train
 from unet_bench.quality.volume import volume_task
-from unet_bench.record import DEFAULT_SEEDS
+from unet_bench.record import DEFAULT_ELASTIC_SIGMA_PX, DEFAULT_SEEDS
 
 
 def training_tile(cfg: UNetConfig | ExternalConfig, tile_out: int) -> int:
@@ -100,7 +100,8 @@ def evaluate_quality(
     batch: int = DEFAULT_BATCH, tile_out: int = DEFAULT_TILE_OUT, tile_in: int | None = None,
     halo: int | None = None, optimizer: str = DEFAULT_OPTIMIZER, lr: float | None = None,
     weight_map: bool = True, init: str = "paper", augment: str | bool = DEFAULT_AUGMENT,
-    schedule: str = DEFAULT_LR_SCHEDULE, curve_every: int | None = None, train_images: int | None = None,
+    elastic_sigma: float = DEFAULT_ELASTIC_SIGMA_PX, schedule: str = DEFAULT_LR_SCHEDULE,
+    curve_every: int | None = None, train_images: int | None = None,
     data: Split | None = None, device: str = "cpu", threads: int | None = None,
     deploy: Callable[[torch.nn.Module, SegmentationSet], torch.nn.Module] | None = None,
 ) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def evaluate_quality(
 
     Args:
         seeds: number of training seeds (initial weights, tiles, flips); the data is the same for all.
-        steps, batch, optimizer, lr, weight_map, init, augment, schedule: see `TrainSettings` (another
+        steps, batch, optimizer, lr, weight_map, init, augment, elastic_sigma, schedule: see `TrainSettings` (another
             library's network keeps its own initialisation).
         tile_out: output side of a training tile; the input is the smallest valid tile giving at least that.
         tile_in: the input tile side instead (must be valid for ``cfg``); overrides ``tile_out``.
@@ -141,7 +142,7 @@ def evaluate_quality(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError("device='cuda' is not available here; use device='cpu'")
     settings = TrainSettings(steps=steps, batch=batch, optimizer=optimizer, lr=lr, weight_map=weight_map,
-                             init=init, augment=augment, schedule=schedule)
+                             init=init, augment=augment, elastic_sigma=elastic_sigma, schedule=schedule)
     if curve_every is not None and curve_every < 0:
         raise BenchError(f"curve_every={curve_every} is not valid; give 0 (no curve) or a number of steps")
     every = curve_step(steps) if curve_every is None else curve_every
@@ -232,6 +233,7 @@ def _evaluate(
             "weight_map": settings.weight_map,
             "init": settings.init if isinstance(cfg, UNetConfig) else "library",
             "augment": settings.augment,
+            "elastic_sigma": settings.elastic_sigma if settings.augment == "elastic" else None,
             "schedule": settings.schedule,
             "threads": torch.get_num_threads(),
             "train_images": len(data.train),

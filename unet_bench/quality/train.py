@@ -41,6 +41,7 @@ from unet_bench.quality.settings import (
     augment_choice,
 )
 from unet_bench.quality.weights import SIGMA, W0, weight_map
+from unet_bench.record import DEFAULT_ELASTIC_SIGMA_PX
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class TrainSettings:
         augment: ``flips`` = random flips and 90° rotations of each tile; ``elastic`` = the paper's elastic
             warp (`elastic`) before them; ``none``. True and False (how records before the choice said it)
             mean ``flips`` and ``none``.
+        elastic_sigma: the elastic warp's displacement std, px (the paper's 10).
         schedule: the learning rate over the steps: ``constant``, ``cosine`` (from ``lr`` down to 0 at
             the last step, so the last steps settle instead of jumping about the minimum), or
             ``warmup-cosine`` (a linear rise to ``lr`` over the first tenth, then cosine: a high rate that
@@ -77,6 +79,7 @@ class TrainSettings:
     w0: float = W0
     sigma: float = SIGMA
     augment: str | bool = DEFAULT_AUGMENT
+    elastic_sigma: float = DEFAULT_ELASTIC_SIGMA_PX
     init: str = "paper"
     schedule: str = DEFAULT_LR_SCHEDULE
 
@@ -92,6 +95,8 @@ class TrainSettings:
             raise BenchError(f"init={self.init!r} is not valid; choose {choices(INITS)}")
         if self.lr is not None and not self.lr > 0:
             raise BenchError(f"lr={self.lr} is not valid; it must be positive")
+        if not self.elastic_sigma > 0:
+            raise BenchError(f"elastic_sigma={self.elastic_sigma} is not valid; it must be positive (px)")
 
     @property
     def learning_rate(self) -> float:
@@ -130,7 +135,7 @@ class TileSampler:
             if settings.weight_map else np.ones(m.shape, np.float32)
             for m, inst in zip(data.masks, data.instances, strict=True)
         ]
-        self.augment = settings.augment
+        self.augment, self.elastic_sigma = settings.augment, settings.elastic_sigma
 
     def _window(self, rng: np.random.Generator, i: int, starts: list[int]) -> list[np.ndarray]:
         """Image, target and weight window of image ``i`` at ``starts``; with ``elastic``, all three
@@ -144,7 +149,7 @@ class TileSampler:
             image = self.images[i][tuple(slice(s, s + self.tile_in) for s in starts)]
             return [image, self.masks[i][window], self.weights[i][window]]
         dims = len(starts)
-        moved = displacements(rng, (self.tile_in,) * dims)
+        moved = displacements(rng, (self.tile_in,) * dims, sigma=self.elastic_sigma)
         top = (self.tile_in - self.out) // 2
         centre = moved[(slice(None),) + (slice(top, top + self.out),) * dims]
         image_at = sample_points((self.tile_in,) * dims, tuple(starts), moved)

@@ -109,6 +109,7 @@ MIN_RUN_TIME_S = number(3600.0, "seconds")
 TIMEOUT_S = number(7 * 86400.0, "seconds")
 MEMORY_LIMIT_GB = number(65536.0, "GiB")
 LEARNING_RATE = number(10.0, "")
+ELASTIC_SIGMA = number(100.0, "px")
 
 
 def size_or_shape(value: Any) -> int | tuple[int, ...]:

@@ -21,6 +21,7 @@ from unet_bench.models.footprint import world_sizes_problem
 from unet_bench.models.registry import select_models
 from unet_bench.quality.settings import AUGMENTS, OPTIMIZERS, SCHEDULES
 from unet_bench.record import (
+    DEFAULT_ELASTIC_SIGMA_PX,
     DEFAULT_MIN_RUN_TIME_S,
     DEFAULT_SEEDS,
     DEFAULT_WORLD_SIZES,
@@ -78,6 +79,7 @@ GRID_KEYS: dict[str, tuple[Callable[[Any], Any], Any]] = {  # key: (checker, def
     "augment": (list_of(one_of(AUGMENTS)), ("flips",)),
     "schedule": (one_of(SCHEDULES), "constant"),
     "train_images": (checks.TRAIN_IMAGES, None),
+    "elastic_sigma": (checks.ELASTIC_SIGMA, DEFAULT_ELASTIC_SIGMA_PX),
     "world_sizes": (list_of(checks.WORLD_SIZE), DEFAULT_WORLD_SIZES),
     "set": (table, {}),
     "sweep": (table, {}),
@@ -339,6 +341,8 @@ class Grid:
                     runtime=runtime,
                     augment=augment if quality else "flips", schedule=self["schedule"] if quality else "constant",
                     train_images=self["train_images"] if quality else None,
+                    elastic_sigma=self["elastic_sigma"] if quality and augment == "elastic"
+                    else DEFAULT_ELASTIC_SIGMA_PX,
                 )
                 reference = references.get((variant, overrides, asked)) if mode in PAIRED_MODES else None
                 if runtime != "torch" and mode == "quality":

@@ -49,6 +49,8 @@ augment              ["flips"]                   quality mode: none | flips (and
 schedule             "constant"                  quality mode: learning rate over the steps: constant | cosine |
                                                  warmup-cosine (a linear rise over the first tenth, then cosine)
 train_images         all                         quality mode: train on the first N training images only
+elastic_sigma        10.0                        quality mode, augment elastic: the warp's displacement std, in
+                                                 (0, 100] px (the paper's 10)
 world_sizes          [1, 2]                      train-ddp mode: data-parallel ranks (≤ cores, or GPUs)
 set                  {}                          config fields set for every variant (base_width = 16)
 sweep                {}                          config fields swept: {depth = [3, 4, 5]} (a product)
