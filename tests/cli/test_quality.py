@@ -45,6 +45,8 @@ def test_quality_on_a_folder_prints_dice_and_iou(tmp_path):
         (["--tile-in", "70"], "input height 70 is not valid"),
         (["--data", "/nonexistent"], "is not a folder"),
         (["--optimizer", "rmsprop"], "invalid choice"),
+        (["--elastic-sigma", "3"], "--elastic-sigma sets the elastic warp's strength; it needs --augment elastic"),
+        (["--augment", "elastic", "--elastic-sigma", "0"], "argument --elastic-sigma: 0.0 is not allowed"),
     ],
 )
 def test_bad_quality_arguments_give_one_line_and_exit_2(args, message):

@@ -7,6 +7,7 @@ import json
 
 from unet_bench.cli.common import add_variant_arguments, variant_config
 from unet_bench.cli.execution import TRAINED, Execution, add_execution_arguments
+from unet_bench.errors import BenchError
 from unet_bench.models.config import MAX_SIZE
 from unet_bench.quality.settings import (
     AUGMENTS,
@@ -40,14 +41,17 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from unet_bench.quality.evaluate import evaluate_quality
     from unet_bench.quality.folder import load_split
 
+    if args.elastic_sigma is not None and args.augment != "elastic":
+        raise BenchError(f"--elastic-sigma sets the elastic warp's strength; it needs --augment elastic "
+                         f"(given: --augment {args.augment})")
     cfg = variant_config(args)
     execution = Execution.from_args(args)
     data = load_split(args.data, volumes=cfg.spatial_dims == 3, layout=args.layout) if args.data else None
     result = evaluate_quality(
         cfg, seeds=args.seeds, steps=args.steps, batch=args.batch, tile_out=args.tile_out,
         tile_in=args.tile_in, halo=args.halo, optimizer=args.optimizer, lr=args.lr,
-        weight_map=not args.no_weight_map, init=args.init, augment=args.augment, elastic_sigma=args.elastic_sigma,
-        schedule=args.schedule,
+        weight_map=not args.no_weight_map, init=args.init, augment=args.augment,
+        elastic_sigma=args.elastic_sigma or DEFAULT_ELASTIC_SIGMA_PX, schedule=args.schedule,
         curve_every=args.curve_every, train_images=args.train_images, data=data, device=execution.device,
         threads=execution.threads,
     )
@@ -110,7 +114,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--augment", choices=AUGMENTS, default=DEFAULT_AUGMENT,
                         help="none, flips (and 90° rotations), or elastic (the paper's warp, then flips) "
                         f"(default {DEFAULT_AUGMENT})")
-    parser.add_argument("--elastic-sigma", type=as_argument(ELASTIC_SIGMA, float), default=DEFAULT_ELASTIC_SIGMA_PX,
+    parser.add_argument("--elastic-sigma", type=as_argument(ELASTIC_SIGMA, float), default=None,
                         metavar="PX", help="with --augment elastic: the std of the warp's coarse displacements, px "
                         f"(default {DEFAULT_ELASTIC_SIGMA_PX:g}, the paper's)")
     parser.add_argument("--schedule", choices=SCHEDULES, default=DEFAULT_LR_SCHEDULE,
